@@ -1,0 +1,35 @@
+# Stepflow. `make test` runs every test; `make help` lists the targets.
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: help test unit control-plane generate build bench vet
+
+help:
+	@echo "make test           unit + envtest integration tests (builds the control plane first)"
+	@echo "make build          build bin/stepflow"
+	@echo "make bench          evaluator benchmarks"
+	@echo "make generate       regenerate deepcopy and CRDs (controller-gen)"
+	@echo "make control-plane  build/cache kube-apiserver, etcd, kubectl under ~/.cache/stepflow"
+
+# Builds (once; cached under $HOME/.cache/stepflow) the kube-apiserver, etcd
+# and kubectl that envtest runs.
+control-plane:
+	@hack/control-plane.sh >/dev/null
+
+test: control-plane
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /e2e)
+
+vet:
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o bin/stepflow ./cmd/stepflow
+
+generate:
+	hack/generate.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/eval/

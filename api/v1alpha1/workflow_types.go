@@ -1,0 +1,39 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Workflow is a reusable list of steps that WorkflowRuns name in
+// spec.workflowRef. Like KubeVela's, it has no spec and no status: mode and
+// steps sit at the top level.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:storageversion
+// +kubebuilder:resource:categories={oam}
+type Workflow struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Mode is the default execution mode of runs of this workflow.
+	// +optional
+	Mode *WorkflowExecuteMode `json:"mode,omitempty"`
+
+	WorkflowSpec `json:",inline"`
+}
+
+// WorkflowSpec is an ordered list of steps.
+type WorkflowSpec struct {
+	// Steps are the top-level steps.
+	// +optional
+	Steps []WorkflowStep `json:"steps,omitempty"`
+}
+
+// WorkflowList is a list of Workflows.
+//
+// +kubebuilder:object:root=true
+type WorkflowList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Workflow `json:"items"`
+}

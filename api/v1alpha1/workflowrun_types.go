@@ -1,0 +1,196 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// WorkflowRun is one execution of a list of steps.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:storageversion
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories={oam},shortName={wr}
+// +kubebuilder:printcolumn:name="PHASE",type=string,JSONPath=`.status.status`
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
+type WorkflowRun struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec WorkflowRunSpec `json:"spec,omitempty"`
+	// +optional
+	Status WorkflowRunStatus `json:"status,omitempty"`
+}
+
+// WorkflowRunSpec says what to run. Exactly one of WorkflowSpec and
+// WorkflowRef is expected; WorkflowSpec wins when both are set.
+type WorkflowRunSpec struct {
+	// Context is the initial value of the run's context, readable by every
+	// step and writable by steps that export to it.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Context *runtime.RawExtension `json:"context,omitempty"`
+
+	// Mode overrides the execution mode; without it the referenced
+	// Workflow's mode applies, then the defaults (StepByStep, sub-steps DAG).
+	// +optional
+	Mode *WorkflowExecuteMode `json:"mode,omitempty"`
+
+	// WorkflowSpec holds the steps inline.
+	// +optional
+	WorkflowSpec *WorkflowSpec `json:"workflowSpec,omitempty"`
+
+	// WorkflowRef names a Workflow in the run's namespace to take the steps
+	// from.
+	// +optional
+	WorkflowRef string `json:"workflowRef,omitempty"`
+}
+
+// WorkflowRunStatus is what the controller has observed and done so far.
+// The field names are KubeVela's, so its CLI and dashboards read them.
+type WorkflowRunStatus struct {
+	// Conditions are Ready, Succeeded, Failed and Suspended.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Mode is the execution mode in effect.
+	// +optional
+	Mode WorkflowExecuteMode `json:"mode"`
+
+	// Phase is the phase of the run. KubeVela names the field "status".
+	// +optional
+	Phase WorkflowRunPhase `json:"status,omitempty"`
+
+	// Message says why the run is in its phase.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Suspend is true while the run waits to be resumed.
+	// +optional
+	Suspend bool `json:"suspend"`
+
+	// SuspendState is the reason for the suspension, such as the name of
+	// the suspend step.
+	// +optional
+	SuspendState string `json:"suspendState,omitempty"`
+
+	// Terminated is true once the run was stopped for good, by a user or a
+	// failed step.
+	// +optional
+	Terminated bool `json:"terminated"`
+
+	// Finished is true once no step will run again.
+	// +optional
+	Finished bool `json:"finished"`
+
+	// ContextBackend is the object, usually a ConfigMap, that holds the
+	// run's context and the values steps exported.
+	// +optional
+	ContextBackend *corev1.ObjectReference `json:"contextBackend,omitempty"`
+
+	// Steps are the statuses of the top-level steps that have started or
+	// been decided.
+	// +optional
+	Steps []WorkflowStepStatus `json:"steps,omitempty"`
+
+	// StartTime is when the run started executing.
+	// +optional
+	StartTime metav1.Time `json:"startTime,omitempty"`
+
+	// EndTime is when the run finished.
+	// +optional
+	EndTime metav1.Time `json:"endTime,omitempty"`
+}
+
+// WorkflowStepStatus is the status of a top-level step and of its sub-steps.
+type WorkflowStepStatus struct {
+	StepStatus `json:",inline"`
+
+	// SubStepsStatus are the statuses of a step group's sub-steps.
+	// +optional
+	SubStepsStatus []StepStatus `json:"subSteps,omitempty"`
+}
+
+// StepStatus is the status of one step or sub-step.
+type StepStatus struct {
+	// ID identifies the step's entry, unique within the run.
+	ID string `json:"id"`
+	// +optional
+	Name string `json:"name,omitempty"`
+	// +optional
+	Type string `json:"type,omitempty"`
+	// +optional
+	Phase WorkflowStepPhase `json:"phase,omitempty"`
+	// Message is a human-readable account of the phase.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Reason is a CamelCase word for the phase, such as Timeout or Skip.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// FirstExecuteTime is when the step first started.
+	// +optional
+	FirstExecuteTime metav1.Time `json:"firstExecuteTime,omitempty"`
+	// LastExecuteTime is when the step was last evaluated.
+	// +optional
+	LastExecuteTime metav1.Time `json:"lastExecuteTime,omitempty"`
+
+	// Attempt counts the attempts started, the first one included, so
+	// attempt-1 retries have been made.
+	//
+	// Stepflow extension.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+
+	// NextAttemptTime is when the next retry is due, while the step waits
+	// out its backoff.
+	//
+	// Stepflow extension.
+	// +optional
+	NextAttemptTime *metav1.Time `json:"nextAttemptTime,omitempty"`
+
+	// ResumeTime is when a suspended step resumes by itself, for a suspend
+	// with a duration.
+	//
+	// Stepflow extension.
+	// +optional
+	ResumeTime *metav1.Time `json:"resumeTime,omitempty"`
+
+	// Outputs are the values the step exported under its outputs names,
+	// copied here once the step succeeded. Only small values belong here;
+	// the context backend holds them all.
+	//
+	// Stepflow extension.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Outputs []StepOutputValue `json:"outputs,omitempty"`
+}
+
+// StepOutputValue is the value of one named output of a step.
+//
+// Stepflow extension.
+type StepOutputValue struct {
+	// Name is the output's name, from the step's outputs.
+	Name string `json:"name"`
+	// Value is any JSON value: object, list, string, number or bool.
+	// +optional
+	Value *apiextensionsv1.JSON `json:"value,omitempty"`
+}
+
+// WorkflowRunList is a list of WorkflowRuns.
+//
+// +kubebuilder:object:root=true
+type WorkflowRunList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []WorkflowRun `json:"items"`
+}

@@ -1,0 +1,107 @@
+package v1beta1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// WorkflowStepDefinition defines a step type: steps whose type is this
+// object's name run its CUE template.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:storageversion
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories={oam},shortName={workflowstep}
+type WorkflowStepDefinition struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec WorkflowStepDefinitionSpec `json:"spec,omitempty"`
+	// +optional
+	Status WorkflowStepDefinitionStatus `json:"status,omitempty"`
+}
+
+// WorkflowStepDefinitionSpec holds the step type's template. Only
+// schematic.cue is executed; the other fields are KubeVela's, accepted so
+// existing definitions apply, and not used by Stepflow.
+type WorkflowStepDefinitionSpec struct {
+	// Schematic holds the template of the step type.
+	// +optional
+	Schematic *Schematic `json:"schematic,omitempty"`
+
+	// Version is the definition's version, informational.
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// Reference points at a CustomResourceDefinition; KubeVela compatibility
+	// only.
+	// +optional
+	Reference *DefinitionReference `json:"definitionRef,omitempty"`
+
+	// Alias is a display name; KubeVela compatibility only.
+	// +optional
+	Alias string `json:"alias,omitempty"`
+
+	// ManageHealthCheck is KubeVela's flag for definitions that do their own
+	// health checking; accepted and ignored.
+	// +optional
+	ManageHealthCheck bool `json:"manageHealthCheck,omitempty"`
+}
+
+// Schematic is the encapsulation of a step type.
+type Schematic struct {
+	// CUE is the template in CUE.
+	// +optional
+	CUE *CUE `json:"cue,omitempty"`
+
+	// Terraform is KubeVela's Terraform schematic, kept as it is written so
+	// such definitions apply. Stepflow does not run it.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Terraform *runtime.RawExtension `json:"terraform,omitempty"`
+}
+
+// CUE is a template written in CUE.
+type CUE struct {
+	// Template is the CUE source that one attempt of the step evaluates.
+	// It reads the step's properties as parameter.
+	Template string `json:"template"`
+}
+
+// DefinitionReference names a CustomResourceDefinition and, optionally, one
+// of its versions.
+type DefinitionReference struct {
+	// Name is the CustomResourceDefinition's name.
+	Name string `json:"name"`
+	// Version is one of its versions; the first is meant when empty.
+	// +optional
+	Version string `json:"version,omitempty"`
+}
+
+// WorkflowStepDefinitionStatus is what the controller found in the
+// definition.
+type WorkflowStepDefinitionStatus struct {
+	// Conditions hold Ready: True when the template compiles.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// ConditionReady is the condition type that says whether a definition's
+// template compiles.
+const ConditionReady = "Ready"
+
+// WorkflowStepDefinitionList is a list of WorkflowStepDefinitions.
+//
+// +kubebuilder:object:root=true
+type WorkflowStepDefinitionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []WorkflowStepDefinition `json:"items"`
+}

@@ -1,0 +1,439 @@
+package eval
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cuelang.org/go/cue"
+	cuejson "cuelang.org/go/encoding/json"
+
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/stdlib"
+)
+
+// Options configure an Evaluator.
+type Options struct {
+	// Ops resolves op names found in templates. Required.
+	Ops op.Catalog
+	// EvalTimeout bounds each stretch of CUE work in one evaluation
+	// (default 10s).
+	EvalTimeout time.Duration
+	// MaxRounds bounds the rounds of one evaluation (default 256).
+	MaxRounds int
+	// Concurrency bounds the op calls of one step run at once (default 8).
+	Concurrency int
+	// CacheSize bounds the compiled templates kept (default 1024).
+	CacheSize int
+}
+
+// Evaluator evaluates steps. It is safe for concurrent use.
+type Evaluator struct {
+	opts Options
+	pkgs map[string][]stdlib.File
+	cur  atomic.Pointer[shard]
+}
+
+// New returns an Evaluator with the embedded stdlib.
+func New(opts Options) (*Evaluator, error) {
+	if opts.Ops == nil {
+		return nil, errors.New("eval: Options.Ops is required")
+	}
+	if opts.EvalTimeout <= 0 {
+		opts.EvalTimeout = 10 * time.Second
+	}
+	if opts.MaxRounds <= 0 {
+		opts.MaxRounds = 256
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 1024
+	}
+	pkgs, err := stdlib.Packages()
+	if err != nil {
+		return nil, fmt.Errorf("eval: reading stdlib: %w", err)
+	}
+	e := &Evaluator{opts: opts, pkgs: pkgs}
+	e.cur.Store(newShard(pkgs, opts.CacheSize))
+	return e, nil
+}
+
+// Request is one evaluation of a step.
+type Request struct {
+	Definition Definition
+	// Parameters are the step's properties: a Go value (map[string]any, ...)
+	// or JSON (json.RawMessage or []byte). nil means none.
+	Parameters any
+	// Context is filled in as context.* (name, namespace, stepName,
+	// stepSessionID, run context variables, ...).
+	Context map[string]any
+	// Step identifies the step attempt; it is passed to every op call.
+	Step op.Step
+	// Env is passed to every op call.
+	Env op.Env
+	// Runner runs the op calls; nil means op.Direct.
+	Runner op.Runner
+}
+
+var errTimeout = errors.New("evaluation timed out")
+
+// withCUE runs fn holding the shard's lock, bounded by EvalTimeout. On a
+// timeout the shard is abandoned to the runaway goroutine and a fresh one
+// takes its place.
+func (e *Evaluator) withCUE(sh *shard, fn func()) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if sh.poisoned.Load() {
+			return
+		}
+		fn()
+	}()
+	t := time.NewTimer(e.opts.EvalTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		if sh.poisoned.Load() {
+			return errTimeout
+		}
+		return nil
+	case <-t.C:
+		if sh.poisoned.CompareAndSwap(false, true) {
+			e.cur.CompareAndSwap(sh, newShard(e.pkgs, e.opts.CacheSize))
+		}
+		return errTimeout
+	}
+}
+
+// evaluation is the state of one Evaluate call.
+type evaluation struct {
+	e      *Evaluator
+	sh     *shard
+	req    Request
+	runner op.Runner
+	v      cue.Value
+	done   map[string]bool
+	out    Outcome
+	ended  bool
+}
+
+// Evaluate runs the step to its outcome.
+func (e *Evaluator) Evaluate(ctx context.Context, req Request) Outcome {
+	ev := &evaluation{e: e, sh: e.cur.Load(), req: req, runner: req.Runner, done: map[string]bool{}}
+	if ev.runner == nil {
+		ev.runner = op.Direct
+	}
+	ev.run(ctx)
+	return ev.out
+}
+
+func (ev *evaluation) end(phase Phase, reason, msg string) {
+	ev.out.Phase, ev.out.Reason, ev.out.Message = phase, reason, msg
+	ev.ended = true
+}
+
+// failf ends the evaluation as failed, naming the step and definition.
+func (ev *evaluation) failf(reason, format string, args ...any) {
+	ev.end(Failed, reason, ev.where()+fmt.Sprintf(format, args...))
+}
+
+func (ev *evaluation) where() string {
+	if ev.req.Step.StepName != "" {
+		return fmt.Sprintf("step %q (definition %q): ", ev.req.Step.StepName, ev.req.Definition.Name)
+	}
+	return fmt.Sprintf("definition %q: ", ev.req.Definition.Name)
+}
+
+// cue runs fn under the CUE lock and turns a timeout into a failed outcome.
+func (ev *evaluation) cue(fn func()) bool {
+	if err := ev.e.withCUE(ev.sh, fn); err != nil {
+		ev.failf(ReasonTimeout, "CUE evaluation did not finish within %s", ev.e.opts.EvalTimeout)
+		return false
+	}
+	return !ev.ended
+}
+
+func (ev *evaluation) run(ctx context.Context) {
+	if !ev.cue(ev.prepare) {
+		return
+	}
+	for round := 0; ; round++ {
+		if err := ctx.Err(); err != nil {
+			ev.end(Broken, ReasonOp, ev.where()+"evaluation cancelled: "+err.Error())
+			return
+		}
+		if round == ev.e.opts.MaxRounds {
+			ev.failf(ReasonTemplate, "op calls did not settle after %d rounds", round)
+			return
+		}
+		var p plan
+		if !ev.cue(func() { p = ev.plan() }) {
+			return
+		}
+		switch {
+		case p.control != nil:
+			res, err := ev.runner.Run(ctx, p.control.call)
+			if !ev.finish(ctx, []*planned{p.control}, []op.Result{res}, []error{err}) {
+				return
+			}
+		case len(p.batch) > 0:
+			results, errs := ev.runBatch(ctx, p.batch)
+			if !ev.finish(ctx, p.batch, results, errs) {
+				return
+			}
+		case len(p.pending) > 0:
+			ev.stuck(p.pending)
+			return
+		default:
+			ev.cue(ev.succeed)
+			return
+		}
+	}
+}
+
+// prepare compiles the template and fills parameter and context.
+func (ev *evaluation) prepare() {
+	base, err := ev.sh.compile(ev.req.Definition)
+	if err != nil {
+		ev.failf(ReasonTemplate, "%s", describe(err))
+		return
+	}
+	v := base
+	switch p := ev.req.Parameters.(type) {
+	case nil:
+	case json.RawMessage:
+		v = ev.fillJSON(v, p)
+	case []byte:
+		v = ev.fillJSON(v, p)
+	default:
+		v = v.FillPath(cue.MakePath(cue.Str("parameter")), wholeNumbers(p))
+	}
+	if ev.ended {
+		return
+	}
+	if ev.req.Context != nil {
+		v = v.FillPath(cue.MakePath(cue.Str("context")), wholeNumbers(ev.req.Context))
+	}
+	params := v.LookupPath(cue.MakePath(cue.Str("parameter")))
+	if err := params.Validate(); err != nil {
+		ev.failf(ReasonParameter, "invalid parameter: %s", describe(err))
+		return
+	}
+	if err := params.Validate(cue.Concrete(true)); err != nil {
+		ev.failf(ReasonParameter, "missing parameter: %s", describe(err))
+		return
+	}
+	if err := v.Validate(); err != nil {
+		ev.failf(ReasonTemplate, "%s", describe(err))
+		return
+	}
+	ev.v = v
+	ev.out.Value = &Value{e: ev.e, sh: ev.sh, v: v}
+}
+
+func (ev *evaluation) fillJSON(v cue.Value, data []byte) cue.Value {
+	if len(data) == 0 {
+		return v
+	}
+	expr, err := cuejson.Extract("properties", data)
+	if err != nil {
+		ev.failf(ReasonParameter, "properties are not valid JSON: %v", err)
+		return v
+	}
+	return v.FillPath(cue.MakePath(cue.Str("parameter")), ev.sh.ctx.BuildExpr(expr))
+}
+
+// planned is a call chosen to run, with the site it came from.
+type planned struct {
+	site site
+	call *op.Call
+}
+
+type pendingCall struct {
+	site site
+	err  error
+}
+
+// plan is what one round will do: one control op alone, or a batch of
+// ready non-control calls. pending are the calls that cannot run yet.
+type plan struct {
+	control *planned
+	batch   []*planned
+	pending []pendingCall
+}
+
+func (ev *evaluation) plan() (p plan) {
+	sites := discover(ev.v, ev.req.Definition.filename())
+	for _, s := range sites {
+		if ev.done[s.key] {
+			continue
+		}
+		o, ok := ev.e.opts.Ops.Lookup(s.name)
+		if !ok {
+			ev.failf(ReasonTemplate, "unknown op %s at %s (%s)", s.name, s.key, posString(s.v.Pos()))
+			return
+		}
+		params := o.NewParams()
+		if err := s.params.Decode(params); err != nil {
+			if verr := s.params.Validate(); verr != nil {
+				ev.failf(ReasonTemplate, "op %s at %s: %s", s.name, s.key, describe(verr))
+				return
+			}
+			p.pending = append(p.pending, pendingCall{site: s, err: err})
+			if o.Class(o.NewParams()) == op.Control {
+				return // a barrier: nothing after it runs yet
+			}
+			continue
+		}
+		class := o.Class(params)
+		pl := &planned{site: s, call: &op.Call{
+			Name: s.name, Path: s.key, Op: o, Params: params, Class: class,
+			Step: ev.req.Step, Env: ev.req.Env,
+		}}
+		if class == op.Control {
+			if len(p.batch) == 0 {
+				p.control = pl
+			}
+			return
+		}
+		p.batch = append(p.batch, pl)
+	}
+	return p
+}
+
+func (ev *evaluation) runBatch(ctx context.Context, batch []*planned) ([]op.Result, []error) {
+	results := make([]op.Result, len(batch))
+	errs := make([]error, len(batch))
+	if len(batch) == 1 {
+		results[0], errs[0] = ev.runner.Run(ctx, batch[0].call)
+		return results, errs
+	}
+	sem := make(chan struct{}, ev.e.opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, pl := range batch {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, c *op.Call) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i], errs[i] = ev.runner.Run(ctx, c)
+		}(i, pl.call)
+	}
+	wg.Wait()
+	return results, errs
+}
+
+// finish records the calls' results in order: the first error or stop ends
+// the evaluation; other results are filled into the template.
+func (ev *evaluation) finish(ctx context.Context, calls []*planned, results []op.Result, errs []error) bool {
+	return ev.cue(func() {
+		for i, pl := range calls {
+			rec := CallRecord{Op: pl.call.Name, Path: pl.call.Path, Class: pl.call.Class}
+			res := results[i]
+			if err := errs[i]; err != nil {
+				ev.out.Calls = append(ev.out.Calls, rec)
+				phase := Broken
+				if op.IsPermanent(err) {
+					phase = Failed
+				}
+				ev.end(phase, ReasonOp, fmt.Sprintf("%s%v (%s)", ev.where(), err, posString(pl.site.v.Pos())))
+				return
+			}
+			if res.Stop != nil {
+				rec.Stop = res.Stop.Kind.String()
+			}
+			ev.out.Calls = append(ev.out.Calls, rec)
+			ev.done[pl.site.key] = true
+			if res.Message != "" {
+				ev.out.Message = res.Message
+			}
+			if res.Returns != nil {
+				ev.v = ev.v.FillPath(pl.site.path.Append(selReturns), wholeNumbers(res.Returns))
+			}
+			if res.Stop != nil {
+				ev.stop(res.Stop)
+				return
+			}
+		}
+		ev.out.Value = &Value{e: ev.e, sh: ev.sh, v: ev.v}
+	})
+}
+
+func (ev *evaluation) stop(s *op.Stop) {
+	ev.out.Value = &Value{e: ev.e, sh: ev.sh, v: ev.v}
+	switch s.Kind {
+	case op.Wait:
+		ev.end(Waiting, "", s.Message)
+	case op.Suspend:
+		ev.end(Suspending, "", s.Message)
+		ev.out.SuspendFor = s.Duration
+	case op.Fail:
+		msg := s.Message
+		if msg == "" {
+			msg = "the step called #Fail"
+		}
+		ev.end(Failed, ReasonFail, msg)
+	case op.Break:
+		ev.succeed()
+		if ev.out.Phase == Succeeded && s.Message != "" {
+			ev.out.Message = s.Message
+		}
+	}
+}
+
+// stuck ends an evaluation whose remaining calls can never run.
+func (ev *evaluation) stuck(pending []pendingCall) {
+	ev.cue(func() {
+		pc := pending[0]
+		ev.failf(ReasonTemplate, "op %s at %s (%s) cannot run: its parameters are incomplete: %s",
+			pc.site.name, pc.site.key, posString(pc.site.v.Pos()), describe(pc.err))
+	})
+}
+
+// succeed ends the evaluation once every call has run.
+func (ev *evaluation) succeed() {
+	if err := ev.v.Validate(); err != nil {
+		ev.failf(ReasonTemplate, "%s", describe(err))
+		return
+	}
+	// Fields left incomplete are fine (unused schema parts), except a
+	// reference cycle, which can never resolve.
+	if err := findCycle(ev.v, 0); err != nil {
+		ev.failf(ReasonTemplate, "%s", describe(err))
+		return
+	}
+	msg := ev.out.Message
+	ev.end(Succeeded, "", msg)
+	ev.out.Value = &Value{e: ev.e, sh: ev.sh, v: ev.v}
+}
+
+// wholeNumbers turns the float64s that encoding/json produces for whole
+// numbers into int64s inside maps and slices, so that results decoded from
+// JSON unify with int fields of the schemas, as they would had CUE read the
+// JSON itself.
+func wholeNumbers(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int64(x)
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = wholeNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = wholeNumbers(e)
+		}
+	}
+	return v
+}

@@ -1,0 +1,82 @@
+package eval
+
+import (
+	"fmt"
+
+	"cuelang.org/go/cue"
+)
+
+// Value is an evaluated template. Its methods take the evaluator's CUE lock.
+type Value struct {
+	e  *Evaluator
+	sh *shard
+	v  cue.Value
+}
+
+// Data returns the concrete part of the value as plain Go data (maps,
+// slices, strings, numbers, bools). Fields that are not concrete, such as
+// unfilled schemas, are left out.
+func (v *Value) Data() (any, error) {
+	var out any
+	err := v.e.withCUE(v.sh, func() { out = concrete(v.v, 0) })
+	return out, err
+}
+
+// Eval evaluates a CUE expression with the value's fields in scope, as in an
+// output's valueFrom ("apply.value.status.podIP"), and returns it as Go data.
+func (v *Value) Eval(expr string) (any, error) {
+	var out any
+	var evalErr error
+	err := v.e.withCUE(v.sh, func() {
+		x := v.sh.ctx.CompileString(expr, cue.Scope(v.v), cue.InferBuiltins(true))
+		if err := x.Validate(cue.Concrete(true)); err != nil {
+			evalErr = fmt.Errorf("%q: %s", expr, describe(err))
+			return
+		}
+		if err := x.Decode(&out); err != nil {
+			evalErr = fmt.Errorf("%q: %s", expr, describe(err))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, evalErr
+}
+
+func concrete(v cue.Value, depth int) any {
+	if depth > 64 {
+		return nil
+	}
+	switch k := v.IncompleteKind(); {
+	case k&cue.StructKind != 0:
+		it, err := v.Fields()
+		if err != nil {
+			return nil
+		}
+		m := map[string]any{}
+		for it.Next() {
+			if c := concrete(it.Value(), depth+1); c != nil {
+				m[it.Selector().Unquoted()] = c
+			}
+		}
+		return m
+	case k&cue.ListKind != 0:
+		it, err := v.List()
+		if err != nil {
+			return nil
+		}
+		l := []any{}
+		for it.Next() {
+			l = append(l, concrete(it.Value(), depth+1))
+		}
+		return l
+	}
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		return nil
+	}
+	var x any
+	if err := v.Decode(&x); err != nil {
+		return nil
+	}
+	return x
+}

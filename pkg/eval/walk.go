@@ -1,0 +1,159 @@
+package eval
+
+import (
+	"sort"
+	"strings"
+
+	"cuelang.org/go/cue"
+	cueerrors "cuelang.org/go/cue/errors"
+
+	"github.com/stepflow-dev/stepflow/pkg/op"
+)
+
+var (
+	selDo       = cue.MakePath(cue.Def("#do"))
+	selProvider = cue.MakePath(cue.Def("#provider"))
+	selParams   = cue.MakePath(cue.Str("$params"))
+	selReturns  = cue.Str("$returns")
+)
+
+// maxDepth bounds the search for op calls in nested structs.
+const maxDepth = 32
+
+// site is an op call found in the evaluated template.
+type site struct {
+	path cue.Path
+	key  string
+	v    cue.Value
+	name op.Name
+	// params is the value to decode: $params, or the call struct itself.
+	params cue.Value
+}
+
+// discover lists the op calls in v in template order. Top-level parameter
+// and context are data and are not searched.
+func discover(v cue.Value, templateFile string) []site {
+	var out []site
+	var walk func(v cue.Value, sels []cue.Selector, depth int)
+	walk = func(v cue.Value, sels []cue.Selector, depth int) {
+		if depth > maxDepth {
+			return
+		}
+		switch k := v.IncompleteKind(); {
+		case depth == 0 || k&cue.StructKind != 0:
+			// The root may read as bottom while a top-level comprehension
+			// waits on an op's result; its fields are still there.
+			if depth > 0 {
+				if s, ok := asCall(v, sels); ok {
+					out = append(out, s)
+					return
+				}
+			}
+			it, err := v.Fields()
+			if err != nil {
+				return
+			}
+			var kids []child
+			for it.Next() {
+				sel := it.Selector()
+				if depth == 0 {
+					if l := sel.String(); l == "parameter" || l == "context" {
+						continue
+					}
+				}
+				kids = append(kids, child{sel: sel, v: it.Value()})
+			}
+			order(kids, templateFile)
+			for _, k := range kids {
+				walk(k.v, append(sels[:len(sels):len(sels)], k.sel), depth+1)
+			}
+		case k&cue.ListKind != 0:
+			it, err := v.List()
+			if err != nil {
+				return
+			}
+			for i := 0; it.Next(); i++ {
+				walk(it.Value(), append(sels[:len(sels):len(sels)], cue.Index(i)), depth+1)
+			}
+		}
+	}
+	walk(v, nil, 0)
+	return out
+}
+
+type child struct {
+	sel cue.Selector
+	v   cue.Value
+}
+
+// order sorts fields by where they are written in the template, so that the
+// ops run in the order a reader sees them. CUE lists fields made by
+// comprehensions first; positions put them back. Fields from other files
+// (stdlib) keep their relative order after the template's.
+func order(kids []child, templateFile string) {
+	sort.SliceStable(kids, func(i, j int) bool {
+		pi, pj := kids[i].v.Pos(), kids[j].v.Pos()
+		ti, tj := pi.Filename() == templateFile, pj.Filename() == templateFile
+		if ti != tj {
+			return ti
+		}
+		if !ti {
+			return false
+		}
+		return pi.Offset() < pj.Offset()
+	})
+}
+
+// asCall reports whether v is an op call: a struct with concrete #provider
+// and #do.
+func asCall(v cue.Value, sels []cue.Selector) (site, bool) {
+	prov := v.LookupPath(selProvider)
+	if !prov.Exists() {
+		return site{}, false
+	}
+	do := v.LookupPath(selDo)
+	if !do.Exists() {
+		return site{}, false
+	}
+	ps, err1 := prov.String()
+	ds, err2 := do.String()
+	if err1 != nil || err2 != nil {
+		return site{}, false
+	}
+	path := cue.MakePath(sels...)
+	s := site{path: path, key: path.String(), v: v, name: op.Name{Provider: ps, Do: ds}, params: v}
+	if p := v.LookupPath(selParams); p.Exists() {
+		s.params = p
+	}
+	return s, true
+}
+
+// findCycle returns the first reference cycle among v's regular fields.
+func findCycle(v cue.Value, depth int) error {
+	if depth > maxDepth {
+		return nil
+	}
+	it, err := v.Fields()
+	if err != nil {
+		return nil
+	}
+	for it.Next() {
+		fv := it.Value()
+		if err := fv.Err(); err != nil {
+			for _, e := range cueerrors.Errors(err) {
+				if strings.Contains(e.Error(), "cycle") {
+					return e
+				}
+			}
+		}
+		if fv.IncompleteKind()&cue.StructKind != 0 {
+			if _, isCall := asCall(fv, nil); isCall {
+				continue
+			}
+			if err := findCycle(fv, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/transform"
+)
+
+// applyParams is kube.#Apply's $params, and op.#Apply itself.
+type applyParams struct {
+	Cluster string         `json:"cluster"`
+	Value   map[string]any `json:"value"`
+	// Patch is merged into Value (JSON merge patch) before applying.
+	Patch map[string]any `json:"patch,omitempty"`
+}
+
+type applyOp struct{ clusters Clusters }
+
+func (*applyOp) NewParams() any     { return &applyParams{} }
+func (*applyOp) Class(any) op.Class { return op.Idempotent }
+
+func (o *applyOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return op.Result{}, err
+	}
+	p, err := paramsOf[applyParams](call)
+	if err != nil {
+		return op.Result{}, err
+	}
+	obj, err := desired(p.Value, p.Patch)
+	if err != nil {
+		return op.Result{}, err
+	}
+	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	if err != nil {
+		return op.Result{}, err
+	}
+	got, err := apply(ctx, c, obj, call.Step.Namespace)
+	if err != nil {
+		return op.Result{}, err
+	}
+	return op.Result{Returns: map[string]any{"value": got}}, nil
+}
+
+// applyInParallelParams is kube.#ApplyInParallel's $params, and
+// op.#ApplyInParallel itself.
+type applyInParallelParams struct {
+	Cluster string           `json:"cluster"`
+	Value   []map[string]any `json:"value"`
+}
+
+// parallelism bounds the applies apply-in-parallel has in flight.
+const parallelism = 8
+
+type applyInParallelOp struct{ clusters Clusters }
+
+func (*applyInParallelOp) NewParams() any     { return &applyInParallelParams{} }
+func (*applyInParallelOp) Class(any) op.Class { return op.Idempotent }
+
+// Run checks every object before applying any, then applies them
+// concurrently. All applies run to the end even when one fails: each is
+// idempotent, so the work done is kept and a retry redoes only what failed.
+func (o *applyInParallelOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return op.Result{}, err
+	}
+	p, err := paramsOf[applyInParallelParams](call)
+	if err != nil {
+		return op.Result{}, err
+	}
+	objs := make([]*unstructured.Unstructured, len(p.Value))
+	for i, v := range p.Value {
+		if objs[i], err = desired(v, nil); err != nil {
+			return op.Result{}, fmt.Errorf("value[%d]: %w", i, err)
+		}
+	}
+	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	if err != nil {
+		return op.Result{}, err
+	}
+
+	out := make([]any, len(objs))
+	errs := make([]error, len(objs))
+	sem := make(chan struct{}, parallelism)
+	var wg sync.WaitGroup
+	for i, obj := range objs {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = fmt.Errorf("value[%d]: %w", i, ctx.Err())
+				return
+			}
+			defer func() { <-sem }()
+			got, err := apply(ctx, c, obj, call.Step.Namespace)
+			if err != nil {
+				errs[i] = fmt.Errorf("value[%d]: %w", i, err)
+				return
+			}
+			out[i] = got
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return op.Result{}, err
+	}
+	return op.Result{Returns: map[string]any{"value": out}}, nil
+}
+
+// desired is the object to apply: value with patch merged in and without
+// the fields the server owns.
+func desired(value, patch map[string]any) (*unstructured.Unstructured, error) {
+	if value == nil {
+		return nil, op.Permanentf("value is required")
+	}
+	m, err := transform.JSONObject(value)
+	if err != nil {
+		return nil, op.Permanentf("value: %w", err)
+	}
+	if patch != nil {
+		pm, err := transform.JSONObject(patch)
+		if err != nil {
+			return nil, op.Permanentf("patch: %w", err)
+		}
+		m = transform.MergePatch(m, pm)
+	}
+	obj, err := checkObject(&unstructured.Unstructured{Object: m}, true)
+	if err != nil {
+		return nil, err
+	}
+	stripServerFields(obj)
+	return obj, nil
+}
+
+// apply server-side applies obj, defaulting its namespace to ns, and returns
+// the object the API server answered with.
+func apply(ctx context.Context, c client.Client, obj *unstructured.Unstructured, ns string) (map[string]any, error) {
+	if err := defaultNamespace(c, obj, ns); err != nil {
+		return nil, err
+	}
+	what := describe(obj)
+	if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return nil, apiError(err, "apply %s", what)
+	}
+	return obj.Object, nil
+}

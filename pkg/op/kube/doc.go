@@ -1,0 +1,37 @@
+// Package kube is the "kube" op family: reading and writing Kubernetes
+// objects from step templates (vela/kube and the flat vela/op twins).
+//
+// Every op names a cluster ("" is the one the controller runs in) and gets
+// its client from a Clusters registry, which the caller builds; Local serves
+// just the local cluster. Objects cross the op boundary as the plain maps
+// CUE decodes to and travel as unstructured objects, so any kind the API
+// server serves works, custom resources included; a kind the server does not
+// serve fails permanently. A namespaced object without metadata.namespace
+// lands in the step's namespace.
+//
+// Each op is one API request (after the client has discovered the kind,
+// which it does once per group version and then caches):
+//
+//	op                 request                                  class
+//	apply              server-side apply PATCH, field owner     Idempotent
+//	                   "stepflow", forcing ownership
+//	apply-in-parallel  one apply per object, 8 at a time        Idempotent
+//	patch              strategic merge PATCH for built-in       Idempotent
+//	                   kinds, JSON merge PATCH for others
+//	read               GET                                      Idempotent
+//	list               LIST                                     Idempotent
+//	delete             DELETE, or DELETE of a collection when   Effect
+//	                   only a filter is given
+//
+// Idempotent ops run again whenever the step is evaluated again; that is
+// what keeps an applied object converging and a read fresh. Delete runs once
+// per step attempt and is replayed from the journal afterwards (see
+// pkg/journal).
+//
+// Results and errors: read reports a missing object in $returns.err and does
+// not fail; delete treats a missing object as deleted. Parameters that can
+// never work (no apiVersion, kind or name, an unknown kind or cluster, an
+// object the API server rejects as invalid) fail with an op.Permanent error;
+// any other failure (API server unreachable, conflict, forbidden) is
+// retryable.
+package kube

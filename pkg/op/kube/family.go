@@ -1,0 +1,82 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stepflow-dev/stepflow/pkg/op"
+)
+
+// FieldOwner is the field manager of everything the ops write.
+const FieldOwner = "stepflow"
+
+// LocalCluster is the other name, besides "", of the cluster the controller
+// runs in.
+const LocalCluster = "local"
+
+// Clusters resolves a cluster name from a template to a client. The name ""
+// is the local cluster. An unknown name should be an op.Permanent error.
+type Clusters interface {
+	Cluster(ctx context.Context, name string) (client.Client, error)
+}
+
+// ClustersFunc adapts a function to Clusters.
+type ClustersFunc func(ctx context.Context, name string) (client.Client, error)
+
+// Cluster implements Clusters.
+func (f ClustersFunc) Cluster(ctx context.Context, name string) (client.Client, error) {
+	return f(ctx, name)
+}
+
+var _ Clusters = ClustersFunc(nil)
+
+// Local is the registry of a controller that manages only its own cluster:
+// "" and "local" resolve to c, any other name is an unknown cluster.
+func Local(c client.Client) Clusters {
+	return ClustersFunc(func(_ context.Context, name string) (client.Client, error) {
+		if name == "" || name == LocalCluster {
+			return c, nil
+		}
+		return nil, op.Permanentf("unknown cluster %q", name)
+	})
+}
+
+// Family is the kube ops, all resolving clusters through one registry.
+type Family struct {
+	clusters Clusters
+}
+
+// New returns the family using clusters.
+func New(clusters Clusters) *Family { return &Family{clusters: clusters} }
+
+// Provider is the #provider of the ops' CUE schemas.
+func (f *Family) Provider() string { return "kube" }
+
+// Ops maps each #do to its op.
+func (f *Family) Ops() map[string]op.Op {
+	return map[string]op.Op{
+		"apply":             &applyOp{clusters: f.clusters},
+		"apply-in-parallel": &applyInParallelOp{clusters: f.clusters},
+		"patch":             &patchOp{clusters: f.clusters},
+		"read":              &readOp{clusters: f.clusters},
+		"list":              &listOp{clusters: f.clusters},
+		"delete":            &deleteOp{clusters: f.clusters},
+	}
+}
+
+var _ op.Family = (*Family)(nil)
+
+// clusterFor resolves name, keeping a permanent error permanent and naming
+// the cluster in any other.
+func clusterFor(ctx context.Context, clusters Clusters, name string) (client.Client, error) {
+	c, err := clusters.Cluster(ctx, name)
+	if err != nil {
+		if op.IsPermanent(err) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("cluster %q: %w", name, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,136 @@
+package kube
+
+import (
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/transform"
+)
+
+// filter is the filter of list and delete.
+type filter struct {
+	Namespace      string            `json:"namespace,omitempty"`
+	MatchingLabels map[string]string `json:"matchingLabels,omitempty"`
+}
+
+// paramsOf returns the call's params as the *T its op's NewParams made.
+func paramsOf[T any](call *op.Call) (*T, error) {
+	p, ok := call.Params.(*T)
+	if !ok || p == nil {
+		return nil, op.Permanentf("params are %T, want %T", call.Params, p)
+	}
+	return p, nil
+}
+
+// objectOf turns a decoded value into an object, checking that it names an
+// apiVersion and a kind, and a name when needName is set. The object is a
+// copy: changing it leaves value alone.
+func objectOf(value map[string]any, needName bool) (*unstructured.Unstructured, error) {
+	if value == nil {
+		return nil, op.Permanentf("value is required")
+	}
+	m, err := transform.JSONObject(value)
+	if err != nil {
+		return nil, op.Permanentf("value: %w", err)
+	}
+	return checkObject(&unstructured.Unstructured{Object: m}, needName)
+}
+
+func checkObject(obj *unstructured.Unstructured, needName bool) (*unstructured.Unstructured, error) {
+	if err := checkType(obj.GetAPIVersion(), obj.GetKind(), "value."); err != nil {
+		return nil, err
+	}
+	if needName && obj.GetName() == "" {
+		return nil, op.Permanentf("value.metadata.name is required (%s)", obj.GetKind())
+	}
+	return obj, nil
+}
+
+// checkType checks an apiVersion and kind; prefix says where they came from.
+func checkType(apiVersion, kind, prefix string) error {
+	if apiVersion == "" {
+		return op.Permanentf("%sapiVersion is required", prefix)
+	}
+	if _, err := schema.ParseGroupVersion(apiVersion); err != nil {
+		return op.Permanentf("%sapiVersion: %w", prefix, err)
+	}
+	if kind == "" {
+		return op.Permanentf("%skind is required", prefix)
+	}
+	return nil
+}
+
+// serverFields are the metadata fields the API server owns. An object read
+// back from a cluster (as the flat dialect feeds $returns.value back into
+// value) carries them; applying them would fail or pin a stale version.
+var serverFields = []string{
+	"resourceVersion", "uid", "creationTimestamp", "managedFields", "generation",
+	"selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
+}
+
+// stripServerFields removes the server-owned metadata and the status.
+func stripServerFields(obj *unstructured.Unstructured) {
+	for _, f := range serverFields {
+		unstructured.RemoveNestedField(obj.Object, "metadata", f)
+	}
+	unstructured.RemoveNestedField(obj.Object, "status")
+}
+
+// defaultNamespace puts a namespaced object without a namespace into ns. It
+// asks the client's RESTMapper, which reports a kind the cluster does not
+// serve.
+func defaultNamespace(c client.Client, obj *unstructured.Unstructured, ns string) error {
+	namespaced, err := c.IsObjectNamespaced(obj)
+	if err != nil {
+		return apiError(err, "%s", describe(obj))
+	}
+	if !namespaced || obj.GetNamespace() != "" {
+		return nil
+	}
+	if ns == "" {
+		return op.Permanentf("%s: value.metadata.namespace is required: the kind is namespaced and the step has no namespace", describe(obj))
+	}
+	obj.SetNamespace(ns)
+	return nil
+}
+
+// describe names an object in messages: "apps/v1 Deployment ns/name".
+func describe(obj *unstructured.Unstructured) string {
+	s := obj.GetAPIVersion() + " " + obj.GetKind()
+	switch {
+	case obj.GetName() == "":
+	case obj.GetNamespace() == "":
+		s += " " + obj.GetName()
+	default:
+		s += " " + obj.GetNamespace() + "/" + obj.GetName()
+	}
+	return s
+}
+
+// apiError wraps err with context and marks it permanent when sending the
+// same request again cannot succeed: the kind is not served, or the API
+// server rejected the request itself. Everything else (unreachable, timeout,
+// conflict, forbidden, not found) may pass.
+func apiError(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	wrapped := fmt.Errorf(format+": %w", append(args, err)...)
+	switch {
+	case meta.IsNoMatchError(err),
+		apierrors.IsInvalid(err),
+		apierrors.IsBadRequest(err),
+		apierrors.IsMethodNotSupported(err),
+		apierrors.IsNotAcceptable(err),
+		apierrors.IsUnsupportedMediaType(err),
+		apierrors.IsRequestEntityTooLargeError(err):
+		return op.Permanent(wrapped)
+	}
+	return wrapped
+}

@@ -1,0 +1,100 @@
+package kube
+
+import (
+	"context"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stepflow-dev/stepflow/pkg/op"
+)
+
+// readParams is kube.#Read's $params, and op.#Read itself (whose value the
+// flat dialect overwrites with the object read; only apiVersion, kind, name
+// and namespace are used).
+type readParams struct {
+	Cluster string         `json:"cluster"`
+	Value   map[string]any `json:"value"`
+}
+
+type readOp struct{ clusters Clusters }
+
+func (*readOp) NewParams() any     { return &readParams{} }
+func (*readOp) Class(any) op.Class { return op.Idempotent }
+
+func (o *readOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return op.Result{}, err
+	}
+	p, err := paramsOf[readParams](call)
+	if err != nil {
+		return op.Result{}, err
+	}
+	obj, err := objectOf(p.Value, true)
+	if err != nil {
+		return op.Result{}, err
+	}
+	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	if err != nil {
+		return op.Result{}, err
+	}
+	if err := defaultNamespace(c, obj, call.Step.Namespace); err != nil {
+		return op.Result{}, err
+	}
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(obj.GroupVersionKind())
+	err = c.Get(ctx, client.ObjectKeyFromObject(obj), got)
+	if apierrors.IsNotFound(err) {
+		return op.Result{Returns: map[string]any{"err": err.Error()}}, nil
+	}
+	if err != nil {
+		return op.Result{}, apiError(err, "read %s", describe(obj))
+	}
+	return op.Result{Returns: map[string]any{"value": got.Object}}, nil
+}
+
+// listParams is kube.#List's $params, and op.#List itself.
+type listParams struct {
+	Cluster  string `json:"cluster"`
+	Resource struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	} `json:"resource"`
+	// Filter.Namespace "" lists every namespace.
+	Filter *filter `json:"filter,omitempty"`
+}
+
+type listOp struct{ clusters Clusters }
+
+func (*listOp) NewParams() any     { return &listParams{} }
+func (*listOp) Class(any) op.Class { return op.Idempotent }
+
+func (o *listOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return op.Result{}, err
+	}
+	p, err := paramsOf[listParams](call)
+	if err != nil {
+		return op.Result{}, err
+	}
+	if err := checkType(p.Resource.APIVersion, p.Resource.Kind, "resource."); err != nil {
+		return op.Result{}, err
+	}
+	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	if err != nil {
+		return op.Result{}, err
+	}
+	gvk := schema.FromAPIVersionAndKind(p.Resource.APIVersion, p.Resource.Kind+"List")
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(gvk)
+	var opts []client.ListOption
+	if f := p.Filter; f != nil {
+		opts = append(opts, client.InNamespace(f.Namespace), client.MatchingLabels(f.MatchingLabels))
+	}
+	if err := c.List(ctx, list, opts...); err != nil {
+		return op.Result{}, apiError(err, "list %s %s", p.Resource.APIVersion, p.Resource.Kind)
+	}
+	return op.Result{Returns: map[string]any{"list": list.UnstructuredContent()}}, nil
+}
