@@ -283,7 +283,7 @@ func (ev *evaluation) plan() (p plan) {
 			return
 		}
 		params := o.NewParams()
-		if err := s.params.Decode(params); err != nil {
+		if err := decodeParams(s.params, params); err != nil {
 			if verr := s.params.Validate(); verr != nil {
 				ev.failf(ReasonTemplate, "op %s at %s: %s", s.name, s.key, describe(verr))
 				return

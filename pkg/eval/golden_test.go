@@ -15,6 +15,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
 )
 
 // A golden case is a txtar archive:
@@ -208,7 +209,7 @@ func (r *stubRunner) Run(ctx context.Context, call *op.Call) (op.Result, error) 
 // shapes but are only ever run by a stub runner.
 func testOps() *op.Registry {
 	reg := op.NewRegistry()
-	reg.Add(builtinFamily())
+	reg.Add(builtin.New())
 	for _, do := range []string{"apply", "read", "list", "delete", "patch", "apply-in-parallel"} {
 		reg.Register(op.Name{Provider: "kube", Do: do}, stubOp[kubeParams]{class: op.Idempotent})
 	}
@@ -216,10 +217,7 @@ func testOps() *op.Registry {
 	reg.Register(op.Name{Provider: "util", Do: "string"}, stubOp[struct {
 		Bt []byte `json:"bt"`
 	}]{})
-	reg.Register(op.Name{Provider: "util", Do: "log"}, stubOp[struct {
-		Data  any `json:"data"`
-		Level int `json:"level"`
-	}]{})
+	reg.Add(builtin.NewLog())
 	return reg
 }
 

@@ -1,8 +1,10 @@
 package eval
 
 import (
+	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"cuelang.org/go/cue"
 	cueerrors "cuelang.org/go/cue/errors"
@@ -153,6 +155,56 @@ func findCycle(v cue.Value, depth int) error {
 			if err := findCycle(fv, depth+1); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// paramFields lists the json names of a params struct's fields, cached per
+// type.
+var paramFieldCache sync.Map // reflect.Type -> []string
+
+func paramFields(params any) []string {
+	t := reflect.TypeOf(params)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if names, ok := paramFieldCache.Load(t); ok {
+		return names.([]string)
+	}
+	var names []string
+	if t.Kind() == reflect.Struct {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			names = append(names, name)
+		}
+	}
+	paramFieldCache.Store(t, names)
+	return names
+}
+
+// decodeParams decodes the call's parameters into params. Decoding alone
+// lets an incomplete value through as nil where the Go field is an
+// interface, so every field the op reads must also be concrete. It returns
+// the first incomplete or invalid error.
+func decodeParams(v cue.Value, params any) error {
+	if err := v.Decode(params); err != nil {
+		return err
+	}
+	for _, name := range paramFields(params) {
+		f := v.LookupPath(cue.MakePath(cue.Str(name)))
+		if !f.Exists() {
+			continue
+		}
+		if err := f.Validate(cue.Concrete(true)); err != nil {
+			return err
 		}
 	}
 	return nil

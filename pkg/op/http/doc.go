@@ -12,10 +12,11 @@
 //   - Class follows the method. GET and HEAD are op.Idempotent and are sent
 //     again on every evaluation of the step. POST, PUT, PATCH and DELETE are
 //     op.Effect: the executor sends them once per step attempt and replays
-//     the recorded result afterwards. An Effect call carries an
-//     Idempotency-Key header derived from (run UID, step attempt, op path),
-//     so a server can recognise the same call if it ever arrives twice; a
-//     template that sets the header itself keeps its own value.
+//     the recorded result afterwards. A call whose Call.Class is op.Effect
+//     (a template may override the class) carries an Idempotency-Key header
+//     derived from (run UID, step attempt, op path), so a server can
+//     recognise the same call if it ever arrives twice; a template that sets
+//     the header itself keeps its own value.
 //   - Errors say how they are handled. Bad parameters (method, URL, timeout,
 //     rate limit, header names) and unusable Secret content are
 //     op.Permanent. No response (refused, reset, timed out) and a rate-limited

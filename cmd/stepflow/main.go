@@ -1,0 +1,14 @@
+// Command stepflow is the Stepflow CLI (and, later, its controller). This
+// is the only place that builds the world: flags become options, options
+// become the op registry and the commands.
+package main
+
+import (
+	"os"
+
+	"github.com/stepflow-dev/stepflow/pkg/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(cli.Deps{Stdout: os.Stdout, Stderr: os.Stderr, Ops: buildOps}, os.Args[1:]))
+}

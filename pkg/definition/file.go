@@ -1,0 +1,75 @@
+// Package definition says where step definitions come from: files written
+// by hand (CUE in `vela def` layout, or WorkflowStepDefinition YAML), the
+// shipped set, and (in the controller) the cluster. Each source yields
+// eval.Definition values: a name and a CUE template.
+package definition
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+)
+
+// FromFile reads one step definition from a .cue file (`vela def` layout or
+// a bare template) or a .yaml/.yml/.json WorkflowStepDefinition. A YAML
+// stream with several documents yields its first WorkflowStepDefinition.
+func FromFile(path string) (eval.DefinitionSource, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return eval.DefinitionSource{}, err
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".cue":
+		return eval.ParseDefinitionSource(filepath.Base(path), src)
+	case ".yaml", ".yml", ".json":
+		return FromYAML(path, src)
+	}
+	return eval.DefinitionSource{}, fmt.Errorf("%s: want a .cue, .yaml or .json step definition", path)
+}
+
+// FromYAML reads the first WorkflowStepDefinition in a YAML or JSON stream.
+func FromYAML(name string, src []byte) (eval.DefinitionSource, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(src), 4096)
+	for {
+		var raw map[string]any
+		if err := dec.Decode(&raw); err != nil {
+			if err == io.EOF {
+				return eval.DefinitionSource{}, fmt.Errorf("%s: no WorkflowStepDefinition found", name)
+			}
+			return eval.DefinitionSource{}, fmt.Errorf("%s: %v", name, err)
+		}
+		if raw["kind"] != "WorkflowStepDefinition" {
+			continue
+		}
+		b, err := yaml.Marshal(raw)
+		if err != nil {
+			return eval.DefinitionSource{}, err
+		}
+		var def v1beta1.WorkflowStepDefinition
+		if err := yaml.UnmarshalStrict(b, &def); err != nil {
+			return eval.DefinitionSource{}, fmt.Errorf("%s: %v", name, err)
+		}
+		return FromObject(&def)
+	}
+}
+
+// FromObject turns a WorkflowStepDefinition into its CUE template.
+func FromObject(def *v1beta1.WorkflowStepDefinition) (eval.DefinitionSource, error) {
+	if def.Spec.Schematic == nil || def.Spec.Schematic.CUE == nil || strings.TrimSpace(def.Spec.Schematic.CUE.Template) == "" {
+		return eval.DefinitionSource{}, fmt.Errorf("WorkflowStepDefinition %q has no spec.schematic.cue.template", def.Name)
+	}
+	return eval.DefinitionSource{
+		Definition:  eval.Definition{Name: def.Name, Template: def.Spec.Schematic.CUE.Template},
+		Type:        "workflow-step",
+		Description: def.Annotations["definition.oam.dev/description"],
+	}, nil
+}

@@ -1,0 +1,58 @@
+package definition_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stepflow-dev/stepflow/pkg/definition"
+)
+
+func TestEveryShippedDefinitionParses(t *testing.T) {
+	files, _ := filepath.Glob("../../definitions/*.cue")
+	if len(files) == 0 {
+		t.Fatal("no shipped definitions")
+	}
+	for _, f := range files {
+		src, err := definition.FromFile(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".cue"); src.Name != want || src.Type != "workflow-step" || src.Description == "" {
+			t.Errorf("%s: name %q type %q description %q", f, src.Name, src.Type, src.Description)
+		}
+		if strings.Contains(src.Template, "template:") || !strings.Contains(src.Template, "parameter:") {
+			t.Errorf("%s: template not extracted:\n%s", f, src.Template)
+		}
+	}
+}
+
+func TestFromYAML(t *testing.T) {
+	src, err := definition.FromYAML("x.yaml", []byte(`
+apiVersion: core.oam.dev/v1beta1
+kind: WorkflowStepDefinition
+metadata:
+  name: hello
+  annotations:
+    definition.oam.dev/description: says hello
+spec:
+  schematic:
+    cue:
+      template: |
+        import "vela/op"
+        msg: op.#Message & {message: "hello"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Name != "hello" || src.Description != "says hello" || !strings.Contains(src.Template, "op.#Message") {
+		t.Errorf("got %+v", src)
+	}
+	if _, err := definition.FromYAML("x.yaml", []byte("kind: ConfigMap\n")); err == nil {
+		t.Error("a stream without a definition must be an error")
+	}
+	if _, err := definition.FromYAML("x.yaml", []byte("apiVersion: core.oam.dev/v1beta1\nkind: WorkflowStepDefinition\nmetadata: {name: x}\nspec: {}\n")); err == nil {
+		t.Error("a definition without a template must be an error")
+	}
+}
