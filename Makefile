@@ -17,6 +17,7 @@ control-plane:
 	@hack/control-plane.sh >/dev/null
 
 test: control-plane
+	$(GO) vet ./...
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 ./...
 
 unit:

@@ -222,3 +222,18 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// Kubeconfig writes a kubeconfig for an administrator of the control plane
+// into dir and returns its path, for tests that drive the CLI.
+func (e *Env) Kubeconfig(dir string) (string, error) {
+	user, err := e.env.AddUser(envtest.User{Name: "stepflow-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	b, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, b, 0o600)
+}

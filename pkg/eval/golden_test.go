@@ -16,6 +16,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
+	"github.com/stepflow-dev/stepflow/pkg/op/transform"
 )
 
 // A golden case is a txtar archive:
@@ -28,8 +29,8 @@ import (
 //	                        "calls": ["kube.apply apply", ...], "suspendFor": "30s",
 //	                        "value": {"<cue expr>": <json>}}
 //
-// Ops of provider builtin run for real; others return their stub (or an
-// empty result).
+// Ops of providers builtin and util run for real; others return their stub
+// (or an empty result).
 type want struct {
 	Outcome         string                     `json:"outcome"`
 	Reason          string                     `json:"reason"`
@@ -171,7 +172,7 @@ type stubRunner struct {
 }
 
 func (r *stubRunner) Run(ctx context.Context, call *op.Call) (op.Result, error) {
-	if call.Name.Provider == "builtin" {
+	if call.Name.Provider == "builtin" || call.Name.Provider == "util" {
 		return op.Direct.Run(ctx, call)
 	}
 	r.mu.Lock()
@@ -214,9 +215,7 @@ func testOps() *op.Registry {
 		reg.Register(op.Name{Provider: "kube", Do: do}, stubOp[kubeParams]{class: op.Idempotent})
 	}
 	reg.Register(op.Name{Provider: "http", Do: "do"}, httpStub{})
-	reg.Register(op.Name{Provider: "util", Do: "string"}, stubOp[struct {
-		Bt []byte `json:"bt"`
-	}]{})
+	reg.Add(transform.New())
 	reg.Add(builtin.NewLog())
 	return reg
 }

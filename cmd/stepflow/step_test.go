@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	nethttp "net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stepflow-dev/stepflow/internal/testenv"
+	"github.com/stepflow-dev/stepflow/pkg/cli"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var stop func()
+	env, stop = testenv.StartMain()
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+func stepflow(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := cli.Main(cli.Deps{Stdout: &out, Stderr: &errb, Ops: buildOps}, args)
+	return code, out.String(), errb.String()
+}
+
+func stepRun(t *testing.T, args ...string) cli.StepRunResult {
+	t.Helper()
+	code, out, errs := stepflow(t, append([]string{"step", "run", "-o", "json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var res cli.StepRunResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output is not the documented JSON: %v\n%s", err, out)
+	}
+	return res
+}
+
+func noKubeconfig(t *testing.T) {
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("HOME", t.TempDir())
+}
+
+func TestStepRunRequest(t *testing.T) {
+	noKubeconfig(t)
+	var hits atomic.Int32
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		hits.Add(1)
+		fmt.Fprint(w, `{"greeting": "hi"}`)
+	}))
+	defer srv.Close()
+	res := stepRun(t, "-f", "../../definitions/request.cue", "--properties", fmt.Sprintf(`{"url": %q}`, srv.URL))
+	if res.Outcome != "succeeded" || hits.Load() != 1 {
+		t.Fatalf("outcome %s (%s), %d hits", res.Outcome, res.Message, hits.Load())
+	}
+	if len(res.Ops) != 1 || res.Ops[0].Op != "http.do" || res.Ops[0].Path != "http" {
+		t.Errorf("ops = %+v", res.Ops)
+	}
+	v, _ := res.Value.(map[string]any)
+	if r, _ := v["response"].(map[string]any); r["greeting"] != "hi" {
+		t.Errorf("value.response = %v", v["response"])
+	}
+}
+
+func TestStepRunKubeOpWithoutCluster(t *testing.T) {
+	noKubeconfig(t)
+	res := stepRun(t, "-f", "../../definitions/apply-object.cue",
+		"--properties", `{"value": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}}`)
+	if res.Outcome != "failed" || !strings.Contains(res.Message, "no Kubernetes cluster configured") {
+		t.Fatalf("outcome %s: %s", res.Outcome, res.Message)
+	}
+}
+
+func TestStepRunKubeOpWithCluster(t *testing.T) {
+	kc, err := env.Kubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := stepRun(t, "--kubeconfig", kc, "-n", "default", "-f", "../../definitions/apply-object.cue",
+		"--properties", `{"value": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "from-cli"}, "data": {"a": "b"}}}`)
+	if res.Outcome != "succeeded" {
+		t.Fatalf("outcome %s: %s", res.Outcome, res.Message)
+	}
+	b, _ := json.Marshal(res.Value)
+	if !strings.Contains(string(b), `"uid"`) {
+		t.Errorf("value lacks the server's object: %s", b)
+	}
+}
+
+func TestStepRunBadTemplate(t *testing.T) {
+	noKubeconfig(t)
+	dir := t.TempDir()
+	f := filepath.Join(dir, "broken.cue")
+	os.WriteFile(f, []byte("import \"vela/op\"\n\nx: op.#Apply & {value: 1}\n"), 0o644)
+	res := stepRun(t, "-f", f)
+	if res.Outcome != "failed" || !strings.Contains(res.Message, `definition "broken"`) || !strings.Contains(res.Message, "broken.cue:3:") {
+		t.Fatalf("outcome %s: %s", res.Outcome, res.Message)
+	}
+}
+
+func TestStepRunYAMLDefinitionAndContext(t *testing.T) {
+	noKubeconfig(t)
+	f := filepath.Join(t.TempDir(), "hello.yaml")
+	os.WriteFile(f, []byte(`apiVersion: core.oam.dev/v1beta1
+kind: WorkflowStepDefinition
+metadata:
+  name: hello
+spec:
+  schematic:
+    cue:
+      template: |
+        import "vela/op"
+        msg: op.#Message & {message: "hello \(context.who) from \(context.stepName)"}
+`), 0o644)
+	res := stepRun(t, "-f", f, "--context", `{"who": "ops"}`)
+	if res.Outcome != "succeeded" || res.Message != "hello ops from hello" {
+		t.Fatalf("outcome %s: %q", res.Outcome, res.Message)
+	}
+}
+
+func TestStepRunCommandErrors(t *testing.T) {
+	noKubeconfig(t)
+	for _, args := range [][]string{
+		{"step", "run", "-f", "/no/such/file.cue"},
+		{"step", "run"},
+		{"step", "run", "-f", "../../definitions/request.cue", "--properties", "{not json"},
+	} {
+		if code, _, errs := stepflow(t, args...); code == 0 || errs == "" {
+			t.Errorf("%v: exit %d, stderr %q; want a non-zero exit and an error", args, code, errs)
+		}
+	}
+}
