@@ -109,6 +109,12 @@ type WorkflowRunStatus struct {
 	// EndTime is when the run finished.
 	// +optional
 	EndTime metav1.Time `json:"endTime,omitempty"`
+
+	// RestartCount counts restarts of the run (Stepflow extension). It is
+	// part of every step attempt's id, so a restarted run's attempts never
+	// reuse an earlier attempt's journal.
+	// +optional
+	RestartCount int32 `json:"restartCount,omitempty"`
 }
 
 // WorkflowStepStatus is the status of a top-level step and of its sub-steps.
@@ -173,6 +179,13 @@ type StepStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Outputs []StepOutputValue `json:"outputs,omitempty"`
+
+	// Inputs are the input values the step first ran with (Stepflow
+	// extension); a retry from this step runs with them again.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Inputs []StepOutputValue `json:"inputs,omitempty"`
 }
 
 // StepOutputValue is the value of one named output of a step.

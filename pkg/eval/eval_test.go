@@ -71,3 +71,59 @@ type logSink struct{ lines []string }
 
 func (l *logSink) StepLog(_ op.Step, _ int, line string) { l.lines = append(l.lines, line) }
 
+
+func TestCondition(t *testing.T) {
+	ev := newEvaluator(t, 0)
+	scope := map[string]any{
+		"status":  map[string]any{"deploy-web": map[string]any{"phase": "failed", "failed": true, "succeeded": false}},
+		"inputs":  map[string]any{"approved": "yes"},
+		"context": map[string]any{"env": "prod"},
+	}
+	tests := []struct {
+		expr    string
+		want    bool
+		wantErr string
+	}{
+		{`status["deploy-web"].failed`, true, ""},
+		{`status["deploy-web"].phase == "succeeded"`, false, ""},
+		{`inputs.approved == "yes" && context.env == "prod"`, true, ""},
+		{`context.missing == 1`, false, "context.missing"},
+		{`"not a bool"`, false, "cannot use value"},
+		{`status.(`, false, "if"},
+	}
+	for _, tt := range tests {
+		got, err := ev.Condition(tt.expr, scope)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: err = %v, want one mentioning %q", tt.expr, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s = %v, %v; want %v", tt.expr, got, err, tt.want)
+		}
+	}
+}
+
+func TestClassOverride(t *testing.T) {
+	ev := newEvaluator(t, 0)
+	out := ev.Evaluate(context.Background(), eval.Request{
+		Definition: eval.Definition{Name: "poll", Template: `
+import "vela/http"
+
+poll: http.#HTTPPost & {#class: "idempotent", $params: url: "http://example.invalid/status"}
+send: http.#HTTPPost & {$params: url: "http://example.invalid/send"}
+`},
+		Runner: echoRunner{},
+	})
+	if out.Phase != eval.Succeeded || len(out.Calls) != 2 {
+		t.Fatalf("%s: %s %v", out.Phase, out.Message, out.Calls)
+	}
+	classes := map[string]op.Class{}
+	for _, c := range out.Calls {
+		classes[c.Path] = c.Class
+	}
+	if classes["poll"] != op.Idempotent || classes["send"] != op.Effect {
+		t.Errorf("classes = %v", classes)
+	}
+}

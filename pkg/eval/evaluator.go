@@ -295,6 +295,9 @@ func (ev *evaluation) plan() (p plan) {
 			continue
 		}
 		class := o.Class(params)
+		if s.class != nil && class != op.Control {
+			class = *s.class
+		}
 		pl := &planned{site: s, call: &op.Call{
 			Name: s.name, Path: s.key, Op: o, Params: params, Class: class,
 			Step: ev.req.Step, Env: ev.req.Env,

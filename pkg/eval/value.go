@@ -80,3 +80,30 @@ func concrete(v cue.Value, depth int) any {
 	}
 	return x
 }
+
+// Condition evaluates a boolean CUE expression, such as a step's if, with
+// the fields of scope in scope: `status["deploy"].failed`,
+// `inputs.approved == "yes"`, `context.env == "prod"`.
+func (e *Evaluator) Condition(expr string, scope map[string]any) (bool, error) {
+	sh := e.cur.Load()
+	var out bool
+	var condErr error
+	err := e.withCUE(sh, func() {
+		sv := sh.ctx.Encode(scope)
+		if err := sv.Err(); err != nil {
+			condErr = fmt.Errorf("condition scope: %v", err)
+			return
+		}
+		x := sh.ctx.CompileString(expr, cue.Scope(sv), cue.InferBuiltins(true), cue.Filename("if"))
+		b, err := x.Bool()
+		if err != nil {
+			condErr = fmt.Errorf("if %q: %s", expr, describe(err))
+			return
+		}
+		out = b
+	})
+	if err != nil {
+		return false, fmt.Errorf("if %q: evaluation did not finish within %s", expr, e.opts.EvalTimeout)
+	}
+	return out, condErr
+}

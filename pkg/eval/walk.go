@@ -16,6 +16,7 @@ var (
 	selDo       = cue.MakePath(cue.Def("#do"))
 	selProvider = cue.MakePath(cue.Def("#provider"))
 	selParams   = cue.MakePath(cue.Str("$params"))
+	selClass    = cue.MakePath(cue.Def("#class"))
 	selReturns  = cue.Str("$returns")
 )
 
@@ -30,6 +31,8 @@ type site struct {
 	name op.Name
 	// params is the value to decode: $params, or the call struct itself.
 	params cue.Value
+	// class is the template's override of the op's class (#class), if any.
+	class *op.Class
 }
 
 // discover lists the op calls in v in template order. Top-level parameter
@@ -127,6 +130,14 @@ func asCall(v cue.Value, sels []cue.Selector) (site, bool) {
 	if p := v.LookupPath(selParams); p.Exists() {
 		s.params = p
 	}
+	if c, err := v.LookupPath(selClass).String(); err == nil {
+		switch c {
+		case "idempotent":
+			s.class = ptr(op.Idempotent)
+		case "effect":
+			s.class = ptr(op.Effect)
+		}
+	}
 	return s, true
 }
 
@@ -209,3 +220,5 @@ func decodeParams(v cue.Value, params any) error {
 	}
 	return nil
 }
+
+func ptr[T any](v T) *T { return &v }
