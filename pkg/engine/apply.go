@@ -1,0 +1,163 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+)
+
+// Retry defaults, as KubeVela: an erroring step is tried 10 times with
+// exponential backoff.
+const (
+	DefaultRetryLimit = 10
+	defaultInitial    = time.Second
+	defaultFactor     = 2.0
+	defaultMaxBackoff = 5 * time.Minute
+	minPoll           = time.Second
+	maxPoll           = 30 * time.Second
+)
+
+// apply records one evaluation's outcome in the step's status.
+func (t *tick) apply(p *pending) {
+	s, out := p.step, p.out
+	ss := t.ensure(s)
+	before := *ss
+	if out.Value != nil && t.in.Debug != nil && t.in.Run.Annotations[DebugAnnotation] == "true" {
+		if data, err := out.Value.Data(); err == nil {
+			t.in.Debug.StepValue(s.Name, ss.ID, data)
+		}
+	}
+	switch out.Phase {
+	case eval.Succeeded:
+		outputs, err := outputsOf(s.Spec.Outputs, out.Value)
+		if err != nil {
+			t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonOutput, fmt.Sprintf("step %q: %v", s.Name, err))
+			break
+		}
+		ss.Outputs = outputs
+		t.finish(ss, v1alpha1.WorkflowStepPhaseSucceeded, "", out.Message)
+	case eval.Waiting:
+		ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseRunning, ReasonWait, out.Message
+		ss.NextAttemptTime = nil
+		t.wakeAt(t.now.Add(pollInterval(t.now, ss.FirstExecuteTime.Time)))
+	case eval.Suspending:
+		ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseSuspending, ReasonSuspend, out.Message
+		ss.ResumeTime = nil
+		if out.SuspendFor > 0 {
+			at := metav1.NewTime(ceilSecond(t.now.Add(out.SuspendFor)))
+			ss.ResumeTime = &at
+			t.wakeAt(at.Time)
+		}
+	case eval.Failed:
+		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, out.Reason, out.Message)
+	case eval.Broken:
+		t.retry(s.Spec.Retry, ss, out.Message)
+	}
+	if changedStep(&before, ss) {
+		ss.LastExecuteTime = t.metaNow()
+	}
+}
+
+func changedStep(a, b *v1alpha1.StepStatus) bool {
+	return a.Phase != b.Phase || a.Reason != b.Reason || a.Message != b.Message || a.ID != b.ID ||
+		!timeEq(a.ResumeTime, b.ResumeTime) || !timeEq(a.NextAttemptTime, b.NextAttemptTime) ||
+		len(a.Outputs) != len(b.Outputs)
+}
+
+func timeEq(a, b *metav1.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(b)
+}
+
+// retry schedules the next attempt of an erroring step, or fails it once
+// the retry limit is reached. The counters live in the status, so they
+// survive a restart of whoever runs the tick.
+func (t *tick) retry(policy *v1alpha1.RetryPolicy, ss *v1alpha1.StepStatus, msg string) {
+	limit, initial, factor, max := retryPolicy(policy)
+	if ss.Attempt >= limit {
+		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonFailedAfterRetries,
+			fmt.Sprintf("failed after %d attempts: %s", ss.Attempt, msg))
+		return
+	}
+	if t.in.Journal != nil {
+		t.in.Journal.ForgetSteps(ss.ID)
+	}
+	backoff := time.Duration(float64(initial) * math.Pow(factor, float64(ss.Attempt-1)))
+	if backoff > max || backoff <= 0 {
+		backoff = max
+	}
+	ss.Attempt++
+	ss.ID = t.stepID(ss.Name, ss.Attempt)
+	ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseRunning, ReasonError, msg
+	at := metav1.NewTime(ceilSecond(t.now.Add(backoff)))
+	ss.NextAttemptTime = &at
+	t.wakeAt(at.Time)
+}
+
+func retryPolicy(p *v1alpha1.RetryPolicy) (limit int32, initial time.Duration, factor float64, max time.Duration) {
+	limit, initial, factor, max = DefaultRetryLimit, defaultInitial, defaultFactor, defaultMaxBackoff
+	if p == nil {
+		return
+	}
+	if p.Limit > 0 {
+		limit = p.Limit
+	}
+	if b := p.Backoff; b != nil {
+		if d, err := time.ParseDuration(b.Initial); err == nil && d > 0 {
+			initial = d
+		}
+		if f, err := strconv.ParseFloat(b.Factor, 64); err == nil && f >= 1 {
+			factor = f
+		}
+		if d, err := time.ParseDuration(b.Max); err == nil && d > 0 {
+			max = d
+		}
+	}
+	return
+}
+
+// pollInterval is how soon a waiting step is evaluated again without an
+// event: a quarter of how long it has waited, between 1s and 30s.
+func pollInterval(now, since time.Time) time.Duration {
+	d := now.Sub(since) / 4
+	if d < minPoll {
+		return minPoll
+	}
+	if d > maxPoll {
+		return maxPoll
+	}
+	return d.Truncate(time.Second)
+}
+
+// outputsOf evaluates the step's outputs over its evaluated template.
+func outputsOf(items v1alpha1.StepOutputs, v *eval.Value) ([]v1alpha1.StepOutputValue, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	if v == nil {
+		return nil, fmt.Errorf("no evaluated value to read outputs from")
+	}
+	var out []v1alpha1.StepOutputValue
+	for _, o := range items {
+		x, err := v.Eval(o.ValueFrom)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %v", o.Name, err)
+		}
+		raw, err := json.Marshal(x)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %v", o.Name, err)
+		}
+		out = append(out, v1alpha1.StepOutputValue{Name: o.Name, Value: &apiextensionsv1.JSON{Raw: raw}})
+	}
+	return out, nil
+}

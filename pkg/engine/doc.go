@@ -1,0 +1,46 @@
+// Package engine advances a WorkflowRun: one Tick takes the run's spec and
+// status, the step definitions, the ops, the journal and the clock, and
+// returns the next status and when the run next needs a tick. It runs every
+// step that is ready, one after another in StepByStep mode and concurrently
+// in DAG mode, and stops where the run must wait. It is pure: no
+// controller-runtime, no global state; storage, clock and ops are injected,
+// so the controller, the CLI and the REST API drive the same code, and
+// calling Tick again with nothing changed changes nothing.
+//
+// # Steps
+//
+//	           deps done, if true         template ran to the end
+//	 pending ──────────────────▶ running ─────────────────────────▶ succeeded
+//	    │                         │  ▲ │ ╲  #ConditionalWait unmet: stays
+//	    │ if false, or an         │  │ │  ╲ running (reason Wait), polled
+//	    │ upstream step failed    │  │ │   ╲
+//	    ▼                         │  │ │    ╲ op error: new attempt after a
+//	 skipped          #Suspend /  │  │ │     backoff; after the retry limit
+//	                  suspend     ▼  │ │      ──────────────▶ failed
+//	                     suspending  │ │ #Fail, template error, timeout,
+//	                        │ resume │ │ terminate ─────────▶ failed
+//	                        └────────┘ │
+//
+// A step group's phase follows its sub-steps: suspending if one is, failed
+// once all are finished and one failed, succeeded once all are finished. A
+// skipped group skips its sub-steps; a group's timeout covers them.
+//
+// # The run
+//
+//	initializing ──▶ executing ◀──▶ suspending
+//	                     │
+//	                     ├──▶ succeeded   every step finished, none failed
+//	                     ├──▶ failed      every step finished, one failed
+//	                     └──▶ terminated  by Terminate
+//
+// # Attempts
+//
+// Each attempt of a step has an id (status.steps[].id, the template's
+// context.stepSessionID) derived from the run's UID, its restart count, the
+// step's name and the attempt number, so re-evaluating an attempt after a
+// crash yields the same id and finds the same journal (see pkg/journal). A
+// retry after an op error, a retry from a step and a restart each start a
+// new attempt, hence a new id. Times in the status are whole seconds, as
+// the API server keeps them, and timers round up so a wake-up is never
+// early.
+package engine

@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/graph"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+)
+
+// DebugAnnotation on a run keeps each step attempt's evaluated value.
+const DebugAnnotation = "workflowrun.oam.dev/debug"
+
+// Definitions resolves a step type to its definition.
+type Definitions interface {
+	Lookup(stepType string) (eval.Definition, error)
+}
+
+// DefinitionMap is a fixed set of definitions, by type.
+type DefinitionMap map[string]eval.Definition
+
+// Lookup implements Definitions.
+func (m DefinitionMap) Lookup(t string) (eval.Definition, error) {
+	d, ok := m[t]
+	if !ok {
+		return eval.Definition{}, fmt.Errorf("no WorkflowStepDefinition %q", t)
+	}
+	return d, nil
+}
+
+// Debug keeps the evaluated value of step attempts of runs annotated with
+// DebugAnnotation.
+type Debug interface {
+	StepValue(step, stepID string, value any)
+}
+
+// Input is everything one tick reads.
+type Input struct {
+	// Run supplies metadata, spec.context and the current status. Tick
+	// does not modify it.
+	Run *v1alpha1.WorkflowRun
+	// Steps and Mode are the run's steps, already resolved from
+	// spec.workflowSpec or the Workflow named by spec.workflowRef.
+	Steps       []v1alpha1.WorkflowStep
+	Mode        *v1alpha1.WorkflowExecuteMode
+	Definitions Definitions
+	Evaluator   *eval.Evaluator
+	// Ops runs op calls; the tick wraps it with Journal's exactly-once rule.
+	Ops     op.Runner
+	Journal *journal.Journal
+	Now     func() time.Time
+	Logs    op.LogSink
+	Debug   Debug
+	// Parallelism bounds the steps evaluated at once in DAG mode (default 8).
+	Parallelism int
+}
+
+// Result is the outcome of a tick.
+type Result struct {
+	Status v1alpha1.WorkflowRunStatus
+	// WakeAt is when the run next needs a tick if nothing else happens: a
+	// timed suspend ends, a timeout or a retry is due, a wait is polled.
+	// Zero means only an outside event (resume, ...) moves the run.
+	WakeAt time.Time
+}
+
+// Tick advances the run as far as it can go now.
+func Tick(ctx context.Context, in Input) (Result, error) {
+	if in.Parallelism <= 0 {
+		in.Parallelism = 8
+	}
+	if in.Now == nil {
+		in.Now = time.Now
+	}
+	t := &tick{in: in, now: in.Now().Truncate(time.Second), st: in.Run.Status.DeepCopy(), evaluated: map[string]bool{}}
+	if t.st.StartTime.IsZero() {
+		t.st.StartTime = t.metaNow()
+	}
+	g, err := graph.Build(in.Steps, in.Mode)
+	if err != nil {
+		t.invalid(err)
+		return Result{Status: *t.st}, nil
+	}
+	t.g = g
+	t.st.Mode = g.Mode
+	if !t.st.Finished && !t.st.Terminated && !t.st.Suspend {
+		if err := t.loadContext(); err != nil {
+			t.invalid(err)
+			return Result{Status: *t.st}, nil
+		}
+		t.advance(ctx)
+	}
+	t.summarize()
+	if in.Journal != nil {
+		if err := in.Journal.Flush(ctx); err != nil {
+			return Result{}, fmt.Errorf("saving the journal of run %s/%s: %w", in.Run.Namespace, in.Run.Name, err)
+		}
+	}
+	wake := t.wake
+	if t.st.Finished || t.st.Suspend {
+		wake = time.Time{}
+	}
+	return Result{Status: *t.st, WakeAt: wake}, nil
+}
+
+type tick struct {
+	in        Input
+	now       time.Time
+	st        *v1alpha1.WorkflowRunStatus
+	g         *graph.Graph
+	wake      time.Time
+	runCtx    map[string]any
+	evaluated map[string]bool
+}
+
+// wakeAt records that the run needs a tick at w.
+func (t *tick) wakeAt(w time.Time) {
+	if w.IsZero() {
+		return
+	}
+	if t.wake.IsZero() || w.Before(t.wake) {
+		t.wake = w
+	}
+}
+
+// invalid fails a run whose spec cannot run at all.
+func (t *tick) invalid(err error) {
+	t.st.Phase = v1alpha1.WorkflowRunFailed
+	t.st.Message = err.Error()
+	t.st.Finished = true
+	if t.st.EndTime.IsZero() {
+		t.st.EndTime = t.metaNow()
+	}
+	t.setConditions()
+}
+
+// loadContext merges spec.context with the variables set at run time.
+func (t *tick) loadContext() error {
+	t.runCtx = map[string]any{}
+	if c := t.in.Run.Spec.Context; c != nil && len(c.Raw) > 0 {
+		if err := json.Unmarshal(c.Raw, &t.runCtx); err != nil {
+			return fmt.Errorf("spec.context is not a JSON object: %v", err)
+		}
+	}
+	if t.in.Journal != nil {
+		for k, v := range t.in.Journal.Vars() {
+			t.runCtx[k] = v
+		}
+	}
+	return nil
+}
+
+// advance runs steps until nothing more can happen in this tick. Each leaf
+// step is evaluated at most once per tick.
+func (t *tick) advance(ctx context.Context) {
+	for round := 0; round < 1000; round++ {
+		changed, ready := t.collect()
+		if len(ready) == 0 {
+			if !changed {
+				return
+			}
+			continue
+		}
+		t.evaluate(ctx, ready)
+	}
+}
+
+// pending is a leaf step due for evaluation, with its request built.
+type pending struct {
+	step *graph.Step
+	req  eval.Request
+	out  eval.Outcome
+	// early is set when the step ended before evaluation (bad input).
+	early bool
+}
+
+func (t *tick) evaluate(ctx context.Context, ready []*pending) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, t.in.Parallelism)
+	for _, p := range ready {
+		if p.early {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(p *pending) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p.out = t.in.Evaluator.Evaluate(ctx, p.req)
+		}(p)
+		if t.g.Mode.Steps == v1alpha1.WorkflowModeStep && len(ready) == 1 {
+			break
+		}
+	}
+	wg.Wait()
+	for _, p := range ready {
+		if !p.early {
+			t.apply(p)
+		}
+	}
+}

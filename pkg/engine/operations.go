@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/graph"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
+)
+
+// Operations from outside (controller, CLI, REST API) are pure functions on
+// a run's status (and, for context variables and restarts, its journal).
+// The next Tick acts on what they changed. On a finished run, Resume,
+// Suspend, Terminate and SetContext return ErrFinished; Restart and
+// RetryFrom are how a finished run runs again.
+
+// ErrFinished is returned by operations that make no sense on a finished run.
+var ErrFinished = errors.New("the run is finished")
+
+// ErrNoStep is returned when an operation names a step the run does not have
+// or that is not in the state the operation needs.
+var ErrNoStep = errors.New("no such step")
+
+func eachStep(st *v1alpha1.WorkflowRunStatus, fn func(*v1alpha1.StepStatus)) {
+	for i := range st.Steps {
+		fn(&st.Steps[i].StepStatus)
+		for j := range st.Steps[i].SubStepsStatus {
+			fn(&st.Steps[i].SubStepsStatus[j])
+		}
+	}
+}
+
+func findStep(st *v1alpha1.WorkflowRunStatus, name string) *v1alpha1.StepStatus {
+	var out *v1alpha1.StepStatus
+	eachStep(st, func(ss *v1alpha1.StepStatus) {
+		if ss.Name == name && out == nil {
+			out = ss
+		}
+	})
+	return out
+}
+
+// Resume resumes the run (step == ""): it clears an outside suspend and
+// resumes every suspending step; or it resumes one suspending step.
+func Resume(st *v1alpha1.WorkflowRunStatus, step string) error {
+	if st.Finished {
+		return ErrFinished
+	}
+	resume := func(ss *v1alpha1.StepStatus) {
+		ss.Phase = v1alpha1.WorkflowStepPhaseRunning
+		ss.ResumeTime = nil
+	}
+	if step == "" {
+		st.Suspend = false
+		eachStep(st, func(ss *v1alpha1.StepStatus) {
+			if ss.Phase == v1alpha1.WorkflowStepPhaseSuspending && ss.Type != graph.StepGroup {
+				resume(ss)
+			}
+		})
+		return nil
+	}
+	ss := findStep(st, step)
+	if ss == nil || ss.Phase != v1alpha1.WorkflowStepPhaseSuspending {
+		return fmt.Errorf("%w: step %q is not suspending", ErrNoStep, step)
+	}
+	if ss.Type == graph.StepGroup {
+		for i := range st.Steps {
+			if st.Steps[i].Name == step {
+				for j := range st.Steps[i].SubStepsStatus {
+					if sub := &st.Steps[i].SubStepsStatus[j]; sub.Phase == v1alpha1.WorkflowStepPhaseSuspending {
+						resume(sub)
+					}
+				}
+			}
+		}
+	}
+	resume(ss)
+	return nil
+}
+
+// Suspend suspends the run (step == "") until Resume, or one running step.
+func Suspend(st *v1alpha1.WorkflowRunStatus, step string) error {
+	if st.Finished {
+		return ErrFinished
+	}
+	if step == "" {
+		st.Suspend = true
+		return nil
+	}
+	ss := findStep(st, step)
+	if ss == nil || ss.Phase != v1alpha1.WorkflowStepPhaseRunning {
+		return fmt.Errorf("%w: step %q is not running", ErrNoStep, step)
+	}
+	ss.Phase, ss.Reason = v1alpha1.WorkflowStepPhaseSuspending, ReasonSuspend
+	ss.ResumeTime, ss.NextAttemptTime = nil, nil
+	return nil
+}
+
+// Terminate stops the run (step == ""): unfinished steps fail with reason
+// Terminate and the run ends terminated. With a step, only that step (and,
+// for a group, its unfinished sub-steps) fails; the run goes on as after any
+// failure. A finished run is left as it is (ErrFinished).
+func Terminate(st *v1alpha1.WorkflowRunStatus, step string, now time.Time) error {
+	if st.Finished {
+		return ErrFinished
+	}
+	at := metav1.NewTime(now.Truncate(time.Second))
+	stop := func(ss *v1alpha1.StepStatus) {
+		if finished(ss.Phase) {
+			return
+		}
+		ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseFailed, ReasonTerminate, "terminated"
+		ss.ResumeTime, ss.NextAttemptTime = nil, nil
+		ss.LastExecuteTime = at
+	}
+	if step == "" {
+		eachStep(st, stop)
+		st.Terminated, st.Finished, st.Suspend = true, true, false
+		st.Phase = v1alpha1.WorkflowRunTerminated
+		st.EndTime = at
+		return nil
+	}
+	ss := findStep(st, step)
+	if ss == nil || finished(ss.Phase) {
+		return fmt.Errorf("%w: step %q is not running", ErrNoStep, step)
+	}
+	for i := range st.Steps {
+		if st.Steps[i].Name == step {
+			for j := range st.Steps[i].SubStepsStatus {
+				stop(&st.Steps[i].SubStepsStatus[j])
+			}
+		}
+	}
+	stop(ss)
+	return nil
+}
+
+// Restart runs the run again from the beginning: every step status goes,
+// the restart count grows (so every attempt gets a new id), and the journal
+// is emptied, variables set at run time included.
+func Restart(st *v1alpha1.WorkflowRunStatus, j *journal.Journal) {
+	restarts := st.RestartCount + 1
+	*st = v1alpha1.WorkflowRunStatus{RestartCount: restarts, Conditions: st.Conditions}
+	if j != nil {
+		j.Reset()
+	}
+}
+
+// RetryFrom runs step again, with the inputs it first ran with, and every
+// step after or downstream of it; steps before it keep their results. Each
+// re-run step starts a new attempt.
+func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *journal.Journal) error {
+	if _, ok := g.Step(step); !ok {
+		return fmt.Errorf("%w: %q", ErrNoStep, step)
+	}
+	for _, s := range g.Downstream(step) {
+		ss := findStep(st, s.Name)
+		if ss == nil {
+			continue
+		}
+		if j != nil && ss.ID != "" {
+			j.ForgetSteps(ss.ID)
+		}
+		keepInputs := s.Name == step
+		inputs := ss.Inputs
+		*ss = v1alpha1.StepStatus{
+			Name: ss.Name, Type: ss.Type, Phase: v1alpha1.WorkflowStepPhasePending,
+			Attempt: ss.Attempt + 1,
+		}
+		if keepInputs {
+			ss.Inputs = inputs
+		}
+	}
+	st.Finished, st.Terminated, st.Suspend = false, false, false
+	st.EndTime = metav1.Time{}
+	st.Message = ""
+	return nil
+}
+
+// SetContext sets a run context variable, visible to the next evaluation of
+// every step as context.<key>.
+func SetContext(st *v1alpha1.WorkflowRunStatus, j *journal.Journal, key string, value any) error {
+	if st.Finished {
+		return ErrFinished
+	}
+	if key == "" {
+		return errors.New("a context variable needs a name")
+	}
+	return j.SetVar(key, value)
+}
