@@ -2,6 +2,7 @@ package eval
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,4 +147,61 @@ func (sh *shard) pkgList() string {
 	}
 	sortStrings(names)
 	return strings.Join(names, ", ")
+}
+
+// Check compiles def (through the cache) and reports its CUE errors with
+// positions, without evaluating it. It is what `def vet` and a
+// definition's Ready condition use.
+func (e *Evaluator) Check(def Definition) error {
+	sh := e.cur.Load()
+	var cerr error
+	err := e.withCUE(sh, func() {
+		v, err := sh.compile(def)
+		if err == nil {
+			err = staticError(v, 0)
+		}
+		if err != nil {
+			cerr = fmt.Errorf("definition %q: %s", def.Name, describe(err))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("definition %q: compiling did not finish within %s", def.Name, e.opts.EvalTimeout)
+	}
+	return cerr
+}
+
+// staticErrors are field errors no parameter, context or op result can
+// cure. CUE reports most of them only on the field, not on the root.
+var staticErrors = []string{"undefined field: #", "conflicting values", "cycle", "not allowed", "invalid "}
+
+// staticError returns the first field error in v that no later fill can
+// cure, such as a reference to a definition the stdlib does not have.
+func staticError(v cue.Value, depth int) error {
+	if depth > maxDepth {
+		return nil
+	}
+	it, err := v.Fields(cue.Definitions(true))
+	if err != nil {
+		return nil
+	}
+	for it.Next() {
+		fv := it.Value()
+		if ferr := fv.Err(); ferr != nil {
+			for _, e := range cueerrors.Errors(ferr) {
+				msg := e.Error()
+				for _, s := range staticErrors {
+					if strings.Contains(msg, s) && !strings.Contains(msg, "$returns") {
+						return e
+					}
+				}
+			}
+			continue
+		}
+		if fv.IncompleteKind()&cue.StructKind != 0 {
+			if err := staticError(fv, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -127,3 +127,14 @@ send: http.#HTTPPost & {$params: url: "http://example.invalid/send"}
 		t.Errorf("classes = %v", classes)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	ev := newEvaluator(t, 0)
+	if err := ev.Check(eval.Definition{Name: "ok", Template: applyObject}); err != nil {
+		t.Errorf("good template: %v", err)
+	}
+	err := ev.Check(eval.Definition{Name: "bad", Template: "import \"vela/op\"\n\nx: op.#Nope\n"})
+	if err == nil || !strings.Contains(err.Error(), `definition "bad"`) || !strings.Contains(err.Error(), "bad.cue:3:") {
+		t.Errorf("bad template: %v", err)
+	}
+}
