@@ -156,6 +156,12 @@ type StepStatus struct {
 	// +optional
 	Attempt int32 `json:"attempt,omitempty"`
 
+	// Retries counts the attempts made after errors since the step last
+	// started, or was retried from, or evaluated without error; the retry
+	// limit applies to it (Stepflow extension).
+	// +optional
+	Retries int32 `json:"retries,omitempty"`
+
 	// NextAttemptTime is when the next retry is due, while the step waits
 	// out its backoff.
 	//

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
 )
 
 // Retry defaults, as KubeVela: an erroring step is tried 10 times with
@@ -50,7 +52,7 @@ func (t *tick) apply(p *pending) {
 		t.wakeAt(t.now.Add(pollInterval(t.now, ss.FirstExecuteTime.Time)))
 	case eval.Suspending:
 		ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseSuspending, ReasonSuspend, out.Message
-		ss.ResumeTime = nil
+		ss.ResumeTime, ss.NextAttemptTime = nil, nil
 		if out.SuspendFor > 0 {
 			at := metav1.NewTime(ceilSecond(t.now.Add(out.SuspendFor)))
 			ss.ResumeTime = &at
@@ -59,7 +61,20 @@ func (t *tick) apply(p *pending) {
 	case eval.Failed:
 		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, out.Reason, out.Message)
 	case eval.Broken:
+		if errors.Is(out.Err, journal.ErrSave) {
+			// The effect may have happened but its record is lost: evaluate
+			// the same attempt again, so it is sent with the same
+			// Idempotency-Key, rather than starting a new attempt.
+			ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseRunning, ReasonJournal, out.Message
+			at := metav1.NewTime(ceilSecond(t.now.Add(defaultInitial)))
+			ss.NextAttemptTime = &at
+			t.wakeAt(at.Time)
+			break
+		}
 		t.retry(s.Spec.Retry, ss, out.Message)
+	}
+	if out.Phase != eval.Broken {
+		ss.Retries = 0
 	}
 	if changedStep(&before, ss) {
 		ss.LastExecuteTime = t.metaNow()
@@ -84,19 +99,20 @@ func timeEq(a, b *metav1.Time) bool {
 // survive a restart of whoever runs the tick.
 func (t *tick) retry(policy *v1alpha1.RetryPolicy, ss *v1alpha1.StepStatus, msg string) {
 	limit, initial, factor, max := retryPolicy(policy)
-	if ss.Attempt >= limit {
+	if ss.Retries+1 >= limit {
 		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonFailedAfterRetries,
-			fmt.Sprintf("failed after %d attempts: %s", ss.Attempt, msg))
+			fmt.Sprintf("failed after %d attempts: %s", ss.Retries+1, msg))
 		return
 	}
 	if t.in.Journal != nil {
 		t.in.Journal.ForgetSteps(ss.ID)
 	}
-	backoff := time.Duration(float64(initial) * math.Pow(factor, float64(ss.Attempt-1)))
+	backoff := time.Duration(float64(initial) * math.Pow(factor, float64(ss.Retries)))
 	if backoff > max || backoff <= 0 {
 		backoff = max
 	}
 	ss.Attempt++
+	ss.Retries++
 	ss.ID = t.stepID(ss.Name, ss.Attempt)
 	ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseRunning, ReasonError, msg
 	at := metav1.NewTime(ceilSecond(t.now.Add(backoff)))
@@ -104,13 +120,16 @@ func (t *tick) retry(policy *v1alpha1.RetryPolicy, ss *v1alpha1.StepStatus, msg 
 	t.wakeAt(at.Time)
 }
 
+// retryPolicy returns, first, how many attempts a step gets in all. The
+// policy's limit counts the retries after the first attempt, so it allows
+// limit+1 attempts; DefaultRetryLimit counts attempts.
 func retryPolicy(p *v1alpha1.RetryPolicy) (limit int32, initial time.Duration, factor float64, max time.Duration) {
 	limit, initial, factor, max = DefaultRetryLimit, defaultInitial, defaultFactor, defaultMaxBackoff
 	if p == nil {
 		return
 	}
 	if p.Limit > 0 {
-		limit = p.Limit
+		limit = p.Limit + 1
 	}
 	if b := p.Backoff; b != nil {
 		if d, err := time.ParseDuration(b.Initial); err == nil && d > 0 {

@@ -194,9 +194,6 @@ func (t *tick) evaluate(ctx context.Context, ready []*pending) {
 			defer func() { <-sem }()
 			p.out = t.in.Evaluator.Evaluate(ctx, p.req)
 		}(p)
-		if t.g.Mode.Steps == v1alpha1.WorkflowModeStep && len(ready) == 1 {
-			break
-		}
 	}
 	wg.Wait()
 	for _, p := range ready {

@@ -27,6 +27,7 @@ const (
 	ReasonOutput               = "OutputError"
 	ReasonCondition            = "ConditionError"
 	ReasonSuspend              = "Suspend"
+	ReasonJournal              = "JournalError"
 )
 
 func (t *tick) metaNow() metav1.Time { return metav1.NewTime(t.now) }

@@ -349,6 +349,7 @@ func (ev *evaluation) finish(ctx context.Context, calls []*planned, results []op
 					phase = Failed
 				}
 				ev.end(phase, ReasonOp, fmt.Sprintf("%s%v (%s)", ev.where(), err, posString(pl.site.v.Pos())))
+				ev.out.Err = err
 				return
 			}
 			if res.Stop != nil {

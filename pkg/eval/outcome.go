@@ -44,6 +44,8 @@ type Outcome struct {
 	Value *Value
 	// Calls are the op calls made, in the order they ran.
 	Calls []CallRecord
+	// Err is the op error behind a Broken or op-failed outcome.
+	Err error
 }
 
 // CallRecord is one op call made during an evaluation.

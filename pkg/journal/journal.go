@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"errors"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,12 @@ import (
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
+
+// ErrSave wraps a Store's failure to save. For an effect it means the
+// effect happened but its record may be lost: the executor evaluates the
+// same attempt again (same step id, same Idempotency-Key) rather than
+// starting a new one.
+var ErrSave = errors.New("the journal could not be saved")
 
 // Key is the identity of one op call of one step attempt: the attempt's
 // StepID and the call's path in the template. It equals op.Call.Key.
@@ -213,7 +220,7 @@ func (j *Journal) Flush(ctx context.Context) error {
 // save saves snap, the journal as of change gen. The caller holds saveMu.
 func (j *Journal) save(ctx context.Context, snap Data, gen uint64) error {
 	if err := j.store.Save(ctx, snap); err != nil {
-		return fmt.Errorf("journal: save: %w", err)
+		return fmt.Errorf("journal: save: %w: %w", ErrSave, err)
 	}
 	j.mu.Lock()
 	j.saved = gen
