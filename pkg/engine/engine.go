@@ -78,7 +78,7 @@ func Tick(ctx context.Context, in Input) (Result, error) {
 	if in.Now == nil {
 		in.Now = time.Now
 	}
-	t := &tick{in: in, now: in.Now().Truncate(time.Second), st: in.Run.Status.DeepCopy(), evaluated: map[string]bool{}}
+	t := &tick{in: in, now: in.Now(), st: in.Run.Status.DeepCopy(), evaluated: map[string]bool{}}
 	if t.st.StartTime.IsZero() {
 		t.st.StartTime = t.metaNow()
 	}

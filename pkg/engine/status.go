@@ -30,7 +30,7 @@ const (
 	ReasonJournal              = "JournalError"
 )
 
-func (t *tick) metaNow() metav1.Time { return metav1.NewTime(t.now) }
+func (t *tick) metaNow() metav1.Time { return metav1.NewTime(t.now.Truncate(time.Second)) }
 
 // ceilSecond rounds a time up to a whole second, so timers never fire early
 // once the API server has dropped the fraction.

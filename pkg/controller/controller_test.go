@@ -1,0 +1,271 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	nethttp "net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/internal/testenv"
+	"github.com/stepflow-dev/stepflow/pkg/controller"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
+	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
+	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/op/transform"
+)
+
+var (
+	env    *testenv.Env
+	scheme = runtime.NewScheme()
+)
+
+func TestMain(m *testing.M) {
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	_ = v1beta1.AddToScheme(scheme)
+	var stop func()
+	env, stop = testenv.StartMain(testenv.WithScheme(scheme), testenv.WithCRDs())
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// startController runs the reconcilers in a manager against the test API
+// server until the test ends.
+func startController(t *testing.T, systemNS string) {
+	t.Helper()
+	skip := true
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Controller: config.Controller{SkipNameValidation: &skip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusters := kube.Local(mgr.GetClient())
+	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters),
+		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}), transform.New())
+	ev, err := eval.New(eval.Options{Ops: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := &controller.RunReconciler{Client: mgr.GetClient(), Evaluator: ev, Ops: op.Direct,
+		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: systemNS},
+		Recorder:    mgr.GetEventRecorderFor("stepflow")}
+	if err := runs.SetupWithManager(mgr, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&controller.DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev}).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func namespace(t *testing.T, name string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := env.Client.Create(context.Background(), ns); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func applyYAML(t *testing.T, obj client.Object, doc string) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func stepDef(t *testing.T, ns, name, template string) {
+	t.Helper()
+	def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: template}}
+	if err := env.Client.Create(context.Background(), def); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitRun(t *testing.T, ns, name string, timeout time.Duration, ok func(*v1alpha1.WorkflowRun) bool) *v1alpha1.WorkflowRun {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var run v1alpha1.WorkflowRun
+	for time.Now().Before(deadline) {
+		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &run); err == nil && ok(&run) {
+			return &run
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, _ := yaml.Marshal(run.Status)
+	t.Fatalf("run %s/%s did not get there in %s; status:\n%s", ns, name, timeout, b)
+	return nil
+}
+
+func finishedRun(r *v1alpha1.WorkflowRun) bool { return r.Status.Finished }
+
+const applyObject = `import "vela/kube"
+
+apply: kube.#Apply & {$params: value: parameter.value}
+parameter: value: {...}
+`
+
+const notify = `import (
+	"vela/op"
+	"encoding/json"
+)
+
+post: op.#HTTPPost & {
+	url: parameter.url
+	request: body: json.Marshal({step: context.stepSessionID})
+}
+parameter: url: string
+`
+
+func TestRunToCompletion(t *testing.T) {
+	ns := namespace(t, "complete")
+	sys := namespace(t, "sys-complete")
+	startController(t, sys)
+	var posts atomic.Int32
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		posts.Add(1)
+		fmt.Fprint(w, `{}`)
+	}))
+	defer srv.Close()
+	stepDef(t, sys, "apply-object", applyObject)
+	stepDef(t, sys, "notify", notify)
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+apiVersion: core.oam.dev/v1alpha1
+kind: WorkflowRun
+metadata: {name: deploy, namespace: %s}
+spec:
+  workflowSpec:
+    steps:
+    - name: config
+      type: apply-object
+      properties:
+        value: {apiVersion: v1, kind: ConfigMap, metadata: {name: app-config}, data: {k: v}}
+    - name: notify
+      type: notify
+      properties: {url: %q}
+`, ns, srv.URL))
+	run := waitRun(t, ns, "deploy", 30*time.Second, finishedRun)
+	if run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
+		t.Fatalf("phase %s: %s", run.Status.Phase, run.Status.Message)
+	}
+	if !meta.IsStatusConditionTrue(run.Status.Conditions, v1alpha1.ConditionSucceeded) {
+		t.Errorf("conditions = %+v", run.Status.Conditions)
+	}
+	if posts.Load() != 1 {
+		t.Errorf("POST hits = %d, want 1", posts.Load())
+	}
+	if run.Status.ContextBackend == nil {
+		t.Fatalf("no context backend recorded for a run with a journaled POST")
+	}
+	var cm corev1.ConfigMap
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: run.Status.ContextBackend.Name}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].UID != run.UID || !strings.Contains(cm.Data["journal"], "/post") {
+		t.Errorf("journal ConfigMap = %+v", cm)
+	}
+}
+
+func TestDefinitionLookupOrderAndBadDefinition(t *testing.T) {
+	ns := namespace(t, "lookup")
+	sys := namespace(t, "sys-lookup")
+	startController(t, sys)
+	stepDef(t, sys, "greet", "import \"vela/op\"\nm: op.#Message & {message: \"from system\"}\n")
+	stepDef(t, ns, "greet", "import \"vela/op\"\nm: op.#Message & {message: \"from namespace\"}\n")
+	stepDef(t, sys, "only-system", "import \"vela/op\"\nm: op.#Message & {message: \"system only\"}\n")
+	stepDef(t, ns, "broken", "import \"vela/op\"\n\nm: op.#Message & {message: 1 + }\n")
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: order, namespace: %s}
+spec:
+  mode: {steps: DAG}
+  workflowSpec:
+    steps:
+    - {name: a, type: greet}
+    - {name: b, type: only-system}
+    - {name: c, type: broken}
+`, ns))
+	run := waitRun(t, ns, "order", 30*time.Second, finishedRun)
+	msgs := map[string]string{}
+	for _, s := range run.Status.Steps {
+		msgs[s.Name] = string(s.Phase) + ": " + s.Message
+	}
+	if msgs["a"] != "succeeded: from namespace" || msgs["b"] != "succeeded: system only" ||
+		!strings.HasPrefix(msgs["c"], "failed: ") || !strings.Contains(msgs["c"], "broken.cue:3:") {
+		t.Errorf("steps = %v", msgs)
+	}
+	// The broken definition reports its error on its own status.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var def v1beta1.WorkflowStepDefinition
+		_ = env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "broken"}, &def)
+		c := meta.FindStatusCondition(def.Status.Conditions, "Ready")
+		if c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "broken.cue:3:") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("definition conditions = %+v", def.Status.Conditions)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestTimedSuspendWakesExactly(t *testing.T) {
+	ns := namespace(t, "timed")
+	startController(t, "vela-system")
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: pause, namespace: %s}
+spec:
+  workflowSpec:
+    steps:
+    - {name: pause, type: suspend, properties: {duration: 2s}}
+`, ns))
+	start := time.Now()
+	run := waitRun(t, ns, "pause", 20*time.Second, finishedRun)
+	took := time.Since(start)
+	if run.Status.Phase != v1alpha1.WorkflowRunSucceeded || took < 1500*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("phase %s after %s", run.Status.Phase, took)
+	}
+}
+
+func TestWorkflowRefMissing(t *testing.T) {
+	ns := namespace(t, "ref")
+	startController(t, "vela-system")
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: byref, namespace: %s}
+spec: {workflowRef: nowhere}
+`, ns))
+	run := waitRun(t, ns, "byref", 20*time.Second, finishedRun)
+	if run.Status.Phase != v1alpha1.WorkflowRunFailed || !strings.Contains(run.Status.Message, "nowhere") {
+		t.Fatalf("phase %s: %s", run.Status.Phase, run.Status.Message)
+	}
+}

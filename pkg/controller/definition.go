@@ -1,0 +1,56 @@
+package controller
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+)
+
+// DefinitionReconciler compiles WorkflowStepDefinitions and reports the
+// result in their Ready condition.
+type DefinitionReconciler struct {
+	Client    client.Client
+	Evaluator *eval.Evaluator
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *DefinitionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var def v1beta1.WorkflowStepDefinition
+	if err := r.Client.Get(ctx, req.NamespacedName, &def); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Compiled",
+		Message: "the template compiles", ObservedGeneration: def.Generation}
+	src, err := definition.FromObject(&def)
+	if err == nil {
+		err = r.Evaluator.Check(src.Definition)
+	}
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "TemplateError", err.Error()
+	}
+	if c := meta.FindStatusCondition(def.Status.Conditions, cond.Type); c != nil &&
+		c.Status == cond.Status && c.Message == cond.Message && def.Status.ObservedGeneration == def.Generation {
+		return ctrl.Result{}, nil
+	}
+	before := def.DeepCopy()
+	meta.SetStatusCondition(&def.Status.Conditions, cond)
+	def.Status.ObservedGeneration = def.Generation
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Status().Patch(ctx, &def, client.MergeFrom(before)))
+}
+
+// SetupWithManager registers the reconciler.
+func (r *DefinitionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1beta1.WorkflowStepDefinition{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}

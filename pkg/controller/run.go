@@ -1,0 +1,172 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/engine"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+)
+
+var errNoWorkflow = errors.New("the run's Workflow does not exist")
+
+// RunReconciler runs one engine tick per reconcile of a WorkflowRun.
+type RunReconciler struct {
+	Client      client.Client
+	Evaluator   *eval.Evaluator
+	Ops         op.Runner
+	Definitions definition.Cluster
+	Recorder    record.EventRecorder
+	Logs        op.LogSink
+	Debug       engine.Debug
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Parallelism bounds the steps of one run evaluated at once.
+	Parallelism int
+
+	memo *memo
+	own  *ownWrites
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if r.memo == nil {
+		r.memo = newMemo()
+	}
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	var run v1alpha1.WorkflowRun
+	if err := r.Client.Get(ctx, req.NamespacedName, &run); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if run.Status.Finished || !run.DeletionTimestamp.IsZero() {
+		r.memo.forget(run.UID)
+		return ctrl.Result{}, nil
+	}
+	steps, mode, err := r.resolve(ctx, &run)
+	if errors.Is(err, errNoWorkflow) {
+		before := run.DeepCopy()
+		run.Status.Phase, run.Status.Finished = v1alpha1.WorkflowRunFailed, true
+		run.Status.Message = err.Error()
+		run.Status.EndTime = metav1.NewTime(now())
+		meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionFailed,
+			Status: metav1.ConditionTrue, Reason: "WorkflowNotFound", Message: err.Error()})
+		return ctrl.Result{}, r.Client.Status().Patch(ctx, &run, client.MergeFrom(before))
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	store := newConfigMapStore(r.Client, &run, r.memo)
+	j, err := journal.Open(ctx, store, journal.Limits{})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	res, err := engine.Tick(ctx, engine.Input{
+		Run: &run, Steps: steps, Mode: mode,
+		Definitions: r.Definitions.For(ctx, run.Namespace),
+		Evaluator:   r.Evaluator, Ops: r.Ops, Journal: j, Now: now,
+		Logs: r.Logs, Debug: r.Debug, Parallelism: r.Parallelism,
+	})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if store.created || (store.exists && run.Status.ContextBackend == nil) {
+		res.Status.ContextBackend = store.reference()
+	}
+	if !equality.Semantic.DeepEqual(run.Status, res.Status) {
+		before := run.DeepCopy()
+		run.Status = res.Status
+		if err := r.Client.Status().Patch(ctx, &run, client.MergeFrom(before)); err != nil {
+			if apierrors.IsNotFound(err) {
+				return ctrl.Result{}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("writing status of %s: %w", req.NamespacedName, err)
+		}
+		if r.own != nil {
+			r.own.set(run.UID, run.ResourceVersion)
+		}
+		r.recordTransitions(&run, before)
+	}
+	if res.WakeAt.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	after := res.WakeAt.Sub(now())
+	if after <= 0 {
+		after = time.Millisecond
+	}
+	log.FromContext(ctx).V(1).Info("tick done", "phase", run.Status.Phase, "wake", after)
+	return ctrl.Result{RequeueAfter: after}, nil
+}
+
+// resolve returns the run's steps: its own workflowSpec, or the Workflow
+// named by workflowRef in its namespace.
+func (r *RunReconciler) resolve(ctx context.Context, run *v1alpha1.WorkflowRun) ([]v1alpha1.WorkflowStep, *v1alpha1.WorkflowExecuteMode, error) {
+	if run.Spec.WorkflowSpec != nil {
+		return run.Spec.WorkflowSpec.Steps, run.Spec.Mode, nil
+	}
+	if run.Spec.WorkflowRef == "" {
+		return nil, run.Spec.Mode, nil
+	}
+	var wf v1alpha1.Workflow
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Spec.WorkflowRef}, &wf)
+	if apierrors.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("%w: workflowRef %q: no Workflow %s/%s", errNoWorkflow, run.Spec.WorkflowRef, run.Namespace, run.Spec.WorkflowRef)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	mode := run.Spec.Mode
+	if mode == nil {
+		mode = wf.Mode
+	}
+	return wf.Steps, mode, nil
+}
+
+// recordTransitions emits an event for each step that finished or
+// suspended, and for the run finishing.
+func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
+	if r.Recorder == nil {
+		return
+	}
+	old := map[string]v1alpha1.WorkflowStepPhase{}
+	for _, s := range before.Status.Steps {
+		old[s.Name] = s.Phase
+	}
+	for _, s := range run.Status.Steps {
+		if s.Phase == old[s.Name] {
+			continue
+		}
+		switch s.Phase {
+		case v1alpha1.WorkflowStepPhaseFailed:
+			r.Recorder.Eventf(run, corev1.EventTypeWarning, "StepFailed", "step %s failed (%s): %s", s.Name, s.Reason, s.Message)
+		case v1alpha1.WorkflowStepPhaseSucceeded, v1alpha1.WorkflowStepPhaseSuspending, v1alpha1.WorkflowStepPhaseSkipped:
+			r.Recorder.Eventf(run, corev1.EventTypeNormal, "Step"+upper(string(s.Phase)), "step %s %s", s.Name, s.Phase)
+		}
+	}
+}
+
+func upper(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}

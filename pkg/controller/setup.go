@@ -1,0 +1,55 @@
+package controller
+
+import (
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+)
+
+// ownWrites remembers the resourceVersion of each run's last status patch
+// by this controller, so the watch event it causes does not trigger a
+// pointless tick.
+type ownWrites struct {
+	mu sync.Mutex
+	rv map[types.UID]string
+}
+
+func (o *ownWrites) set(uid types.UID, rv string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rv[uid] = rv
+}
+
+func (o *ownWrites) isOwn(uid types.UID, rv string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.rv[uid] == rv
+}
+
+// SetupWithManager registers the reconciler with at most maxConcurrent
+// reconciles at once.
+func (r *RunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent int) error {
+	if r.memo == nil {
+		r.memo = newMemo()
+	}
+	if r.own == nil {
+		r.own = &ownWrites{rv: map[types.UID]string{}}
+	}
+	if maxConcurrent <= 0 {
+		maxConcurrent = 4
+	}
+	notOwn := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return !r.own.isOwn(e.ObjectNew.GetUID(), e.ObjectNew.GetResourceVersion())
+	}}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.WorkflowRun{}, builder.WithPredicates(notOwn)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).
+		Complete(r)
+}

@@ -1,0 +1,146 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
+)
+
+// journalKey is the ConfigMap key holding a run's journal and context.
+const journalKey = "journal"
+
+// ContextConfigMapName is the ConfigMap holding a run's journal and run
+// context variables, owned by the run (as KubeVela names its context
+// backend).
+func ContextConfigMapName(run string) string { return "workflow-" + run + "-context" }
+
+// memo remembers what this process last wrote for each run, so a read
+// through the informer cache that has not yet seen our own write does not
+// hand back an older journal (which would repeat a journaled effect).
+type memo struct {
+	mu   sync.Mutex
+	runs map[types.UID]memoEntry
+}
+
+type memoEntry struct {
+	data journal.Data
+	rv   uint64
+}
+
+func newMemo() *memo { return &memo{runs: map[types.UID]memoEntry{}} }
+
+func (m *memo) forget(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.runs, uid)
+}
+
+// configMapStore is a journal.Store in a ConfigMap owned by the run. It
+// reads through the cache and makes no request while the run has no
+// context backend yet (status.contextBackend unset): that lookup is known
+// to miss.
+type configMapStore struct {
+	c       client.Client
+	run     *v1alpha1.WorkflowRun
+	memo    *memo
+	exists  bool
+	created bool
+}
+
+func newConfigMapStore(c client.Client, run *v1alpha1.WorkflowRun, m *memo) *configMapStore {
+	return &configMapStore{c: c, run: run, memo: m, exists: run.Status.ContextBackend != nil}
+}
+
+func (s *configMapStore) key() types.NamespacedName {
+	return types.NamespacedName{Namespace: s.run.Namespace, Name: ContextConfigMapName(s.run.Name)}
+}
+
+func (s *configMapStore) Load(ctx context.Context) (journal.Data, error) {
+	if !s.exists {
+		return journal.Data{}, nil
+	}
+	var cm corev1.ConfigMap
+	err := s.c.Get(ctx, s.key(), &cm)
+	if apierrors.IsNotFound(err) {
+		s.exists = false
+		return s.fromMemo(0, journal.Data{}), nil
+	}
+	if err != nil {
+		return journal.Data{}, fmt.Errorf("reading ConfigMap %s: %w", s.key(), err)
+	}
+	var d journal.Data
+	if raw := cm.Data[journalKey]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &d); err != nil {
+			return journal.Data{}, fmt.Errorf("ConfigMap %s: %s is not a journal: %w", s.key(), journalKey, err)
+		}
+	}
+	rv, _ := strconv.ParseUint(cm.ResourceVersion, 10, 64)
+	return s.fromMemo(rv, d), nil
+}
+
+// fromMemo prefers what this process wrote last over an older cached copy.
+func (s *configMapStore) fromMemo(rv uint64, d journal.Data) journal.Data {
+	s.memo.mu.Lock()
+	defer s.memo.mu.Unlock()
+	if m, ok := s.memo.runs[s.run.UID]; ok && m.rv >= rv {
+		return m.data
+	}
+	return d
+}
+
+func (s *configMapStore) Save(ctx context.Context, d journal.Data) error {
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Name: s.key().Name, Namespace: s.run.Namespace,
+		Labels: map[string]string{"stepflow.dev/run": s.run.Name},
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(s.run,
+			v1alpha1.GroupVersion.WithKind("WorkflowRun"))},
+	}, Data: map[string]string{journalKey: string(raw)}}
+	if !s.exists {
+		err = s.c.Create(ctx, cm)
+		if apierrors.IsAlreadyExists(err) {
+			s.exists = true
+		} else if err != nil {
+			return fmt.Errorf("creating ConfigMap %s: %w", s.key(), err)
+		} else {
+			s.exists, s.created = true, true
+			s.remember(cm.ResourceVersion, d)
+			return nil
+		}
+	}
+	patch, err := json.Marshal(map[string]any{"data": map[string]string{journalKey: string(raw)}})
+	if err != nil {
+		return err
+	}
+	if err := s.c.Patch(ctx, cm, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("writing ConfigMap %s: %w", s.key(), err)
+	}
+	s.remember(cm.ResourceVersion, d)
+	return nil
+}
+
+func (s *configMapStore) remember(rv string, d journal.Data) {
+	n, _ := strconv.ParseUint(rv, 10, 64)
+	s.memo.mu.Lock()
+	defer s.memo.mu.Unlock()
+	s.memo.runs[s.run.UID] = memoEntry{data: d, rv: n}
+}
+
+// reference is the status.contextBackend of a run whose ConfigMap exists.
+func (s *configMapStore) reference() *corev1.ObjectReference {
+	return &corev1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Namespace: s.run.Namespace, Name: s.key().Name}
+}
