@@ -6,9 +6,14 @@ package main
 import (
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/stepflow-dev/stepflow/pkg/cli"
 )
 
 func main() {
-	os.Exit(cli.Main(cli.Deps{Stdout: os.Stdout, Stderr: os.Stderr, Ops: buildOps}, os.Args[1:]))
+	os.Exit(cli.Main(cli.Deps{
+		Stdout: os.Stdout, Stderr: os.Stderr, Ops: buildOps,
+		Commands: []*cobra.Command{newControllerCmd()},
+	}, os.Args[1:]))
 }

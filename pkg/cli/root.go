@@ -23,6 +23,8 @@ type Deps struct {
 	// returns the kubeconfig's connection, or an error naming why there is
 	// none; it is called only when a kube op first needs it.
 	Ops func(restConfig func() (*rest.Config, error)) (*op.Registry, error)
+	// Commands are added to the root as they are (e.g. the controller).
+	Commands []*cobra.Command
 }
 
 // globals are the flags every command shares.
@@ -92,6 +94,7 @@ func NewRoot(deps Deps) *cobra.Command {
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "namespace to act in (default: the kubeconfig's, else \"default\")")
 	pf.StringVarP(&g.output, "output", "o", "", "output format: yaml, json or wide")
 	root.AddCommand(newStepCmd(deps, g))
+	root.AddCommand(deps.Commands...)
 	return root
 }
 

@@ -534,6 +534,9 @@ func TestApprovalCrashWindow(t *testing.T) {
 				t.Errorf("the repeated approval request carried Idempotency-Key %s, the first %s; want the same key "+
 					"(approve is attempt %d, reason %s: %q)", keys[1], keys[0], a.Attempt, a.Reason, a.Message)
 			}
+			if a := r.step("approve"); a.Attempt != 1 {
+				t.Errorf("approve is attempt %d after the lost record, want 1: a lost record is no reason for a new attempt", a.Attempt)
+			}
 			r.srv.mu.Lock()
 			tickets := len(r.srv.tickets)
 			r.srv.mu.Unlock()

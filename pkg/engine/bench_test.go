@@ -45,6 +45,14 @@ parameter: {
 }
 `
 
+// benchMessage is about the least a step can do: one op.
+const benchMessage = `
+import "vela/builtin"
+
+say: builtin.#Message & {$params: message: parameter.name}
+parameter: {...}
+`
+
 // benchKubeParams is the $params shape of kube.apply and kube.read.
 type benchKubeParams struct {
 	Cluster string         `json:"cluster"`
@@ -87,13 +95,16 @@ func newBenchRig(b *testing.B) *benchRig {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &benchRig{defs: engine.DefinitionMap{"deploy": {Name: "deploy", Template: benchDeploy}}, ev: ev}
+	return &benchRig{defs: engine.DefinitionMap{
+		"deploy":  {Name: "deploy", Template: benchDeploy},
+		"message": {Name: "message", Template: benchMessage},
+	}, ev: ev}
 }
 
-func benchStep(name string, dependsOn ...string) v1alpha1.WorkflowStep {
+func benchStep(name, typ string, dependsOn ...string) v1alpha1.WorkflowStep {
 	props, _ := json.Marshal(map[string]any{"name": name, "replicas": 2})
 	return v1alpha1.WorkflowStep{WorkflowStepBase: v1alpha1.WorkflowStepBase{
-		Name: name, Type: "deploy", DependsOn: dependsOn, Properties: &runtime.RawExtension{Raw: props},
+		Name: name, Type: typ, DependsOn: dependsOn, Properties: &runtime.RawExtension{Raw: props},
 	}}
 }
 
@@ -142,7 +153,7 @@ func BenchmarkTick5StepSequential(b *testing.B) {
 	r := newBenchRig(b)
 	var steps []v1alpha1.WorkflowStep
 	for i := 0; i < 5; i++ {
-		steps = append(steps, benchStep(fmt.Sprintf("deploy-%d", i)))
+		steps = append(steps, benchStep(fmt.Sprintf("deploy-%d", i), "deploy"))
 	}
 	r.bench(b, steps, nil)
 }
@@ -152,6 +163,18 @@ func BenchmarkTick5StepSequential(b *testing.B) {
 // 100ms a run.
 func BenchmarkTick100StepDAG(b *testing.B) {
 	r := newBenchRig(b)
+	r.bench(b, benchLayers("deploy"), &v1alpha1.WorkflowExecuteMode{Steps: v1alpha1.WorkflowModeDAG})
+}
+
+// BenchmarkTick100StepDAGOneOp is BenchmarkTick100StepDAG with a one-op
+// template, so that CUE costs little beside the engine.
+func BenchmarkTick100StepDAGOneOp(b *testing.B) {
+	r := newBenchRig(b)
+	r.bench(b, benchLayers("message"), &v1alpha1.WorkflowExecuteMode{Steps: v1alpha1.WorkflowModeDAG})
+}
+
+// benchLayers is 100 steps of type typ in ten layers of ten.
+func benchLayers(typ string) []v1alpha1.WorkflowStep {
 	const layers, width = 10, 10
 	name := func(l, k int) string { return fmt.Sprintf("l%d-s%d", l, k) }
 	var steps []v1alpha1.WorkflowStep
@@ -161,8 +184,8 @@ func BenchmarkTick100StepDAG(b *testing.B) {
 			if l > 0 {
 				deps = []string{name(l-1, k), name(l-1, (k+1)%width)}
 			}
-			steps = append(steps, benchStep(name(l, k), deps...))
+			steps = append(steps, benchStep(name(l, k), typ, deps...))
 		}
 	}
-	r.bench(b, steps, &v1alpha1.WorkflowExecuteMode{Steps: v1alpha1.WorkflowModeDAG})
+	return steps
 }

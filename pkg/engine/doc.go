@@ -9,17 +9,17 @@
 //
 // # Steps
 //
-//	           deps done, if true         template ran to the end
-//	 pending ──────────────────▶ running ─────────────────────────▶ succeeded
-//	    │                         │  ▲ │ ╲  #ConditionalWait unmet: stays
-//	    │ if false, or an         │  │ │  ╲ running (reason Wait), polled
-//	    │ upstream step failed    │  │ │   ╲
-//	    ▼                         │  │ │    ╲ op error: new attempt after a
-//	 skipped          #Suspend /  │  │ │     backoff; after the retry limit
-//	                  suspend     ▼  │ │      ──────────────▶ failed
-//	                     suspending  │ │ #Fail, template error, timeout,
-//	                        │ resume │ │ terminate ─────────▶ failed
-//	                        └────────┘ │
+//	          deps done, if true         template ran to the end
+//	pending ──────────────────▶ running ─────────────────────────▶ succeeded
+//	   │                         │  ▲ │ ╲  #ConditionalWait unmet: stays
+//	   │ if false, or an         │  │ │  ╲ running (reason Wait), polled
+//	   │ upstream step failed    │  │ │   ╲
+//	   ▼                         │  │ │    ╲ op error: new attempt after a
+//	skipped          #Suspend /  │  │ │     backoff; after the retry limit
+//	                 suspend     ▼  │ │      ──────────────▶ failed
+//	                    suspending  │ │ #Fail, template error, timeout,
+//	                       │ resume │ │ terminate ─────────▶ failed
+//	                       └────────┘ │
 //
 // A step group's phase follows its sub-steps: suspending if one is, failed
 // once all are finished and one failed, succeeded once all are finished. A

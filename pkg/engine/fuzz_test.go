@@ -65,7 +65,7 @@ var fuzzT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // fuzzTypes are the step types a fuzzed run draws from; "suspend" is the
 // engine's built-in type and "missing" has no definition.
-var fuzzTypes = []string{"ok", "effect", "wait", "halt", "fail", "error", "flaky", engine.SuspendType, "ok", "missing"}
+var fuzzTypes = []string{"ok", "effect", "wait", "halt", "fail", "error", "flaky", engine.SuspendType, "ok", "missing", "ok", "wait", "halt", "ok", "effect", "flaky"}
 
 var fuzzDefinitions = engine.DefinitionMap{
 	"ok":     {Name: "ok", Template: `do: {#provider: "fz", #do: "ok"}`},
@@ -146,7 +146,11 @@ func newFuzzRun(t *testing.T, ev *eval.Evaluator, data []byte) *fuzzRun {
 	steps, mode := fr.buildSteps()
 	fr.run = &v1alpha1.WorkflowRun{
 		ObjectMeta: metav1.ObjectMeta{Name: "fuzz", Namespace: "default", UID: "uid-fuzz"},
-		Spec:       v1alpha1.WorkflowRunSpec{Mode: mode, WorkflowSpec: &v1alpha1.WorkflowSpec{Steps: steps}},
+		Spec: v1alpha1.WorkflowRunSpec{
+			Mode:         mode,
+			WorkflowSpec: &v1alpha1.WorkflowSpec{Steps: steps},
+			Context:      &runtime.RawExtension{Raw: []byte(pick(fr.in, `{"flag": true}`, `{"flag": false}`, `{}`))},
+		},
 	}
 	g, err := graph.Build(steps, mode)
 	if err != nil {
@@ -230,7 +234,7 @@ func (fr *fuzzRun) stepBase(name, typ string, seen []string) v1alpha1.WorkflowSt
 	if len(seen) > 0 {
 		other = seen[in.intn(len(seen))]
 	}
-	switch in.intn(16) {
+	switch in.intn(24) {
 	case 1:
 		s.If = "always"
 	case 2:
@@ -343,6 +347,76 @@ func (fr *fuzzRun) tick() {
 		fr.fatalf("Tick did not return within %s", tickLimit)
 	}
 	fr.checkFinished()
+	fr.checkSettled()
+}
+
+// stepStatus returns the status of a step or sub-step, nil if it has none.
+func (fr *fuzzRun) stepStatus(name string) *v1alpha1.StepStatus {
+	st := &fr.run.Status
+	for i := range st.Steps {
+		if st.Steps[i].Name == name {
+			return &st.Steps[i].StepStatus
+		}
+		for j := range st.Steps[i].SubStepsStatus {
+			if st.Steps[i].SubStepsStatus[j].Name == name {
+				return &st.Steps[i].SubStepsStatus[j]
+			}
+		}
+	}
+	return nil
+}
+
+func stepDone(ss *v1alpha1.StepStatus) bool {
+	if ss == nil {
+		return false
+	}
+	switch ss.Phase {
+	case v1alpha1.WorkflowStepPhaseSucceeded, v1alpha1.WorkflowStepPhaseFailed,
+		v1alpha1.WorkflowStepPhaseSkipped, v1alpha1.WorkflowStepPhaseStopped:
+		return true
+	}
+	return false
+}
+
+// checkSettled: after a tick of a run that is neither finished nor
+// suspended by an operator, every step whose dependencies are done (inside
+// a started group) has left pending, and a run with a running step asks for
+// a wake-up.
+func (fr *fuzzRun) checkSettled() {
+	st := fr.run.Status
+	if st.Finished || st.Suspend {
+		return
+	}
+	for _, s := range fr.g.All() {
+		if p := s.Parent; p != nil {
+			if ps := fr.stepStatus(p.Name); ps == nil || ps.Phase == v1alpha1.WorkflowStepPhasePending || stepDone(ps) {
+				continue
+			}
+		}
+		ready := true
+		for _, d := range s.Deps {
+			ready = ready && stepDone(fr.stepStatus(d.Name))
+		}
+		ss := fr.stepStatus(s.Name)
+		if ready && (ss == nil || ss.Phase == v1alpha1.WorkflowStepPhasePending) {
+			fr.fatalf("step %s can start but is still pending after a tick", s.Name)
+		}
+		if !s.IsGroup() && ss != nil && ss.Phase == v1alpha1.WorkflowStepPhaseRunning && fr.wake.IsZero() {
+			fr.fatalf("step %s is running (%s) but the tick asked for no wake-up", s.Name, ss.Reason)
+		}
+	}
+}
+
+// detail is the run's phase and each step's phase and reason.
+func (fr *fuzzRun) detail() string {
+	var b strings.Builder
+	b.WriteString(fr.phases())
+	for _, s := range fr.g.All() {
+		if ss := fr.stepStatus(s.Name); ss != nil {
+			fmt.Fprintf(&b, " %s:%s", s.Name, ss.Reason)
+		}
+	}
+	return b.String()
 }
 
 // checkFinished: a finished run is succeeded, failed or terminated, and
@@ -400,7 +474,21 @@ func (fr *fuzzRun) play() {
 	// frozen is the phases of the run once it finished, "" while it may
 	// still change; calls the op calls made until then.
 	frozen, calls := "", 0
+	// held are the steps an operator suspended, until the next resume,
+	// terminate, restart or retry-from.
+	held := map[string]bool{}
 	check := func(what string) {
+		for name := range held {
+			ss := fr.stepStatus(name)
+			if ss == nil || (ss.Phase != v1alpha1.WorkflowStepPhaseSuspending &&
+				!(ss.Phase == v1alpha1.WorkflowStepPhaseFailed && ss.Reason == engine.ReasonTimeout)) {
+				phase, reason := v1alpha1.WorkflowStepPhase("no status"), ""
+				if ss != nil {
+					phase, reason = ss.Phase, ss.Reason
+				}
+				fr.fatalf("step %s was suspended by the operator and not resumed, but a tick made it %s (%s)", name, phase, reason)
+			}
+		}
 		if frozen == "" {
 			if fr.run.Status.Finished {
 				frozen, calls = fr.phases(), fr.callCount()
@@ -437,23 +525,32 @@ func (fr *fuzzRun) play() {
 			s := fr.stepArg()
 			what = "resume " + s
 			err = engine.Resume(&fr.run.Status, s)
+			if err == nil {
+				clear(held)
+			}
 		case 7:
 			s := fr.stepArg()
 			what = "suspend " + s
 			err = engine.Suspend(&fr.run.Status, s)
+			if g, ok := fr.g.Step(s); err == nil && s != "" && ok && !g.IsGroup() {
+				held[s] = true
+			}
 		case 8:
 			s := fr.stepArg()
 			what = "terminate " + s
 			err = engine.Terminate(&fr.run.Status, s, fr.now)
+			clear(held)
 		case 9:
 			what = "restart"
 			engine.Restart(&fr.run.Status, fr.j)
 			frozen = ""
+			clear(held)
 		case 10:
 			s := fr.names[fr.in.intn(len(fr.names))]
 			what = "retry-from " + s
 			err = engine.RetryFrom(&fr.run.Status, fr.g, s, fr.j)
 			frozen = ""
+			clear(held)
 		case 11:
 			v := fr.in.intn(2) == 1
 			what = fmt.Sprintf("context flag %v", v)
@@ -467,6 +564,13 @@ func (fr *fuzzRun) play() {
 			fr.tick()
 			fr.log = append(fr.log, "  "+fr.phases())
 			check(what)
+			// Nothing changed: a second tick at the same instant changes
+			// nothing either.
+			before := fr.detail()
+			fr.tick()
+			if got := fr.detail(); got != before {
+				fr.fatalf("a second tick at the same instant changed the run:\n got %s\nwant %s", got, before)
+			}
 		}
 	}
 	for i := 0; i < 3; i++ {

@@ -28,10 +28,10 @@
 // run (succeeded), or calls remain that can never become ready (failed,
 // naming them).
 //
-//	             ┌──────── round: decode, run ready calls, fill results ◀──┐
-//	 compile ──▶ fill parameter/context ──▶ ────────────────────────────────┘
-//	                                      │ stop            │ none left
-//	                          waiting/suspending/failed   succeeded
+//	            ┌──────── round: decode, run ready calls, fill results ◀──┐
+//	compile ──▶ fill parameter/context ──▶ ────────────────────────────────┘
+//	                                     │ stop            │ none left
+//	                         waiting/suspending/failed   succeeded
 //
 // Compiled templates and the stdlib are cached per template content, so a
 // repeated evaluation costs the fill, the decoding and the ops. CUE values

@@ -71,7 +71,6 @@ type logSink struct{ lines []string }
 
 func (l *logSink) StepLog(_ op.Step, _ int, line string) { l.lines = append(l.lines, line) }
 
-
 func TestCondition(t *testing.T) {
 	ev := newEvaluator(t, 0)
 	scope := map[string]any{

@@ -260,4 +260,3 @@ func newEvaluator(t testing.TB, timeout time.Duration) *eval.Evaluator {
 	}
 	return ev
 }
-

@@ -48,7 +48,9 @@ func inputs(s v1alpha1.WorkflowStepBase, from ...string) v1alpha1.WorkflowStepBa
 	return s
 }
 
-func top(s v1alpha1.WorkflowStepBase) v1alpha1.WorkflowStep { return v1alpha1.WorkflowStep{WorkflowStepBase: s} }
+func top(s v1alpha1.WorkflowStepBase) v1alpha1.WorkflowStep {
+	return v1alpha1.WorkflowStep{WorkflowStepBase: s}
+}
 
 func modeOf(m v1alpha1.WorkflowMode) *v1alpha1.WorkflowMode { return &m }
 

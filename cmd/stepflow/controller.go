@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/pkg/controller"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
+	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
+	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/op/transform"
+)
+
+// controllerOptions are the flags of `stepflow controller`.
+type controllerOptions struct {
+	kubeconfig      string
+	systemNamespace string
+	concurrency     int
+	parallelism     int
+	qps             float32
+	burst           int
+	leaderElect     bool
+	leaderNamespace string
+	metricsAddr     string
+	probeAddr       string
+	development     bool
+}
+
+func newControllerCmd() *cobra.Command {
+	o := &controllerOptions{}
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the WorkflowRun controller",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runController(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
+	f.StringVar(&o.systemNamespace, "system-namespace", definition.DefaultSystemNamespace, "namespace of definitions shared by every namespace")
+	f.IntVar(&o.concurrency, "max-concurrent-reconciles", 8, "runs reconciled at once")
+	f.IntVar(&o.parallelism, "step-parallelism", 8, "steps of one run evaluated at once in DAG mode")
+	f.Float32Var(&o.qps, "kube-api-qps", 50, "client QPS towards the API server")
+	f.IntVar(&o.burst, "kube-api-burst", 100, "client burst towards the API server")
+	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader, for more than one replica")
+	f.StringVar(&o.leaderNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the controller's)")
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes; 0 disables them")
+	f.BoolVar(&o.development, "log-development", false, "human-readable logs instead of JSON")
+	return cmd
+}
+
+func runController(ctx context.Context, o *controllerOptions) error {
+	ctrl.SetLogger(zap.New(zap.UseDevMode(o.development)))
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		if cfg, err = ctrl.GetConfig(); err != nil {
+			return fmt.Errorf("no cluster to run against: %w", err)
+		}
+	}
+	cfg.QPS, cfg.Burst = o.qps, o.burst
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return err
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "stepflow-controller",
+		LeaderElectionNamespace: o.leaderNamespace,
+	})
+	if err != nil {
+		return err
+	}
+	clusters := kube.Local(mgr.GetClient())
+	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters),
+		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}), transform.New())
+	ev, err := eval.New(eval.Options{Ops: reg})
+	if err != nil {
+		return err
+	}
+	runs := &controller.RunReconciler{
+		Client: mgr.GetClient(), Evaluator: ev, Ops: op.Direct,
+		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: o.systemNamespace},
+		Recorder:    mgr.GetEventRecorderFor("stepflow"),
+		Parallelism: o.parallelism, Now: time.Now,
+	}
+	if err := runs.SetupWithManager(mgr, o.concurrency); err != nil {
+		return err
+	}
+	if err := (&controller.DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if o.probeAddr != "0" {
+		_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
+		_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
+	}
+	return mgr.Start(ctx)
+}
