@@ -22,6 +22,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/engine"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/journal"
+	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
 
@@ -41,14 +42,14 @@ type RunReconciler struct {
 	// Parallelism bounds the steps of one run evaluated at once.
 	Parallelism int
 
-	memo *memo
+	memo *kubestore.Memo
 	own  *ownWrites
 }
 
 // Reconcile implements reconcile.Reconciler.
 func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	if r.memo == nil {
-		r.memo = newMemo()
+		r.memo = kubestore.NewMemo()
 	}
 	now := time.Now
 	if r.Now != nil {
@@ -59,7 +60,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if run.Status.Finished || !run.DeletionTimestamp.IsZero() {
-		r.memo.forget(run.UID)
+		r.memo.Forget(run.UID)
 		return ctrl.Result{}, nil
 	}
 	steps, mode, err := r.resolve(ctx, &run)
@@ -75,7 +76,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	store := newConfigMapStore(r.Client, &run, r.memo)
+	store := kubestore.New(r.Client, &run, r.memo)
 	j, err := journal.Open(ctx, store, journal.Limits{})
 	if err != nil {
 		return ctrl.Result{}, err
@@ -89,8 +90,8 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if store.created || (store.exists && run.Status.ContextBackend == nil) {
-		res.Status.ContextBackend = store.reference()
+	if store.Created() || (store.Exists() && run.Status.ContextBackend == nil) {
+		res.Status.ContextBackend = store.Reference()
 	}
 	if !equality.Semantic.DeepEqual(run.Status, res.Status) {
 		before := run.DeepCopy()

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 )
 
 // ownWrites remembers the resourceVersion of each run's last status patch
@@ -37,7 +38,7 @@ func (o *ownWrites) isOwn(uid types.UID, rv string) bool {
 // reconciles at once.
 func (r *RunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent int) error {
 	if r.memo == nil {
-		r.memo = newMemo()
+		r.memo = kubestore.NewMemo()
 	}
 	if r.own == nil {
 		r.own = &ownWrites{rv: map[types.UID]string{}}

@@ -581,14 +581,17 @@ func TestApprovalRestartAsksAgain(t *testing.T) {
 	}
 }
 
-// TestApprovalPollErrorAsksAgain: a GET poll that gets no response is an op
-// error; the engine retries the step as a new attempt, which sends the
-// approval request again under a new key, and the service files a second
-// ticket.
-func TestApprovalPollErrorAsksAgain(t *testing.T) {
+// TestApprovalPollErrorStartsNewAttempt pins down the rule that a retry
+// after an op error is a new attempt (see the package doc): a GET poll that
+// gets no response makes the engine retry the step as a new attempt, which
+// sends the approval request again under a new key, and the service files
+// a second ticket. Change this test if that rule changes.
+func TestApprovalPollErrorStartsNewAttempt(t *testing.T) {
 	r := newApprovalRig(t)
 	r.tick()
 	first := r.step("approve").ID
+	// net/http sends a GET again, once, when a reused connection closes
+	// before the response; two drops make the poll fail.
 	r.srv.dropNextGets(2)
 	r.tick()
 	a := r.step("approve")
@@ -598,9 +601,15 @@ func TestApprovalPollErrorAsksAgain(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		r.tick()
 	}
-	keys := r.srv.keysOf("POST /approvals")
-	t.Logf("approval requests: %d, keys %v, attempts %s then %s", len(keys), keys, first, r.step("approve").ID)
-	if len(keys) != 2 || keys[0] == keys[1] {
-		t.Errorf("POST /approvals keys = %v, want two different keys (one per attempt)", keys)
+	second := r.step("approve").ID
+	want := []string{
+		httpop.IdempotencyKey(op.Step{RunUID: string(r.run.UID), StepID: first}, "ask"),
+		httpop.IdempotencyKey(op.Step{RunUID: string(r.run.UID), StepID: second}, "ask"),
+	}
+	if diff := cmp.Diff(want, r.srv.keysOf("POST /approvals")); diff != "" {
+		t.Errorf("Idempotency-Keys of POST /approvals (-want +got):\n%s", diff)
+	}
+	if got := r.srv.count("GET /approvals/t2"); got == 0 {
+		t.Errorf("the new attempt does not poll its own ticket t2")
 	}
 }

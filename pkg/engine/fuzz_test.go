@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,11 +26,20 @@ import (
 // FuzzTick builds a run from the input (3 to 12 steps, StepByStep or DAG,
 // dependsOn on earlier steps, step groups, ifs, timeouts, retries, step
 // types that succeed, wait, suspend, fail or error) and drives it through
-// a sequence of ticks and operations taken from the rest of the input. It
-// checks that Tick returns, without error, within tickLimit; that a
-// finished run has only finished steps; and that once the run is finished,
-// ticks change neither the run's phase nor any step's phase nor call any op,
-// until a restart or a retry from a step.
+// ticks, clock moves and operations taken from the rest of the input. After
+// every tick it checks that:
+//
+//   - Tick returned, without error, within tickLimit;
+//   - a finished run is succeeded, failed or terminated, with every step
+//     finished;
+//   - once the run is finished, ticks change neither its phase nor any
+//     step's nor call any op, until a restart or a retry from a step;
+//   - in a run that is neither finished nor suspended, every step whose
+//     dependencies are done has left pending, and a running step makes the
+//     tick ask for a wake-up;
+//   - a second tick at the same instant changes nothing;
+//   - a step suspended by the operator stays suspended (or times out) until
+//     a resume, terminate, restart or retry-from.
 func FuzzTick(f *testing.F) {
 	for _, seed := range fuzzSeeds() {
 		f.Add(seed)
@@ -63,9 +73,13 @@ const tickLimit = 5 * time.Second
 
 var fuzzT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// fuzzTypes are the step types a fuzzed run draws from; "suspend" is the
-// engine's built-in type and "missing" has no definition.
-var fuzzTypes = []string{"ok", "effect", "wait", "halt", "fail", "error", "flaky", engine.SuspendType, "ok", "missing", "ok", "wait", "halt", "ok", "effect", "flaky"}
+// fuzzTypes are the step types a fuzzed run draws from, some more often
+// than others; "suspend" is the engine's built-in type and "missing" has no
+// definition.
+var fuzzTypes = []string{
+	"ok", "ok", "ok", "ok", "effect", "effect", "wait", "wait", "halt", "halt", "flaky", "flaky",
+	"fail", "error", engine.SuspendType, "missing",
+}
 
 var fuzzDefinitions = engine.DefinitionMap{
 	"ok":     {Name: "ok", Template: `do: {#provider: "fz", #do: "ok"}`},
@@ -462,11 +476,25 @@ func (fr *fuzzRun) advance(d time.Duration) {
 	fr.now = fr.now.Add(d)
 }
 
-func (fr *fuzzRun) stepArg() string {
-	if fr.in.intn(3) == 0 {
+// stepArg picks the step an operation names: none (the whole run), any
+// step, or most often a step in one of the phases the operation acts on.
+func (fr *fuzzRun) stepArg(phases ...v1alpha1.WorkflowStepPhase) string {
+	switch fr.in.intn(4) {
+	case 0:
 		return ""
+	case 1:
+		return fr.names[fr.in.intn(len(fr.names))]
 	}
-	return fr.names[fr.in.intn(len(fr.names))]
+	var match []string
+	for _, n := range fr.names {
+		if ss := fr.stepStatus(n); ss != nil && slices.Contains(phases, ss.Phase) {
+			match = append(match, n)
+		}
+	}
+	if len(match) == 0 {
+		return fr.names[fr.in.intn(len(fr.names))]
+	}
+	return match[fr.in.intn(len(match))]
 }
 
 // play runs the operations of the rest of the input, then a few ticks.
@@ -522,21 +550,21 @@ func (fr *fuzzRun) play() {
 				fr.mu.Unlock()
 			}
 		case 6:
-			s := fr.stepArg()
+			s := fr.stepArg(v1alpha1.WorkflowStepPhaseSuspending)
 			what = "resume " + s
 			err = engine.Resume(&fr.run.Status, s)
 			if err == nil {
 				clear(held)
 			}
 		case 7:
-			s := fr.stepArg()
+			s := fr.stepArg(v1alpha1.WorkflowStepPhaseRunning)
 			what = "suspend " + s
 			err = engine.Suspend(&fr.run.Status, s)
-			if g, ok := fr.g.Step(s); err == nil && s != "" && ok && !g.IsGroup() {
+			if err == nil && s != "" {
 				held[s] = true
 			}
 		case 8:
-			s := fr.stepArg()
+			s := fr.stepArg(v1alpha1.WorkflowStepPhaseRunning, v1alpha1.WorkflowStepPhaseSuspending)
 			what = "terminate " + s
 			err = engine.Terminate(&fr.run.Status, s, fr.now)
 			clear(held)
@@ -583,10 +611,6 @@ func (fr *fuzzRun) play() {
 			fr.now = fr.wake
 			fr.mu.Unlock()
 		}
-	}
-	if testing.Verbose() {
-		b, _ := json.MarshalIndent(fr.run.Status.Steps, "", "  ")
-		fr.t.Logf("%d op calls; operations:\n%s\nsteps: %s", fr.callCount(), strings.Join(fr.log, "\n"), b)
 	}
 }
 

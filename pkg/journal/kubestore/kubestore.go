@@ -1,4 +1,9 @@
-package controller
+// Package kubestore keeps a run's journal and run context variables in a
+// ConfigMap owned by the run, so they are garbage-collected with it. Reads
+// go through the caller's reader (the controller's informer cache); a
+// process-wide Memo keeps what this process wrote last so a cache that has
+// not seen the write yet cannot hand back an older journal.
+package kubestore
 
 import (
 	"context"
@@ -25,10 +30,10 @@ const journalKey = "journal"
 // backend).
 func ContextConfigMapName(run string) string { return "workflow-" + run + "-context" }
 
-// memo remembers what this process last wrote for each run, so a read
+// Memo remembers what this process last wrote for each run, so a read
 // through the informer cache that has not yet seen our own write does not
 // hand back an older journal (which would repeat a journaled effect).
-type memo struct {
+type Memo struct {
 	mu   sync.Mutex
 	runs map[types.UID]memoEntry
 }
@@ -38,35 +43,41 @@ type memoEntry struct {
 	rv   uint64
 }
 
-func newMemo() *memo { return &memo{runs: map[types.UID]memoEntry{}} }
+// NewMemo returns an empty memo.
+func NewMemo() *Memo { return &Memo{runs: map[types.UID]memoEntry{}} }
 
-func (m *memo) forget(uid types.UID) {
+// Forget drops what is remembered for a run.
+func (m *Memo) Forget(uid types.UID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.runs, uid)
 }
 
-// configMapStore is a journal.Store in a ConfigMap owned by the run. It
+// Store is a journal.Store in a ConfigMap owned by the run. It
 // reads through the cache and makes no request while the run has no
 // context backend yet (status.contextBackend unset): that lookup is known
 // to miss.
-type configMapStore struct {
+type Store struct {
 	c       client.Client
 	run     *v1alpha1.WorkflowRun
-	memo    *memo
+	memo    *Memo
 	exists  bool
 	created bool
 }
 
-func newConfigMapStore(c client.Client, run *v1alpha1.WorkflowRun, m *memo) *configMapStore {
-	return &configMapStore{c: c, run: run, memo: m, exists: run.Status.ContextBackend != nil}
+// New returns the store of run. m may be nil (no memo: a one-off client).
+func New(c client.Client, run *v1alpha1.WorkflowRun, m *Memo) *Store {
+	if m == nil {
+		m = NewMemo()
+	}
+	return &Store{c: c, run: run, memo: m, exists: run.Status.ContextBackend != nil}
 }
 
-func (s *configMapStore) key() types.NamespacedName {
+func (s *Store) key() types.NamespacedName {
 	return types.NamespacedName{Namespace: s.run.Namespace, Name: ContextConfigMapName(s.run.Name)}
 }
 
-func (s *configMapStore) Load(ctx context.Context) (journal.Data, error) {
+func (s *Store) Load(ctx context.Context) (journal.Data, error) {
 	if !s.exists {
 		return journal.Data{}, nil
 	}
@@ -90,7 +101,7 @@ func (s *configMapStore) Load(ctx context.Context) (journal.Data, error) {
 }
 
 // fromMemo prefers what this process wrote last over an older cached copy.
-func (s *configMapStore) fromMemo(rv uint64, d journal.Data) journal.Data {
+func (s *Store) fromMemo(rv uint64, d journal.Data) journal.Data {
 	s.memo.mu.Lock()
 	defer s.memo.mu.Unlock()
 	if m, ok := s.memo.runs[s.run.UID]; ok && m.rv >= rv {
@@ -99,7 +110,7 @@ func (s *configMapStore) fromMemo(rv uint64, d journal.Data) journal.Data {
 	return d
 }
 
-func (s *configMapStore) Save(ctx context.Context, d journal.Data) error {
+func (s *Store) Save(ctx context.Context, d journal.Data) error {
 	raw, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -133,14 +144,20 @@ func (s *configMapStore) Save(ctx context.Context, d journal.Data) error {
 	return nil
 }
 
-func (s *configMapStore) remember(rv string, d journal.Data) {
+func (s *Store) remember(rv string, d journal.Data) {
 	n, _ := strconv.ParseUint(rv, 10, 64)
 	s.memo.mu.Lock()
 	defer s.memo.mu.Unlock()
 	s.memo.runs[s.run.UID] = memoEntry{data: d, rv: n}
 }
 
-// reference is the status.contextBackend of a run whose ConfigMap exists.
-func (s *configMapStore) reference() *corev1.ObjectReference {
+// Exists reports whether the run's ConfigMap exists (as far as known).
+func (s *Store) Exists() bool { return s.exists }
+
+// Created reports whether this store created the ConfigMap.
+func (s *Store) Created() bool { return s.created }
+
+// Reference is the status.contextBackend of a run whose ConfigMap exists.
+func (s *Store) Reference() *corev1.ObjectReference {
 	return &corev1.ObjectReference{APIVersion: "v1", Kind: "ConfigMap", Namespace: s.run.Namespace, Name: s.key().Name}
 }
