@@ -260,7 +260,7 @@ func (fr *fuzzRun) stepBase(name, typ string, seen []string) v1alpha1.WorkflowSt
 	case 5:
 		s.If = "status.nope.succeeded"
 	}
-	s.Timeout = pick(in, "", "", "", "2s", "10s", "1m", "soon")
+	s.Timeout = pick(in, "", "", "", "2s", "10s", "1m", "30s")
 	if in.intn(3) == 0 {
 		s.Retry = &v1alpha1.RetryPolicy{Limit: int32(in.intn(3)), Backoff: &v1alpha1.RetryBackoff{Initial: "1s", Factor: "2", Max: "4s"}}
 	}

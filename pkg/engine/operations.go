@@ -95,8 +95,32 @@ func Suspend(st *v1alpha1.WorkflowRunStatus, step string) error {
 	if ss == nil || ss.Phase != v1alpha1.WorkflowStepPhaseRunning {
 		return fmt.Errorf("%w: step %q is not running", ErrNoStep, step)
 	}
-	ss.Phase, ss.Reason = v1alpha1.WorkflowStepPhaseSuspending, ReasonSuspend
-	ss.ResumeTime, ss.NextAttemptTime = nil, nil
+	suspend := func(s *v1alpha1.StepStatus) {
+		s.Phase, s.Reason = v1alpha1.WorkflowStepPhaseSuspending, ReasonSuspend
+		s.ResumeTime, s.NextAttemptTime = nil, nil
+	}
+	if ss.Type == graph.StepGroup {
+		// A group is suspended through its running sub-steps; its phase
+		// follows them.
+		n := 0
+		for i := range st.Steps {
+			if st.Steps[i].Name != step {
+				continue
+			}
+			for j := range st.Steps[i].SubStepsStatus {
+				if sub := &st.Steps[i].SubStepsStatus[j]; sub.Phase == v1alpha1.WorkflowStepPhaseRunning {
+					suspend(sub)
+					n++
+				}
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: step group %q has no running sub-step to suspend", ErrNoStep, step)
+		}
+		ss.Phase = v1alpha1.WorkflowStepPhaseSuspending
+		return nil
+	}
+	suspend(ss)
 	return nil
 }
 
@@ -182,7 +206,9 @@ func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *j
 }
 
 // SetContext sets a run context variable, visible to the next evaluation of
-// every step as context.<key>.
+// every step as context.<key>. It changes j in memory: the caller saves it
+// (j.Flush) before it writes the status, so a resume written with it cannot
+// outlive the variable.
 func SetContext(st *v1alpha1.WorkflowRunStatus, j *journal.Journal, key string, value any) error {
 	if st.Finished {
 		return ErrFinished

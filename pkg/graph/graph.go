@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 )
@@ -92,6 +93,11 @@ func Build(steps []v1alpha1.WorkflowStep, mode *v1alpha1.WorkflowExecuteMode) (*
 		if spec.Type == "" {
 			return nil, fmt.Errorf("step %q has no type", spec.Name)
 		}
+		if spec.Timeout != "" {
+			if d, err := time.ParseDuration(spec.Timeout); err != nil || d <= 0 {
+				return nil, fmt.Errorf("step %q: timeout %q is not a positive Go duration such as \"10m\"", spec.Name, spec.Timeout)
+			}
+		}
 		if _, dup := g.all[spec.Name]; dup {
 			return nil, fmt.Errorf("two steps are named %q", spec.Name)
 		}
@@ -163,7 +169,17 @@ func link(level []*Step, mode v1alpha1.WorkflowMode, producers map[string]*Step)
 			}
 			deps[dep] = true
 		}
-		for _, in := range s.Spec.Inputs {
+		inputs := s.Spec.Inputs
+		for _, c := range s.Children {
+			// A group waits for what its sub-steps take from outside it;
+			// a sub-step's unknown input is reported at its own level.
+			for _, in := range c.Spec.Inputs {
+				if _, ok := producers[in.From]; ok {
+					inputs = append(inputs[:len(inputs):len(inputs)], in)
+				}
+			}
+		}
+		for _, in := range inputs {
 			p, ok := producers[in.From]
 			if !ok {
 				return fmt.Errorf("step %q takes input %q, which no step outputs", s.Name, in.From)
