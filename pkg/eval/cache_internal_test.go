@@ -11,7 +11,7 @@ func TestCompileIsCachedByContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh := e.cur.Load()
+	sh := e.shards[0].Load()
 	def := Definition{Name: "d", Template: "import \"vela/op\"\nx: op.#Suspend\n"}
 	if _, err := sh.compile(def); err != nil {
 		t.Fatal(err)

@@ -153,9 +153,9 @@ func (sh *shard) pkgList() string {
 // positions, without evaluating it. It is what `def vet` and a
 // definition's Ready condition use.
 func (e *Evaluator) Check(def Definition) error {
-	sh := e.cur.Load()
+	slot, sh := e.shard()
 	var cerr error
-	err := e.withCUE(sh, func() {
+	err := e.withCUE(slot, sh, func() {
 		v, err := sh.compile(def)
 		if err == nil {
 			err = staticError(v, 0)

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"runtime"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,15 +29,27 @@ type Options struct {
 	MaxRounds int
 	// Concurrency bounds the op calls of one step run at once (default 8).
 	Concurrency int
-	// CacheSize bounds the compiled templates kept (default 1024).
+	// CacheSize bounds the compiled templates kept per shard (default 1024).
 	CacheSize int
+	// Shards is the number of independent CUE contexts evaluations are
+	// spread over (default GOMAXPROCS). CUE values are not safe for
+	// concurrent use, so one context evaluates one step at a time; shards
+	// let steps evaluate on every core.
+	Shards int
 }
 
 // Evaluator evaluates steps. It is safe for concurrent use.
 type Evaluator struct {
-	opts Options
-	pkgs map[string][]stdlib.File
-	cur  atomic.Pointer[shard]
+	opts   Options
+	pkgs   map[string][]stdlib.File
+	shards []atomic.Pointer[shard]
+	next   atomic.Uint32
+}
+
+// shard picks the CUE context for the next piece of work, round robin.
+func (e *Evaluator) shard() (int, *shard) {
+	i := int(e.next.Add(1)) % len(e.shards)
+	return i, e.shards[i].Load()
 }
 
 // New returns an Evaluator with the embedded stdlib.
@@ -60,8 +73,13 @@ func New(opts Options) (*Evaluator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eval: reading stdlib: %w", err)
 	}
-	e := &Evaluator{opts: opts, pkgs: pkgs}
-	e.cur.Store(newShard(pkgs, opts.CacheSize))
+	if opts.Shards <= 0 {
+		opts.Shards = runtime.GOMAXPROCS(0)
+	}
+	e := &Evaluator{opts: opts, pkgs: pkgs, shards: make([]atomic.Pointer[shard], opts.Shards)}
+	for i := range e.shards {
+		e.shards[i].Store(newShard(pkgs, opts.CacheSize))
+	}
 	return e, nil
 }
 
@@ -87,7 +105,7 @@ var errTimeout = errors.New("evaluation timed out")
 // withCUE runs fn holding the shard's lock, bounded by EvalTimeout. On a
 // timeout the shard is abandoned to the runaway goroutine and a fresh one
 // takes its place.
-func (e *Evaluator) withCUE(sh *shard, fn func()) error {
+func (e *Evaluator) withCUE(slot int, sh *shard, fn func()) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -108,7 +126,7 @@ func (e *Evaluator) withCUE(sh *shard, fn func()) error {
 		return nil
 	case <-t.C:
 		if sh.poisoned.CompareAndSwap(false, true) {
-			e.cur.CompareAndSwap(sh, newShard(e.pkgs, e.opts.CacheSize))
+			e.shards[slot].CompareAndSwap(sh, newShard(e.pkgs, e.opts.CacheSize))
 		}
 		return errTimeout
 	}
@@ -117,6 +135,7 @@ func (e *Evaluator) withCUE(sh *shard, fn func()) error {
 // evaluation is the state of one Evaluate call.
 type evaluation struct {
 	e      *Evaluator
+	slot   int
 	sh     *shard
 	req    Request
 	runner op.Runner
@@ -128,7 +147,8 @@ type evaluation struct {
 
 // Evaluate runs the step to its outcome.
 func (e *Evaluator) Evaluate(ctx context.Context, req Request) Outcome {
-	ev := &evaluation{e: e, sh: e.cur.Load(), req: req, runner: req.Runner, done: map[string]bool{}}
+	slot, sh := e.shard()
+	ev := &evaluation{e: e, slot: slot, sh: sh, req: req, runner: req.Runner, done: map[string]bool{}}
 	if ev.runner == nil {
 		ev.runner = op.Direct
 	}
@@ -155,7 +175,7 @@ func (ev *evaluation) where() string {
 
 // cue runs fn under the CUE lock and turns a timeout into a failed outcome.
 func (ev *evaluation) cue(fn func()) bool {
-	if err := ev.e.withCUE(ev.sh, fn); err != nil {
+	if err := ev.e.withCUE(ev.slot, ev.sh, fn); err != nil {
 		ev.failf(ReasonTimeout, "CUE evaluation did not finish within %s", ev.e.opts.EvalTimeout)
 		return false
 	}
@@ -237,7 +257,7 @@ func (ev *evaluation) prepare() {
 		return
 	}
 	ev.v = v
-	ev.out.Value = &Value{e: ev.e, sh: ev.sh, v: v}
+	ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: v}
 }
 
 func (ev *evaluation) fillJSON(v cue.Value, data []byte) cue.Value {
@@ -368,12 +388,12 @@ func (ev *evaluation) finish(ctx context.Context, calls []*planned, results []op
 				return
 			}
 		}
-		ev.out.Value = &Value{e: ev.e, sh: ev.sh, v: ev.v}
+		ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v}
 	})
 }
 
 func (ev *evaluation) stop(s *op.Stop) {
-	ev.out.Value = &Value{e: ev.e, sh: ev.sh, v: ev.v}
+	ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v}
 	switch s.Kind {
 	case op.Wait:
 		ev.end(Waiting, "", s.Message)
@@ -417,7 +437,7 @@ func (ev *evaluation) succeed() {
 	}
 	msg := ev.out.Message
 	ev.end(Succeeded, "", msg)
-	ev.out.Value = &Value{e: ev.e, sh: ev.sh, v: ev.v}
+	ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v}
 }
 
 // wholeNumbers turns the float64s that encoding/json produces for whole

@@ -8,8 +8,9 @@ import (
 
 // Value is an evaluated template. Its methods take the evaluator's CUE lock.
 type Value struct {
-	e  *Evaluator
-	sh *shard
+	e    *Evaluator
+	slot int
+	sh   *shard
 	v  cue.Value
 }
 
@@ -18,7 +19,7 @@ type Value struct {
 // unfilled schemas, are left out.
 func (v *Value) Data() (any, error) {
 	var out any
-	err := v.e.withCUE(v.sh, func() { out = concrete(v.v, 0) })
+	err := v.e.withCUE(v.slot, v.sh, func() { out = concrete(v.v, 0) })
 	return out, err
 }
 
@@ -27,7 +28,7 @@ func (v *Value) Data() (any, error) {
 func (v *Value) Eval(expr string) (any, error) {
 	var out any
 	var evalErr error
-	err := v.e.withCUE(v.sh, func() {
+	err := v.e.withCUE(v.slot, v.sh, func() {
 		x := v.sh.ctx.CompileString(expr, cue.Scope(v.v), cue.InferBuiltins(true))
 		if err := x.Validate(cue.Concrete(true)); err != nil {
 			evalErr = fmt.Errorf("%q: %s", expr, describe(err))
@@ -85,10 +86,10 @@ func concrete(v cue.Value, depth int) any {
 // the fields of scope in scope: `status["deploy"].failed`,
 // `inputs.approved == "yes"`, `context.env == "prod"`.
 func (e *Evaluator) Condition(expr string, scope map[string]any) (bool, error) {
-	sh := e.cur.Load()
+	slot, sh := e.shard()
 	var out bool
 	var condErr error
-	err := e.withCUE(sh, func() {
+	err := e.withCUE(slot, sh, func() {
 		sv := sh.ctx.Encode(scope)
 		if err := sv.Err(); err != nil {
 			condErr = fmt.Errorf("condition scope: %v", err)
