@@ -33,6 +33,13 @@
 //	                                     │ stop            │ none left
 //	                         waiting/suspending/failed   succeeded
 //
+// Order comes from data: a call waits for another only when its parameters
+// need that call's results to become concrete. In the flat dialect a field
+// such as an #Apply's value is both input and output, so a read that only
+// repeats the applied object's name is ready at once and may run beside the
+// apply; refer to a field only the server sets (metadata.uid, status) to
+// make it wait.
+//
 // Compiled templates and the stdlib are cached per template content, so a
 // repeated evaluation costs the fill, the decoding and the ops. CUE values
 // are not safe for concurrent use, so CUE work holds the evaluator's lock;
