@@ -2,11 +2,11 @@ package eval
 
 import (
 	"context"
-	"runtime"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"

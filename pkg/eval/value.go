@@ -11,7 +11,7 @@ type Value struct {
 	e    *Evaluator
 	slot int
 	sh   *shard
-	v  cue.Value
+	v    cue.Value
 }
 
 // Data returns the concrete part of the value as plain Go data (maps,
