@@ -107,7 +107,7 @@ func runController(ctx context.Context, o *controllerOptions) error {
 		return err
 	}
 	runs := &controller.RunReconciler{
-		Client: mgr.GetClient(), Evaluator: ev, Ops: op.Direct,
+		Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Evaluator: ev, Ops: op.Direct,
 		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: o.systemNamespace},
 		Recorder:    mgr.GetEventRecorderFor("stepflow"),
 		Parallelism: o.parallelism, Now: time.Now,

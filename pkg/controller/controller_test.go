@@ -69,7 +69,7 @@ func startController(t *testing.T, systemNS string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs := &controller.RunReconciler{Client: mgr.GetClient(), Evaluator: ev, Ops: op.Direct,
+	runs := &controller.RunReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Evaluator: ev, Ops: op.Direct,
 		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: systemNS},
 		Recorder:    mgr.GetEventRecorderFor("stepflow")}
 	if err := runs.SetupWithManager(mgr, 4); err != nil {

@@ -30,7 +30,10 @@ var errNoWorkflow = errors.New("the run's Workflow does not exist")
 
 // RunReconciler runs one engine tick per reconcile of a WorkflowRun.
 type RunReconciler struct {
-	Client      client.Client
+	Client client.Client
+	// Live reads from the API server itself (the manager's APIReader), for
+	// a journal written from outside after the cache was filled.
+	Live        client.Reader
 	Evaluator   *eval.Evaluator
 	Ops         op.Runner
 	Definitions definition.Cluster
@@ -76,19 +79,28 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	store := kubestore.New(r.Client, &run, r.memo)
+	store := kubestore.New(r.Client, &run, r.memo).WithLive(r.Live)
 	j, err := journal.Open(ctx, store, journal.Limits{})
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	debug := r.Debug
+	var values debugValues
+	if run.Annotations[engine.DebugAnnotation] == "true" && debug == nil {
+		values = debugValues{}
+		debug = values
 	}
 	res, err := engine.Tick(ctx, engine.Input{
 		Run: &run, Steps: steps, Mode: mode,
 		Definitions: r.Definitions.For(ctx, run.Namespace),
 		Evaluator:   r.Evaluator, Ops: r.Ops, Journal: j, Now: now,
-		Logs: r.Logs, Debug: r.Debug, Parallelism: r.Parallelism,
+		Logs: logSink(r.Logs, j), Debug: debug, Parallelism: r.Parallelism,
 	})
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if err := values.save(ctx, r.Client, &run); err != nil {
+		log.FromContext(ctx).Error(err, "keeping debug values")
 	}
 	if store.Created() || (store.Exists() && run.Status.ContextBackend == nil) {
 		res.Status.ContextBackend = store.Reference()
@@ -170,4 +182,16 @@ func upper(s string) string {
 		return s
 	}
 	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// logSink keeps #Log output in the run's journal (for `stepflow logs`) and
+// passes it on to extra, if set.
+func logSink(extra op.LogSink, j *journal.Journal) op.LogSink {
+	if extra == nil {
+		return j
+	}
+	return op.LogSinkFunc(func(s op.Step, level int, line string) {
+		j.StepLog(s, level, line)
+		extra.StepLog(s, level, line)
+	})
 }

@@ -35,6 +35,8 @@ type Entry struct {
 // Data is what a Store keeps for one run: the journal entries and the run's
 // context variables set at run time.
 type Data struct {
+	// Logs are the last #Log lines of each step, by step name.
+	Logs map[string][]string `json:"logs,omitempty"`
 	Entries map[string]Entry `json:"entries,omitempty"`
 	Vars    map[string]any   `json:"vars,omitempty"`
 }
@@ -302,7 +304,44 @@ func copyData(d Data) Data {
 	for k, v := range d.Vars {
 		out.Vars[k] = copyValue(v)
 	}
+	if len(d.Logs) > 0 {
+		out.Logs = make(map[string][]string, len(d.Logs))
+		for k, l := range d.Logs {
+			out.Logs[k] = append([]string(nil), l...)
+		}
+	}
 	return out
+}
+
+// MaxLogLines bounds the #Log lines kept per step.
+const MaxLogLines = 100
+
+// StepLog keeps a #Log line of a step (op.LogSink). #Log runs on every
+// evaluation, so a line equal to the step's last one is not kept again.
+// Lines beyond MaxLogLines push out the oldest; Flush saves them.
+func (j *Journal) StepLog(step op.Step, _ int, line string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.d.Logs == nil {
+		j.d.Logs = map[string][]string{}
+	}
+	lines := j.d.Logs[step.StepName]
+	if n := len(lines); n > 0 && lines[n-1] == line {
+		return
+	}
+	lines = append(lines, line)
+	if len(lines) > MaxLogLines {
+		lines = lines[len(lines)-MaxLogLines:]
+	}
+	j.d.Logs[step.StepName] = lines
+	j.gen++
+}
+
+// Logs returns the kept #Log lines of a step.
+func (j *Journal) Logs(step string) []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]string(nil), j.d.Logs[step]...)
 }
 
 func copyEntry(e Entry) Entry {

@@ -98,6 +98,14 @@ type LogSink interface {
 	StepLog(step Step, level int, line string)
 }
 
+// LogSinkFunc adapts a function to LogSink.
+type LogSinkFunc func(step Step, level int, line string)
+
+// StepLog implements LogSink.
+func (f LogSinkFunc) StepLog(step Step, level int, line string) { f(step, level, line) }
+
+var _ LogSink = LogSinkFunc(nil)
+
 // Result is what a call returns.
 type Result struct {
 	// Returns is filled into the call's $returns; nil fills nothing.

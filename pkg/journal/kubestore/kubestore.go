@@ -58,6 +58,9 @@ func (m *Memo) Forget(uid types.UID) {
 // context backend yet (status.contextBackend unset): that lookup is known
 // to miss.
 type Store struct {
+	live    client.Reader
+	minRV   uint64
+	savedRV uint64
 	c       client.Client
 	run     *v1alpha1.WorkflowRun
 	memo    *Memo
@@ -77,12 +80,35 @@ func (s *Store) key() types.NamespacedName {
 	return types.NamespacedName{Namespace: s.run.Namespace, Name: ContextConfigMapName(s.run.Name)}
 }
 
+// VersionAnnotation on a run carries the resourceVersion of its journal
+// ConfigMap after a write from outside the controller (the CLI's context
+// set, restart, retry). The controller reads the ConfigMap from the API
+// server, not its cache, while the cache is older than that.
+const VersionAnnotation = "stepflow.dev/context-version"
+
+// WithLive makes Load read from live (the API server) when the cached
+// ConfigMap is older than the run's VersionAnnotation.
+func (s *Store) WithLive(live client.Reader) *Store {
+	s.live = live
+	if v, ok := s.run.Annotations[VersionAnnotation]; ok {
+		s.minRV, _ = strconv.ParseUint(v, 10, 64)
+		if s.minRV > 0 {
+			s.exists = true
+		}
+	}
+	return s
+}
+
 func (s *Store) Load(ctx context.Context) (journal.Data, error) {
 	if !s.exists {
 		return journal.Data{}, nil
 	}
 	var cm corev1.ConfigMap
 	err := s.c.Get(ctx, s.key(), &cm)
+	if s.live != nil && s.minRV > 0 && !s.memoAtLeast(s.minRV) &&
+		(apierrors.IsNotFound(err) || (err == nil && rvOf(&cm) < s.minRV)) {
+		err = s.live.Get(ctx, s.key(), &cm)
+	}
 	if apierrors.IsNotFound(err) {
 		s.exists = false
 		return s.fromMemo(0, journal.Data{}), nil
@@ -96,9 +122,23 @@ func (s *Store) Load(ctx context.Context) (journal.Data, error) {
 			return journal.Data{}, fmt.Errorf("ConfigMap %s: %s is not a journal: %w", s.key(), journalKey, err)
 		}
 	}
-	rv, _ := strconv.ParseUint(cm.ResourceVersion, 10, 64)
-	return s.fromMemo(rv, d), nil
+	return s.fromMemo(rvOf(&cm), d), nil
 }
+
+func rvOf(cm *corev1.ConfigMap) uint64 {
+	rv, _ := strconv.ParseUint(cm.ResourceVersion, 10, 64)
+	return rv
+}
+
+func (s *Store) memoAtLeast(rv uint64) bool {
+	s.memo.mu.Lock()
+	defer s.memo.mu.Unlock()
+	m, ok := s.memo.runs[s.run.UID]
+	return ok && m.rv >= rv
+}
+
+// Version is the resourceVersion of the ConfigMap after the last Save.
+func (s *Store) Version() string { return strconv.FormatUint(s.savedRV, 10) }
 
 // fromMemo prefers what this process wrote last over an older cached copy.
 func (s *Store) fromMemo(rv uint64, d journal.Data) journal.Data {
@@ -146,6 +186,7 @@ func (s *Store) Save(ctx context.Context, d journal.Data) error {
 
 func (s *Store) remember(rv string, d journal.Data) {
 	n, _ := strconv.ParseUint(rv, 10, 64)
+	s.savedRV = n
 	s.memo.mu.Lock()
 	defer s.memo.mu.Unlock()
 	s.memo.runs[s.run.UID] = memoEntry{data: d, rv: n}
