@@ -13,6 +13,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -95,12 +96,16 @@ func runController(ctx context.Context, o *controllerOptions) error {
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "stepflow-controller",
 		LeaderElectionNamespace: o.leaderNamespace,
+		// Ops read objects of any kind through the cache too: no request
+		// per read, and the informers are what wake waiting steps.
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
 	if err != nil {
 		return err
 	}
 	clusters := kube.Local(mgr.GetClient())
-	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters),
+	waker := controller.NewWaker()
+	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters).WithObserver(waker),
 		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}), transform.New())
 	ev, err := eval.New(eval.Options{Ops: reg})
 	if err != nil {
@@ -110,7 +115,7 @@ func runController(ctx context.Context, o *controllerOptions) error {
 		Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Evaluator: ev, Ops: op.Direct,
 		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: o.systemNamespace},
 		Recorder:    mgr.GetEventRecorderFor("stepflow"),
-		Parallelism: o.parallelism, Now: time.Now,
+		Parallelism: o.parallelism, Now: time.Now, Waker: waker,
 	}
 	if err := runs.SetupWithManager(mgr, o.concurrency); err != nil {
 		return err

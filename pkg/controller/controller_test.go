@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
@@ -45,6 +47,9 @@ func TestMain(m *testing.M) {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
 	_ = v1beta1.AddToScheme(scheme)
+	if os.Getenv("STEPFLOW_TEST_LOGS") != "" {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	}
 	var stop func()
 	env, stop = testenv.StartMain(testenv.WithScheme(scheme), testenv.WithCRDs())
 	code := m.Run()
@@ -58,12 +63,14 @@ func startController(t *testing.T, systemNS string) {
 	t.Helper()
 	skip := true
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: &skip}})
+		Controller: config.Controller{SkipNameValidation: &skip},
+		Client:     client.Options{Cache: &client.CacheOptions{Unstructured: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clusters := kube.Local(mgr.GetClient())
-	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters),
+	waker := controller.NewWaker()
+	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters).WithObserver(waker),
 		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}), transform.New())
 	ev, err := eval.New(eval.Options{Ops: reg})
 	if err != nil {
@@ -71,7 +78,7 @@ func startController(t *testing.T, systemNS string) {
 	}
 	runs := &controller.RunReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Evaluator: ev, Ops: op.Direct,
 		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: systemNS},
-		Recorder:    mgr.GetEventRecorderFor("stepflow")}
+		Recorder:    mgr.GetEventRecorderFor("stepflow"), Waker: waker}
 	if err := runs.SetupWithManager(mgr, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -267,5 +274,65 @@ spec: {workflowRef: nowhere}
 	run := waitRun(t, ns, "byref", 20*time.Second, finishedRun)
 	if run.Status.Phase != v1alpha1.WorkflowRunFailed || !strings.Contains(run.Status.Message, "nowhere") {
 		t.Fatalf("phase %s: %s", run.Status.Phase, run.Status.Message)
+	}
+}
+
+const applyAndWait = `import (
+	"vela/kube"
+	"vela/builtin"
+)
+
+apply: kube.#Apply & {$params: value: parameter.value}
+wait: builtin.#ConditionalWait & {
+	$params: {
+		continue: apply.$returns.value.status.readyReplicas == apply.$returns.value.spec.replicas
+		message:  "waiting for \(parameter.value.metadata.name) to be ready"
+	}
+}
+parameter: value: {...}
+`
+
+// A step waiting for an object is woken by the object's watch event, not by
+// its next poll (which by then is seconds away).
+func TestWaitIsWokenByWatch(t *testing.T) {
+	ns := namespace(t, "woken")
+	startController(t, ns)
+	stepDef(t, ns, "apply-and-wait", applyAndWait)
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: rollout, namespace: %s}
+spec:
+  workflowSpec:
+    steps:
+    - name: web
+      type: apply-and-wait
+      properties:
+        value:
+          apiVersion: apps/v1
+          kind: Deployment
+          metadata: {name: web}
+          spec:
+            replicas: 1
+            selector: {matchLabels: {app: web}}
+            template:
+              metadata: {labels: {app: web}}
+              spec: {containers: [{name: web, image: nginx}]}
+`, ns))
+	waitRun(t, ns, "rollout", 20*time.Second, func(r *v1alpha1.WorkflowRun) bool {
+		return len(r.Status.Steps) == 1 && r.Status.Steps[0].Reason == "Wait"
+	})
+	// Let the poll interval grow (a quarter of the time waited).
+	time.Sleep(12 * time.Second)
+	var dep appsv1.Deployment
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "web"}, &dep); err != nil {
+		t.Fatal(err)
+	}
+	dep.Status.Replicas, dep.Status.ReadyReplicas = 1, 1
+	if err := env.Client.Status().Update(context.Background(), &dep); err != nil {
+		t.Fatal(err)
+	}
+	ready := time.Now()
+	run := waitRun(t, ns, "rollout", 10*time.Second, finishedRun)
+	if took := time.Since(ready); run.Status.Phase != v1alpha1.WorkflowRunSucceeded || took > time.Second {
+		t.Fatalf("phase %s %s after the object became ready; want succeeded within 1s", run.Status.Phase, took)
 	}
 }

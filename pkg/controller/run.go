@@ -40,6 +40,9 @@ type RunReconciler struct {
 	Recorder    record.EventRecorder
 	Logs        op.LogSink
 	Debug       engine.Debug
+	// Waker, when set, is the kube ops' Observer: it wakes runs whose
+	// steps looked at an object that changed.
+	Waker *Waker
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Parallelism bounds the steps of one run evaluated at once.
@@ -61,6 +64,9 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	var run v1alpha1.WorkflowRun
 	if err := r.Client.Get(ctx, req.NamespacedName, &run); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.Waker != nil {
+		r.Waker.forget(req.NamespacedName)
 	}
 	if run.Status.Finished || !run.DeletionTimestamp.IsZero() {
 		r.memo.Forget(run.UID)

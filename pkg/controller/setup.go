@@ -49,8 +49,18 @@ func (r *RunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent int) er
 	notOwn := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		return !r.own.isOwn(e.ObjectNew.GetUID(), e.ObjectNew.GetResourceVersion())
 	}}
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.WorkflowRun{}, builder.WithPredicates(notOwn)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return err
+	}
+	if r.Waker != nil {
+		r.Waker.mu.Lock()
+		r.Waker.ctrl, r.Waker.cache = c, mgr.GetCache()
+		r.Waker.errs = func(err error) { mgr.GetLogger().Error(err, "watching objects for waiting steps") }
+		r.Waker.mu.Unlock()
+	}
+	return nil
 }

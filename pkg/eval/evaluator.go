@@ -414,10 +414,26 @@ func (ev *evaluation) stop(s *op.Stop) {
 	}
 }
 
+// opWait is #ConditionalWait: when its condition cannot be decided yet
+// (it reads a field an object does not have yet, such as
+// status.readyReplicas of a new Deployment), the step waits.
+var opWait = op.Name{Provider: "builtin", Do: "wait"}
+
 // stuck ends an evaluation whose remaining calls can never run.
 func (ev *evaluation) stuck(pending []pendingCall) {
 	ev.cue(func() {
 		pc := pending[0]
+		if pc.site.name == opWait {
+			msg := ""
+			if m, err := pc.site.params.LookupPath(cue.ParsePath("message")).String(); err == nil {
+				msg = m
+			} else {
+				msg = "waiting: " + describe(pc.err)
+			}
+			ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v}
+			ev.end(Waiting, "", msg)
+			return
+		}
 		ev.failf(ReasonTemplate, "op %s at %s (%s) cannot run: its parameters are incomplete: %s",
 			pc.site.name, pc.site.key, posString(pc.site.v.Pos()), describe(pc.err))
 	})

@@ -21,7 +21,10 @@ type applyParams struct {
 	Patch map[string]any `json:"patch,omitempty"`
 }
 
-type applyOp struct{ clusters Clusters }
+type applyOp struct {
+	clusters Clusters
+	f        *Family
+}
 
 func (*applyOp) NewParams() any     { return &applyParams{} }
 func (*applyOp) Class(any) op.Class { return op.Idempotent }
@@ -46,6 +49,7 @@ func (o *applyOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err != nil {
 		return op.Result{}, err
 	}
+	o.f.observe(call.Step, p.Cluster, obj.GroupVersionKind(), obj.GetNamespace(), obj.GetName())
 	return op.Result{Returns: map[string]any{"value": got}}, nil
 }
 

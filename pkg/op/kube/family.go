@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"context"
 	"fmt"
 
@@ -43,9 +44,29 @@ func Local(c client.Client) Clusters {
 	})
 }
 
+// Observer learns which objects a step attempt looked at (applied, read or
+// listed), so the controller can wake a waiting step when one of them
+// changes. name is "" for a list.
+type Observer interface {
+	Observe(step op.Step, cluster string, gvk schema.GroupVersionKind, namespace, name string)
+}
+
 // Family is the kube ops, all resolving clusters through one registry.
 type Family struct {
 	clusters Clusters
+	observer Observer
+}
+
+// WithObserver makes the family report the objects each call looks at.
+func (f *Family) WithObserver(o Observer) *Family {
+	f.observer = o
+	return f
+}
+
+func (f *Family) observe(step op.Step, cluster string, gvk schema.GroupVersionKind, namespace, name string) {
+	if f.observer != nil {
+		f.observer.Observe(step, cluster, gvk, namespace, name)
+	}
 }
 
 // New returns the family using clusters.
@@ -57,11 +78,11 @@ func (f *Family) Provider() string { return "kube" }
 // Ops maps each #do to its op.
 func (f *Family) Ops() map[string]op.Op {
 	return map[string]op.Op{
-		"apply":             &applyOp{clusters: f.clusters},
+		"apply":             &applyOp{clusters: f.clusters, f: f},
 		"apply-in-parallel": &applyInParallelOp{clusters: f.clusters},
 		"patch":             &patchOp{clusters: f.clusters},
-		"read":              &readOp{clusters: f.clusters},
-		"list":              &listOp{clusters: f.clusters},
+		"read":              &readOp{clusters: f.clusters, f: f},
+		"list":              &listOp{clusters: f.clusters, f: f},
 		"delete":            &deleteOp{clusters: f.clusters},
 	}
 }

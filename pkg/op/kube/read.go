@@ -19,7 +19,10 @@ type readParams struct {
 	Value   map[string]any `json:"value"`
 }
 
-type readOp struct{ clusters Clusters }
+type readOp struct {
+	clusters Clusters
+	f        *Family
+}
 
 func (*readOp) NewParams() any     { return &readParams{} }
 func (*readOp) Class(any) op.Class { return op.Idempotent }
@@ -45,6 +48,7 @@ func (o *readOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	}
 	got := &unstructured.Unstructured{}
 	got.SetGroupVersionKind(obj.GroupVersionKind())
+	o.f.observe(call.Step, p.Cluster, obj.GroupVersionKind(), obj.GetNamespace(), obj.GetName())
 	err = c.Get(ctx, client.ObjectKeyFromObject(obj), got)
 	if apierrors.IsNotFound(err) {
 		return op.Result{Returns: map[string]any{"err": err.Error()}}, nil
@@ -66,7 +70,10 @@ type listParams struct {
 	Filter *filter `json:"filter,omitempty"`
 }
 
-type listOp struct{ clusters Clusters }
+type listOp struct {
+	clusters Clusters
+	f        *Family
+}
 
 func (*listOp) NewParams() any     { return &listParams{} }
 func (*listOp) Class(any) op.Class { return op.Idempotent }
@@ -90,9 +97,12 @@ func (o *listOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(gvk)
 	var opts []client.ListOption
+	ns := ""
 	if f := p.Filter; f != nil {
+		ns = f.Namespace
 		opts = append(opts, client.InNamespace(f.Namespace), client.MatchingLabels(f.MatchingLabels))
 	}
+	o.f.observe(call.Step, p.Cluster, schema.FromAPIVersionAndKind(p.Resource.APIVersion, p.Resource.Kind), ns, "")
 	if err := c.List(ctx, list, opts...); err != nil {
 		return op.Result{}, apiError(err, "list %s %s", p.Resource.APIVersion, p.Resource.Kind)
 	}

@@ -1,0 +1,280 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+)
+
+func newRunCmd(deps Deps, g *globals) *cobra.Command {
+	var file string
+	var watch bool
+	cmd := &cobra.Command{
+		Use:   "run -f FILE [--watch]",
+		Short: "Create or update the runs, workflows and step definitions of a file",
+		Long: `Creates, or updates with server-side apply, every WorkflowRun, Workflow and
+WorkflowStepDefinition in FILE (YAML with one or more documents, or JSON; "-"
+reads standard input), step definitions first. A document without a namespace
+goes to -n, else the kubeconfig's namespace.
+
+With --watch, the file must hold one WorkflowRun: its steps are followed, one
+line per step phase change, until the run finishes. The command then exits
+non-zero if the run failed or was terminated.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runFile(cmd.Context(), deps, g, file, watch, cmd.InOrStdin())
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", `YAML or JSON file ("-" for standard input)`)
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the run's steps until it finishes")
+	_ = cmd.MarkFlagRequired("file")
+	_ = cmd.MarkFlagFilename("file", "yaml", "yml", "json")
+	return cmd
+}
+
+func runFile(ctx context.Context, deps Deps, g *globals, file string, watch bool, stdin io.Reader) error {
+	s, err := newScheme()
+	if err != nil {
+		return err
+	}
+	ms, err := readManifests(file, stdin, s, kindRun, kindWorkflow, kindDefinition)
+	if err != nil {
+		return err
+	}
+	var runs []manifest
+	for _, m := range ms {
+		if err := inNamespace(m.obj, g.ns(), g.namespace != ""); err != nil {
+			return fmt.Errorf("%s: %w", m.source, err)
+		}
+		if m.obj.GroupVersionKind() == kindRun {
+			runs = append(runs, m)
+		}
+	}
+	if watch && len(runs) != 1 {
+		return fmt.Errorf("--watch follows one WorkflowRun, and %s holds %d", file, len(runs))
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	sortForApply(ms)
+	for _, m := range ms {
+		what, err := apply(ctx, c, m.obj)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.source, err)
+		}
+		applied(deps.Stdout, m.obj, what)
+	}
+	if !watch {
+		return nil
+	}
+	return follow(ctx, deps.Stdout, c, client.ObjectKeyFromObject(runs[0].obj), time.Now)
+}
+
+func newGetCmd(deps Deps, g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get RUN",
+		Short: "Show a run's steps (-o yaml|json: the WorkflowRun)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(g.output, outWide, outYAML, outJSON); err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			run, err := getRun(ctx, c, types.NamespacedName{Namespace: g.ns(), Name: args[0]})
+			if err != nil {
+				return err
+			}
+			if g.output == outYAML || g.output == outJSON {
+				return printObject(deps.Stdout, c.Scheme(), g.output, run)
+			}
+			steps, _, err := runSteps(ctx, c, run)
+			if err != nil {
+				fmt.Fprintf(deps.Stderr, "warning: %v: showing the steps of its status only\n", err)
+			}
+			printRun(deps.Stdout, run, steps, g.output == outWide)
+			return nil
+		},
+	}
+}
+
+// printRun prints the run's phase, then one row per step and sub-step.
+func printRun(w io.Writer, run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowStep, wide bool) {
+	phase := string(run.Status.Phase)
+	if phase == "" {
+		phase = "not started"
+	}
+	if run.Status.Suspend && !run.Status.Finished {
+		phase += " (suspended)"
+	}
+	fmt.Fprintf(w, "workflowrun %s/%s: %s", run.Namespace, run.Name, phase)
+	if run.Status.Message != "" {
+		fmt.Fprintf(w, ": %s", run.Status.Message)
+	}
+	fmt.Fprintln(w)
+	header := []string{"NAME", "TYPE", "PHASE", "REASON", "MESSAGE"}
+	if wide {
+		header = append(header, "ATTEMPT", "ID", "LAST EXECUTED")
+	}
+	tw := newTable(w, header...)
+	for _, r := range stepRows(steps, run.Status) {
+		name := r.name
+		if r.sub {
+			name = "  " + name
+		}
+		cells := []string{name, r.typ, string(r.phase()), r.status.Reason, r.status.Message}
+		if wide {
+			cells = append(cells, strconv.Itoa(int(r.status.Attempt)), r.status.ID, r.status.LastExecuteTime.Format(time.RFC3339))
+			if r.status.LastExecuteTime.IsZero() {
+				cells[len(cells)-1] = ""
+			}
+		}
+		row(tw, cells...)
+	}
+	tw.Flush()
+}
+
+// stepRow is a step or sub-step of a run, with its status if it has one.
+type stepRow struct {
+	name, typ string
+	sub       bool
+	status    v1alpha1.StepStatus
+}
+
+func (r stepRow) phase() v1alpha1.WorkflowStepPhase {
+	if r.status.Phase == "" {
+		return v1alpha1.WorkflowStepPhasePending
+	}
+	return r.status.Phase
+}
+
+// stepRows lists the run's steps in spec order, each with its status, then
+// any step only the status names (the spec changed since).
+func stepRows(steps []v1alpha1.WorkflowStep, st v1alpha1.WorkflowRunStatus) []stepRow {
+	statuses := map[string]v1alpha1.StepStatus{}
+	for _, s := range st.Steps {
+		statuses[s.Name] = s.StepStatus
+		for _, sub := range s.SubStepsStatus {
+			statuses[sub.Name] = sub
+		}
+	}
+	var out []stepRow
+	listed := map[string]bool{}
+	add := func(name, typ string, sub bool) {
+		ss := statuses[name]
+		if typ == "" {
+			typ = ss.Type
+		}
+		out = append(out, stepRow{name: name, typ: typ, sub: sub, status: ss})
+		listed[name] = true
+	}
+	for _, s := range steps {
+		add(s.Name, s.Type, false)
+		for _, sub := range s.SubSteps {
+			add(sub.Name, sub.Type, true)
+		}
+	}
+	for _, s := range st.Steps {
+		if !listed[s.Name] {
+			add(s.Name, "", false)
+		}
+		for _, sub := range s.SubStepsStatus {
+			if !listed[sub.Name] {
+				add(sub.Name, "", true)
+			}
+		}
+	}
+	return out
+}
+
+func newListCmd(deps Deps, g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List runs: NAME PHASE STEPS AGE",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(g.output, outWide, outYAML, outJSON); err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var runs v1alpha1.WorkflowRunList
+			var opts []client.ListOption
+			where := "any namespace"
+			if !all {
+				opts = append(opts, client.InNamespace(g.ns()))
+				where = "namespace " + g.ns()
+			}
+			if err := c.List(cmd.Context(), &runs, opts...); err != nil {
+				return apiError(err, "listing workflowruns in "+where)
+			}
+			if g.output == outYAML || g.output == outJSON {
+				return printObject(deps.Stdout, c.Scheme(), g.output, &runs)
+			}
+			if len(runs.Items) == 0 {
+				fmt.Fprintf(deps.Stderr, "No workflowruns found in %s.\n", where)
+				return nil
+			}
+			printRuns(deps.Stdout, runs.Items, all, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the runs of every namespace")
+	return cmd
+}
+
+func printRuns(w io.Writer, runs []v1alpha1.WorkflowRun, withNamespace bool, now time.Time) {
+	header := []string{"NAME", "PHASE", "STEPS", "AGE"}
+	if withNamespace {
+		header = append([]string{"NAMESPACE"}, header...)
+	}
+	tw := newTable(w, header...)
+	for _, run := range runs {
+		cells := []string{run.Name, string(run.Status.Phase), stepCount(&run), age(run.CreationTimestamp, now)}
+		if withNamespace {
+			cells = append([]string{run.Namespace}, cells...)
+		}
+		row(tw, cells...)
+	}
+	tw.Flush()
+}
+
+// stepCount is "finished/all" over the run's top-level steps. A run whose
+// steps come from a Workflow counts those its status lists.
+func stepCount(run *v1alpha1.WorkflowRun) string {
+	total, done := len(run.Status.Steps), 0
+	if run.Spec.WorkflowSpec != nil && len(run.Spec.WorkflowSpec.Steps) > total {
+		total = len(run.Spec.WorkflowSpec.Steps)
+	}
+	for _, s := range run.Status.Steps {
+		if stepFinished(s.Phase) {
+			done++
+		}
+	}
+	return fmt.Sprintf("%d/%d", done, total)
+}
+
+func stepFinished(p v1alpha1.WorkflowStepPhase) bool {
+	switch p {
+	case v1alpha1.WorkflowStepPhaseSucceeded, v1alpha1.WorkflowStepPhaseFailed,
+		v1alpha1.WorkflowStepPhaseSkipped, v1alpha1.WorkflowStepPhaseStopped:
+		return true
+	}
+	return false
+}
