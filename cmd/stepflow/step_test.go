@@ -12,6 +12,11 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/internal/testenv"
 	"github.com/stepflow-dev/stepflow/pkg/cli"
 )
@@ -19,8 +24,14 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
 	var stop func()
-	env, stop = testenv.StartMain()
+	env, stop = testenv.StartMain(testenv.WithCRDs(), testenv.WithScheme(scheme))
 	code := m.Run()
 	stop()
 	os.Exit(code)

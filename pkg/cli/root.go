@@ -94,6 +94,9 @@ func NewRoot(deps Deps) *cobra.Command {
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "namespace to act in (default: the kubeconfig's, else \"default\")")
 	pf.StringVarP(&g.output, "output", "o", "", "output format: yaml, json or wide")
 	root.AddCommand(newStepCmd(deps, g))
+	root.AddCommand(newRunCmd(deps, g), newGetCmd(deps, g), newListCmd(deps, g),
+		newLogsCmd(deps, g), newDebugCmd(deps, g), newDefCmd(deps, g))
+	root.AddCommand(newOpCmds(deps, g)...)
 	root.AddCommand(deps.Commands...)
 	return root
 }

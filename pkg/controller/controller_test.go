@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -59,7 +61,7 @@ func TestMain(m *testing.M) {
 
 // startController runs the reconcilers in a manager against the test API
 // server until the test ends.
-func startController(t *testing.T, systemNS string) {
+func startController(t *testing.T, systemNS string) *controller.Metrics {
 	t.Helper()
 	skip := true
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
@@ -79,6 +81,11 @@ func startController(t *testing.T, systemNS string) {
 	runs := &controller.RunReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Evaluator: ev, Ops: op.Direct,
 		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: systemNS},
 		Recorder:    mgr.GetEventRecorderFor("stepflow"), Waker: waker}
+	metrics, err := controller.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs.Metrics = metrics
 	if err := runs.SetupWithManager(mgr, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +96,7 @@ func startController(t *testing.T, systemNS string) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return metrics
 }
 
 func namespace(t *testing.T, name string) string {
@@ -157,7 +165,7 @@ parameter: url: string
 func TestRunToCompletion(t *testing.T) {
 	ns := namespace(t, "complete")
 	sys := namespace(t, "sys-complete")
-	startController(t, sys)
+	metrics := startController(t, sys)
 	var posts atomic.Int32
 	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		posts.Add(1)
@@ -190,6 +198,12 @@ spec:
 	}
 	if posts.Load() != 1 {
 		t.Errorf("POST hits = %d, want 1", posts.Load())
+	}
+	if n := testutil.ToFloat64(metrics.RunsFinished.WithLabelValues("succeeded")); n != 1 {
+		t.Errorf("stepflow_runs_finished_total{phase=succeeded} = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(metrics.StepTransitions.WithLabelValues("succeeded", "notify")); n != 1 {
+		t.Errorf("stepflow_step_transitions_total{phase=succeeded,type=notify} = %v, want 1", n)
 	}
 	if run.Status.ContextBackend == nil {
 		t.Fatalf("no context backend recorded for a run with a journaled POST")

@@ -43,6 +43,8 @@ type RunReconciler struct {
 	// Waker, when set, is the kube ops' Observer: it wakes runs whose
 	// steps looked at an object that changed.
 	Waker *Waker
+	// Metrics, when set, count run and step transitions.
+	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Parallelism bounds the steps of one run evaluated at once.
@@ -124,6 +126,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 			r.own.set(run.UID, run.ResourceVersion)
 		}
 		r.recordTransitions(&run, before)
+		r.Metrics.observe(&before.Status, &run.Status)
 	}
 	if res.WakeAt.IsZero() {
 		return ctrl.Result{}, nil

@@ -36,9 +36,9 @@ type Entry struct {
 // context variables set at run time.
 type Data struct {
 	// Logs are the last #Log lines of each step, by step name.
-	Logs map[string][]string `json:"logs,omitempty"`
-	Entries map[string]Entry `json:"entries,omitempty"`
-	Vars    map[string]any   `json:"vars,omitempty"`
+	Logs    map[string][]string `json:"logs,omitempty"`
+	Entries map[string]Entry    `json:"entries,omitempty"`
+	Vars    map[string]any      `json:"vars,omitempty"`
 }
 
 // Default bounds. A ConfigMap holds 1 MiB; the rest is left for its

@@ -1,9 +1,9 @@
 package kube
 
 import (
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"context"
 	"fmt"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
