@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,6 +64,14 @@ func TestMain(m *testing.M) {
 // server until the test ends.
 func startController(t *testing.T, systemNS string) *controller.Metrics {
 	t.Helper()
+	m, _ := startStoppableController(t, systemNS)
+	return m
+}
+
+// startStoppableController also returns a stop that ends the manager, as a
+// killed controller would stop.
+func startStoppableController(t *testing.T, systemNS string) (*controller.Metrics, func()) {
+	t.Helper()
 	skip := true
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
 		Controller: config.Controller{SkipNameValidation: &skip},
@@ -95,8 +104,9 @@ func startController(t *testing.T, systemNS string) *controller.Metrics {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return metrics
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return metrics, stop
 }
 
 func namespace(t *testing.T, name string) string {
@@ -348,5 +358,58 @@ spec:
 	run := waitRun(t, ns, "rollout", 10*time.Second, finishedRun)
 	if took := time.Since(ready); run.Status.Phase != v1alpha1.WorkflowRunSucceeded || took > time.Second {
 		t.Fatalf("phase %s %s after the object became ready; want succeeded within 1s", run.Status.Phase, took)
+	}
+}
+
+// A controller stopped mid-run and started again finishes the run without
+// repeating a journaled effect.
+func TestControllerRestartMidRun(t *testing.T) {
+	ns := namespace(t, "restart")
+	var posts atomic.Int32
+	keys := map[string]bool{}
+	var mu sync.Mutex
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		posts.Add(1)
+		mu.Lock()
+		keys[r.Header.Get("Idempotency-Key")] = true
+		mu.Unlock()
+		fmt.Fprint(w, `{}`)
+	}))
+	defer srv.Close()
+	_, stopFirst := startStoppableController(t, ns)
+	stepDef(t, ns, "notify", notify)
+	// One step: POST, then a timed suspend. After the restart the step is
+	// evaluated again; the POST must come from the journal ConfigMap.
+	stepDef(t, ns, "notify-then-pause", `import (
+	"vela/op"
+	"encoding/json"
+)
+
+post: op.#HTTPPost & {
+	url: parameter.url
+	request: body: json.Marshal({step: context.stepSessionID})
+}
+pause: op.#Suspend & {duration: "3s"}
+parameter: url: string
+`)
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: resilient, namespace: %s}
+spec:
+  workflowSpec:
+    steps:
+    - {name: before, type: notify-then-pause, properties: {url: %q}}
+    - {name: after, type: notify, properties: {url: %q}}
+`, ns, srv.URL+"/before", srv.URL+"/after"))
+	waitRun(t, ns, "resilient", 20*time.Second, func(r *v1alpha1.WorkflowRun) bool {
+		return len(r.Status.Steps) == 1 && r.Status.Steps[0].Phase == v1alpha1.WorkflowStepPhaseSuspending
+	})
+	stopFirst()
+	startController(t, ns)
+	run := waitRun(t, ns, "resilient", 30*time.Second, finishedRun)
+	if run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
+		t.Fatalf("phase %s: %s", run.Status.Phase, run.Status.Message)
+	}
+	if posts.Load() != 2 || len(keys) != 2 {
+		t.Errorf("POSTs = %d with %d keys, want 2 and 2 (one per notify step)", posts.Load(), len(keys))
 	}
 }
