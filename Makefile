@@ -2,10 +2,11 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help test unit control-plane generate build bench vet
+.PHONY: help test unit control-plane generate build bench vet run
 
 help:
 	@echo "make test           unit + envtest integration tests (builds the control plane first)"
+	@echo "make run            local control plane + controller + definitions + an example run (Ctrl-C stops)"
 	@echo "make build          build bin/stepflow"
 	@echo "make bench          evaluator benchmarks"
 	@echo "make generate       regenerate deepcopy and CRDs (controller-gen)"
@@ -34,3 +35,8 @@ generate:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/eval/
+
+# One command, no cluster: a local etcd and kube-apiserver, the CRDs, the
+# shipped definitions, the controller and an example run with live progress.
+run: control-plane build
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local

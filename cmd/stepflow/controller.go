@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -83,6 +84,12 @@ func runController(ctx context.Context, o *controllerOptions) error {
 			return fmt.Errorf("no cluster to run against: %w", err)
 		}
 	}
+	return startController(ctx, o, cfg)
+}
+
+// startController runs the controller against cfg until ctx ends.
+func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config) error {
+	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {

@@ -14,6 +14,6 @@ import (
 func main() {
 	os.Exit(cli.Main(cli.Deps{
 		Stdout: os.Stdout, Stderr: os.Stderr, Ops: buildOps,
-		Commands: []*cobra.Command{newControllerCmd()},
+		Commands: []*cobra.Command{newControllerCmd(), newLocalCmd()},
 	}, os.Args[1:]))
 }

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	nethttp "net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
+)
+
+// localOptions are the flags of `stepflow local`.
+type localOptions struct {
+	assets      string
+	crds        string
+	definitions string
+	example     string
+	stateDir    string
+	noExample   bool
+}
+
+func newLocalCmd() *cobra.Command {
+	o := &localOptions{}
+	cmd := &cobra.Command{
+		Use:   "local",
+		Short: "Start a local control plane with the controller, the shipped definitions and an example run",
+		Long: `Starts etcd and kube-apiserver on this machine (binaries from
+--assets, which 'make run' builds), installs the CRDs and the shipped
+definitions, runs the controller, applies an example WorkflowRun and prints
+its progress live. It writes a kubeconfig for kubectl and stepflow and keeps
+running until Ctrl-C, then shuts everything down.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runLocal(ctx, cmd.OutOrStdout(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory with kube-apiserver, etcd and kubectl (default $KUBEBUILDER_ASSETS)")
+	f.StringVar(&o.crds, "crds", "charts/stepflow/crds", "directory of the CRDs to install")
+	f.StringVar(&o.definitions, "definitions", "definitions", "directory of the step definitions (.cue) to install")
+	f.StringVar(&o.example, "example", "examples/demo.yaml", "the example WorkflowRun to apply")
+	f.StringVar(&o.stateDir, "state-dir", ".stepflow", "where to write the kubeconfig")
+	f.BoolVar(&o.noExample, "no-example", false, "do not apply the example run")
+	return cmd
+}
+
+func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	// Only the controller's errors: the demo prints the progress itself.
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
+	if o.assets == "" {
+		return fmt.Errorf("no control-plane binaries: pass --assets or set KUBEBUILDER_ASSETS (make run does this)")
+	}
+	say("▶ starting etcd and kube-apiserver from %s", o.assets)
+	env := &envtest.Environment{BinaryAssetsDirectory: o.assets, CRDDirectoryPaths: []string{o.crds}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		return fmt.Errorf("starting the local control plane: %w", err)
+	}
+	defer func() {
+		say("▶ stopping the control plane")
+		_ = env.Stop()
+	}()
+	say("▶ installed the CRDs from %s", o.crds)
+
+	kubeconfig, err := writeKubeconfig(env, o.stateDir)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return err
+		}
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	n, err := installDefinitions(ctx, c, o.definitions, definition.DefaultSystemNamespace)
+	if err != nil {
+		return err
+	}
+	say("▶ installed %d step definitions into %s", n, definition.DefaultSystemNamespace)
+
+	ctrlCtx, stopCtrl := context.WithCancel(ctx)
+	ctrlDone := make(chan error, 1)
+	go func() {
+		ctrlDone <- startController(ctrlCtx, &controllerOptions{
+			systemNamespace: definition.DefaultSystemNamespace, concurrency: 8, parallelism: 8,
+			qps: 100, burst: 200, metricsAddr: "0", probeAddr: "0",
+		}, cfg)
+	}()
+	defer func() { stopCtrl(); <-ctrlDone }()
+	say("▶ controller running")
+
+	endpoint, err := serveDemoEndpoint(ctx)
+	if err != nil {
+		return err
+	}
+	go markDeploymentsReady(ctx, c)
+
+	say("")
+	say("  export KUBECONFIG=%s", kubeconfig)
+	say("  %s get workflowruns        # kubectl from the control-plane build", filepath.Join(o.assets, "kubectl"))
+	say("  stepflow --kubeconfig %s list", kubeconfig)
+	say("")
+
+	if !o.noExample {
+		if err := runExample(ctx, c, o.example, endpoint, kubeconfig, say); err != nil {
+			return err
+		}
+	}
+	say("▶ running; press Ctrl-C to stop")
+	select {
+	case <-ctx.Done():
+	case err := <-ctrlDone:
+		ctrlDone <- err
+		return fmt.Errorf("the controller stopped: %w", err)
+	}
+	return nil
+}
+
+func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
+	user, err := env.AddUser(envtest.User{Name: "stepflow-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	b, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path, err := filepath.Abs(filepath.Join(dir, "kubeconfig"))
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, b, 0o600)
+}
+
+func installDefinitions(ctx context.Context, c client.Client, dir, ns string) (int, error) {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return 0, err
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.cue"))
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range files {
+		src, err := definition.FromFile(f)
+		if err != nil {
+			return 0, err
+		}
+		def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Name: src.Name, Namespace: ns,
+			Annotations: map[string]string{"definition.oam.dev/description": src.Description}}}
+		def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Template}}
+		if err := c.Create(ctx, def); err != nil && !apierrors.IsAlreadyExists(err) {
+			return 0, fmt.Errorf("installing %s: %w", f, err)
+		}
+	}
+	return len(files), nil
+}
+
+// serveDemoEndpoint answers the example's HTTP step.
+func serveDemoEndpoint(ctx context.Context) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	mux := nethttp.NewServeMux()
+	mux.HandleFunc("/version", func(w nethttp.ResponseWriter, _ *nethttp.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"version": "1.2.3"})
+	})
+	srv := &nethttp.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// markDeploymentsReady stands in for the kubelet and the deployment
+// controller, which the local control plane does not run: it reports the
+// demo's Deployments ready a moment after they appear.
+func markDeploymentsReady(ctx context.Context, c client.WithWatch) {
+	w, err := c.Watch(ctx, &appsv1.DeploymentList{}, client.MatchingLabels{"stepflow.dev/demo": "true"})
+	if err != nil {
+		return
+	}
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		d, ok := ev.Object.(*appsv1.Deployment)
+		if !ok || d.Spec.Replicas == nil || d.Status.ReadyReplicas == *d.Spec.Replicas {
+			continue
+		}
+		time.Sleep(time.Second)
+		d.Status.Replicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = *d.Spec.Replicas, *d.Spec.Replicas, *d.Spec.Replicas
+		_ = c.Status().Update(ctx, d)
+	}
+}
+
+func runExample(ctx context.Context, c client.WithWatch, path, endpoint, kubeconfig string, say func(string, ...any)) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var run v1alpha1.WorkflowRun
+	if err := yaml.UnmarshalStrict([]byte(strings.ReplaceAll(string(raw), "${ENDPOINT}", endpoint)), &run); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := c.Create(ctx, &run); err != nil {
+		return fmt.Errorf("applying %s: %w", path, err)
+	}
+	say("▶ applied WorkflowRun %s/%s from %s", run.Namespace, run.Name, path)
+	w, err := c.Watch(ctx, &v1alpha1.WorkflowRunList{}, client.InNamespace(run.Namespace))
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	seen := map[string]string{}
+	resumed := false
+	for ev := range w.ResultChan() {
+		r, ok := ev.Object.(*v1alpha1.WorkflowRun)
+		if !ok || r.Name != run.Name {
+			continue
+		}
+		for _, s := range r.Status.Steps {
+			state := string(s.Phase) + " " + s.Message
+			if seen[s.Name] == state {
+				continue
+			}
+			seen[s.Name] = state
+			line := fmt.Sprintf("  %s  %-14s %-10s", time.Now().Format("15:04:05"), s.Name, s.Phase)
+			if s.Message != "" {
+				line += "  " + s.Message
+			}
+			for _, out := range s.Outputs {
+				line += fmt.Sprintf("  %s=%s", out.Name, out.Value.Raw)
+			}
+			say("%s", line)
+			if s.Name == "approve" && s.Phase == v1alpha1.WorkflowStepPhaseSuspending && !resumed {
+				resumed = true
+				if err := resumeThroughCLI(ctx, r, kubeconfig, say); err != nil {
+					return err
+				}
+			}
+		}
+		if r.Status.Finished {
+			say("▶ run %s %s", r.Name, r.Status.Phase)
+			var cm corev1.ConfigMap
+			if err := c.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: "demo-result"}, &cm); err == nil {
+				say("  ConfigMap demo-result: %v", cm.Data)
+			}
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// resumeThroughCLI resumes the run the way a person would: with the
+// stepflow command.
+func resumeThroughCLI(ctx context.Context, r *v1alpha1.WorkflowRun, kubeconfig string, say func(string, ...any)) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	args := []string{"--kubeconfig", kubeconfig, "-n", r.Namespace, "resume", r.Name}
+	say("  $ stepflow %s", strings.Join(args, " "))
+	out, err := exec.CommandContext(ctx, self, args...).CombinedOutput()
+	if len(out) > 0 {
+		say("    %s", strings.TrimSpace(string(out)))
+	}
+	if err != nil {
+		return fmt.Errorf("stepflow resume: %w", err)
+	}
+	return nil
+}
