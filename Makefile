@@ -2,26 +2,31 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help test unit control-plane generate build bench vet run
+.PHONY: help test unit control-plane helm generate build bench vet run
 
 help:
 	@echo "make test           unit + envtest integration tests (builds the control plane first)"
 	@echo "make run            local control plane + controller + definitions + an example run (Ctrl-C stops)"
 	@echo "make build          build bin/stepflow"
 	@echo "make bench          evaluator benchmarks"
-	@echo "make generate       regenerate deepcopy and CRDs (controller-gen)"
+	@echo "make generate       regenerate deepcopy, CRDs (controller-gen) and the chart's step definitions"
 	@echo "make control-plane  build/cache kube-apiserver, etcd, kubectl under ~/.cache/stepflow"
+	@echo "make helm           build/cache bin/helm (the chart tests run it)"
 
 # Builds (once; cached under $HOME/.cache/stepflow) the kube-apiserver, etcd
 # and kubectl that envtest runs.
 control-plane:
 	@hack/control-plane.sh >/dev/null
 
-test: control-plane
+# Links a helm v3 from PATH, or builds one (once) into bin/helm.
+helm:
+	@hack/helm.sh >/dev/null
+
+test: control-plane helm
 	$(GO) vet ./...
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 ./...
 
-unit:
+unit: helm
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /e2e)
 
 vet:
@@ -32,6 +37,7 @@ build:
 
 generate:
 	hack/generate.sh
+	$(GO) run ./hack/gendefs
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/eval/

@@ -244,7 +244,7 @@ func TestCLIRunGetList(t *testing.T) {
 	}
 
 	out = c.ok("list")
-	for _, re := range []string{`^NAME +PHASE +STEPS +AGE\n`, `\nby-ref +executing +1/1 +\d+s\n`, `\ninline +- +0/1 +\d+s\n`} {
+	for _, re := range []string{`^NAME +PHASE +STEPS +AGE\n`, `\nby-ref +executing +1/2 +\d+s\n`, `\ninline +- +0/1 +\d+s\n`} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("list: no match for %q in\n%s", re, out)
 		}

@@ -130,12 +130,12 @@ func newDefGetCmd(deps Deps, g *globals) *cobra.Command {
 				return err
 			}
 			key := types.NamespacedName{Namespace: g.ns(), Name: args[0]}
+			if g.output != outTable {
+				return printServerObject(cmd.Context(), deps.Stdout, c, g.output, kindDefinition, key)
+			}
 			var def v1beta1.WorkflowStepDefinition
 			if err := c.Get(cmd.Context(), key, &def); err != nil {
 				return apiError(err, described("workflowstepdefinition", key))
-			}
-			if g.output != outTable {
-				return printObject(deps.Stdout, c.Scheme(), g.output, &def)
 			}
 			src, err := definition.FromObject(&def)
 			if err != nil {
@@ -169,11 +169,11 @@ func newDefListCmd(deps Deps, g *globals) *cobra.Command {
 				opts = append(opts, client.InNamespace(g.ns()))
 				where = "namespace " + g.ns()
 			}
+			if g.output == outYAML || g.output == outJSON {
+				return printServerList(cmd.Context(), deps.Stdout, c, g.output, kindDefinition, opts...)
+			}
 			if err := c.List(cmd.Context(), &defs, opts...); err != nil {
 				return apiError(err, "listing workflowstepdefinitions in "+where)
-			}
-			if g.output == outYAML || g.output == outJSON {
-				return printObject(deps.Stdout, c.Scheme(), g.output, &defs)
 			}
 			if len(defs.Items) == 0 {
 				fmt.Fprintf(deps.Stderr, "No workflowstepdefinitions found in %s.\n", where)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,8 +11,12 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/yaml"
 )
@@ -49,6 +54,28 @@ func printData(w io.Writer, format string, v any) error {
 	}
 	_, err = w.Write(b)
 	return err
+}
+
+// printServerObject prints, as -o yaml|json, an object as the server holds
+// it (read untyped, so no field the server omits is printed as null).
+func printServerObject(ctx context.Context, w io.Writer, c client.Client, format string, gvk schema.GroupVersionKind, key types.NamespacedName) error {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	if err := c.Get(ctx, key, u); err != nil {
+		return apiError(err, described(strings.ToLower(gvk.Kind), key))
+	}
+	return printObject(w, c.Scheme(), format, u)
+}
+
+// printServerList prints, as -o yaml|json, the objects of kind gvk that
+// opts select, as the server holds them.
+func printServerList(ctx context.Context, w io.Writer, c client.Client, format string, gvk schema.GroupVersionKind, opts ...client.ListOption) error {
+	l := &unstructured.UnstructuredList{}
+	l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	if err := c.List(ctx, l, opts...); err != nil {
+		return apiError(err, "listing "+strings.ToLower(gvk.Kind)+"s")
+	}
+	return printObject(w, c.Scheme(), format, l)
 }
 
 // printObject prints an object or a list as kubectl get -o yaml|json does:

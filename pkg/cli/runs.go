@@ -23,7 +23,8 @@ func newRunCmd(deps Deps, g *globals) *cobra.Command {
 		Long: `Creates, or updates with server-side apply, every WorkflowRun, Workflow and
 WorkflowStepDefinition in FILE (YAML with one or more documents, or JSON; "-"
 reads standard input), step definitions first. A document without a namespace
-goes to -n, else the kubeconfig's namespace.
+goes to -n, else the kubeconfig's namespace. A run that exists already is
+updated, not started again (see restart).
 
 With --watch, the file must hold one WorkflowRun: its steps are followed, one
 line per step phase change, until the run finishes. The command then exits
@@ -93,12 +94,13 @@ func newGetCmd(deps Deps, g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			run, err := getRun(ctx, c, types.NamespacedName{Namespace: g.ns(), Name: args[0]})
+			key := types.NamespacedName{Namespace: g.ns(), Name: args[0]}
+			if g.output == outYAML || g.output == outJSON {
+				return printServerObject(ctx, deps.Stdout, c, g.output, kindRun, key)
+			}
+			run, err := getRun(ctx, c, key)
 			if err != nil {
 				return err
-			}
-			if g.output == outYAML || g.output == outJSON {
-				return printObject(deps.Stdout, c.Scheme(), g.output, run)
 			}
 			steps, _, err := runSteps(ctx, c, run)
 			if err != nil {
@@ -221,17 +223,22 @@ func newListCmd(deps Deps, g *globals) *cobra.Command {
 				opts = append(opts, client.InNamespace(g.ns()))
 				where = "namespace " + g.ns()
 			}
-			if err := c.List(cmd.Context(), &runs, opts...); err != nil {
-				return apiError(err, "listing workflowruns in "+where)
-			}
+			ctx := cmd.Context()
 			if g.output == outYAML || g.output == outJSON {
-				return printObject(deps.Stdout, c.Scheme(), g.output, &runs)
+				return printServerList(ctx, deps.Stdout, c, g.output, kindRun, opts...)
+			}
+			if err := c.List(ctx, &runs, opts...); err != nil {
+				return apiError(err, "listing workflowruns in "+where)
 			}
 			if len(runs.Items) == 0 {
 				fmt.Fprintf(deps.Stderr, "No workflowruns found in %s.\n", where)
 				return nil
 			}
-			printRuns(deps.Stdout, runs.Items, all, time.Now())
+			// The step counts of runs of a Workflow need its steps; on
+			// error they count the steps their status lists.
+			var workflows v1alpha1.WorkflowList
+			_ = c.List(ctx, &workflows, opts...)
+			printRuns(deps.Stdout, runs.Items, workflows.Items, all, time.Now())
 			return nil
 		},
 	}
@@ -239,14 +246,24 @@ func newListCmd(deps Deps, g *globals) *cobra.Command {
 	return cmd
 }
 
-func printRuns(w io.Writer, runs []v1alpha1.WorkflowRun, withNamespace bool, now time.Time) {
+func printRuns(w io.Writer, runs []v1alpha1.WorkflowRun, workflows []v1alpha1.Workflow, withNamespace bool, now time.Time) {
+	steps := map[types.NamespacedName]int{}
+	for _, wf := range workflows {
+		steps[types.NamespacedName{Namespace: wf.Namespace, Name: wf.Name}] = len(wf.Steps)
+	}
 	header := []string{"NAME", "PHASE", "STEPS", "AGE"}
 	if withNamespace {
 		header = append([]string{"NAMESPACE"}, header...)
 	}
 	tw := newTable(w, header...)
 	for _, run := range runs {
-		cells := []string{run.Name, string(run.Status.Phase), stepCount(&run), age(run.CreationTimestamp, now)}
+		total := len(run.Status.Steps)
+		if run.Spec.WorkflowSpec != nil {
+			total = max(total, len(run.Spec.WorkflowSpec.Steps))
+		} else if run.Spec.WorkflowRef != "" {
+			total = max(total, steps[types.NamespacedName{Namespace: run.Namespace, Name: run.Spec.WorkflowRef}])
+		}
+		cells := []string{run.Name, string(run.Status.Phase), stepCount(run.Status, total), age(run.CreationTimestamp, now)}
 		if withNamespace {
 			cells = append([]string{run.Namespace}, cells...)
 		}
@@ -255,14 +272,10 @@ func printRuns(w io.Writer, runs []v1alpha1.WorkflowRun, withNamespace bool, now
 	tw.Flush()
 }
 
-// stepCount is "finished/all" over the run's top-level steps. A run whose
-// steps come from a Workflow counts those its status lists.
-func stepCount(run *v1alpha1.WorkflowRun) string {
-	total, done := len(run.Status.Steps), 0
-	if run.Spec.WorkflowSpec != nil && len(run.Spec.WorkflowSpec.Steps) > total {
-		total = len(run.Spec.WorkflowSpec.Steps)
-	}
-	for _, s := range run.Status.Steps {
+// stepCount is "finished/total" over a run's top-level steps.
+func stepCount(st v1alpha1.WorkflowRunStatus, total int) string {
+	done := 0
+	for _, s := range st.Steps {
 		if stepFinished(s.Phase) {
 			done++
 		}

@@ -172,7 +172,7 @@ func (e *Evaluator) Check(def Definition) error {
 
 // staticErrors are field errors no parameter, context or op result can
 // cure. CUE reports most of them only on the field, not on the root.
-var staticErrors = []string{"undefined field: #", "conflicting values", "cycle", "not allowed", "invalid "}
+var staticErrors = []string{"undefined field: #", "conflicting values", "cycle", "not allowed"}
 
 // staticError returns the first field error in v that no later fill can
 // cure, such as a reference to a definition the stdlib does not have.

@@ -1,0 +1,471 @@
+// Package charts tests the Helm chart in stepflow/: helm lints and renders
+// it, and the tests check the rendered objects against what the controller
+// needs (its flags, its rights) and against the generated files the chart
+// ships (CRDs, step definitions).
+//
+// The tests run the helm binary: $HELM, else the repository's bin/helm
+// (`make helm` builds it; `make test` does so first), else helm on PATH.
+package charts
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
+)
+
+const (
+	chart       = "stepflow"
+	release     = "stepflow"
+	namespace   = "stepflow-system"
+	description = "definition.oam.dev/description"
+)
+
+// controllerRules are the controller's own rights, as README.md documents
+// them; they do not depend on values.
+var controllerRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns", "workflows", "workflowstepdefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/status", "workflowstepdefinitions/status"}, Verbs: []string{"patch", "update"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/finalizers"}, Verbs: []string{"update"}},
+	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "get", "list", "watch", "patch", "update"}},
+	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+}
+
+// defaultOpsRules are rbac.opsRules by default: what the shipped
+// definitions need, as values.yaml and README.md document it.
+var defaultOpsRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"applications"}, Verbs: []string{"get", "list", "watch"}},
+}
+
+func TestLint(t *testing.T) {
+	if out, err := helmCmd(t, "lint", "--strict", chart).CombinedOutput(); err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+}
+
+func TestDefinitionsAreGenerated(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go on PATH to run hack/gendefs: %v", err)
+	}
+	fresh := t.TempDir()
+	cmd := exec.Command(goBin, "run", "./hack/gendefs", "-out", fresh)
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run ./hack/gendefs: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff(readDir(t, fresh), readDir(t, filepath.Join(chart, "definitions"))); diff != "" {
+		t.Errorf("charts/stepflow/definitions is stale; run `make generate` (-generated +committed):\n%s", diff)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	r := render(t, "")
+
+	d := as[appsv1.Deployment](t, r.one(t, "Deployment", namespace, release))
+	c := d.Spec.Template.Spec.Containers[0]
+	wantArgs := []string{
+		"controller",
+		"--system-namespace=vela-system",
+		"--max-concurrent-reconciles=8",
+		"--step-parallelism=8",
+		"--kube-api-qps=50",
+		"--kube-api-burst=100",
+		"--leader-elect=false",
+		"--metrics-bind-address=:8080",
+		"--health-probe-bind-address=:8081",
+		"--log-development=false",
+	}
+	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	if *d.Spec.Replicas != 1 {
+		t.Errorf("replicas %d, want 1", *d.Spec.Replicas)
+	}
+	if c.Image != "ghcr.io/stepflow-dev/stepflow:0.1.0" {
+		t.Errorf("image %q, want the appVersion's", c.Image)
+	}
+	checkProbes(t, c)
+	if p := port(c, "metrics"); p != 8080 {
+		t.Errorf("metrics container port %d, want 8080", p)
+	}
+	svc := as[corev1.Service](t, r.one(t, "Service", namespace, release+"-metrics"))
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[0].TargetPort.StrVal != "metrics" {
+		t.Errorf("metrics service ports %+v", svc.Spec.Ports)
+	}
+
+	sa := r.one(t, "ServiceAccount", namespace, release)
+	if got := d.Spec.Template.Spec.ServiceAccountName; got != sa.GetName() {
+		t.Errorf("pods run as %q, not the chart's ServiceAccount %q", got, sa.GetName())
+	}
+	checkBound(t, r, "ClusterRole", "", release+"-controller", sa.GetName(), controllerRules)
+	checkBound(t, r, "ClusterRole", "", release+"-ops", sa.GetName(), defaultOpsRules)
+	if got := r.all("Role"); len(got) != 0 {
+		t.Errorf("a Role without leader election: %v", names(got))
+	}
+	checkNoWildcards(t, r)
+
+	checkDefinitions(t, r, "vela-system")
+	checkCRDs(t, r)
+}
+
+func TestOverrides(t *testing.T) {
+	r := render(t, `
+systemNamespace: workflows
+replicas: 2
+concurrency: {maxConcurrentReconciles: 32}
+stepParallelism: 4
+kubeAPI: {qps: 7.5, burst: 20}
+leaderElection: {enabled: true, namespace: leases}
+metrics: {enabled: false}
+logDevelopment: true
+installDefinitions: false
+rbac:
+  opsRules:
+    - apiGroups: [batch]
+      resources: [jobs]
+      verbs: [get, list, watch, create, patch]
+`)
+
+	d := as[appsv1.Deployment](t, r.one(t, "Deployment", namespace, release))
+	c := d.Spec.Template.Spec.Containers[0]
+	wantArgs := []string{
+		"controller",
+		"--system-namespace=workflows",
+		"--max-concurrent-reconciles=32",
+		"--step-parallelism=4",
+		"--kube-api-qps=7.5",
+		"--kube-api-burst=20",
+		"--leader-elect=true",
+		"--leader-election-namespace=leases",
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=:8081",
+		"--log-development=true",
+	}
+	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("replicas %d, want 2", *d.Spec.Replicas)
+	}
+	checkProbes(t, c)
+	if p := port(c, "metrics"); p != 0 {
+		t.Errorf("a metrics port %d with metrics disabled", p)
+	}
+	if got := r.all("Service"); len(got) != 0 {
+		t.Errorf("a Service with metrics disabled: %v", names(got))
+	}
+
+	sa := d.Spec.Template.Spec.ServiceAccountName
+	checkBound(t, r, "ClusterRole", "", release+"-controller", sa, controllerRules)
+	checkBound(t, r, "ClusterRole", "", release+"-ops", sa, []rbacv1.PolicyRule{
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "watch", "create", "patch"}},
+	})
+	checkBound(t, r, "Role", "leases", release+"-leader-election", sa, []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{"stepflow-controller"}, Verbs: []string{"get", "update"}},
+	})
+	checkNoWildcards(t, r)
+
+	if got := r.all("WorkflowStepDefinition"); len(got) != 0 {
+		t.Errorf("definitions installed with installDefinitions false: %v", names(got))
+	}
+	checkCRDs(t, r)
+}
+
+func TestNoOpsRules(t *testing.T) {
+	r := render(t, "rbac: {opsRules: []}\n")
+	if got := r.all("ClusterRole"); len(got) != 1 || got[0].GetName() != release+"-controller" {
+		t.Errorf("ClusterRoles %v, want the controller's alone", names(got))
+	}
+}
+
+func TestInvalidValues(t *testing.T) {
+	for name, tc := range map[string]struct{ values, want string }{
+		"replicas without leader election": {"replicas: 2\n", "needs leaderElection.enabled"},
+		"metrics on the probes' port":      {"metrics: {port: 8081}\n", "health probes' port"},
+		"no service account named":         {"serviceAccount: {create: false}\n", "serviceAccount.name is required"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, err := helmCmd(t, "template", release, chart, "--namespace", namespace, "-f", valuesFile(t, tc.values)).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("want a failure saying %q, got %v:\n%s", tc.want, err, out)
+			}
+		})
+	}
+}
+
+// checkProbes checks the probes against the controller's health endpoints.
+func checkProbes(t *testing.T, c corev1.Container) {
+	t.Helper()
+	if p := port(c, "probes"); p != 8081 {
+		t.Errorf("probes container port %d, want 8081", p)
+	}
+	for path, probe := range map[string]*corev1.Probe{"/healthz": c.LivenessProbe, "/readyz": c.ReadinessProbe} {
+		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != path || probe.HTTPGet.Port.StrVal != "probes" {
+			t.Errorf("want a probe of %s on port probes, got %+v", path, probe)
+		}
+	}
+}
+
+// checkBound checks that the (Cluster)Role kind/ns/name exists with rules,
+// and that a binding of the same name grants it to ServiceAccount sa of
+// the release's namespace.
+func checkBound(t *testing.T, r rendered, kind, ns, name, sa string, rules []rbacv1.PolicyRule) {
+	t.Helper()
+	role := as[rbacv1.ClusterRole](t, r.one(t, kind, ns, name)) // a Role has the same fields
+	if diff := cmp.Diff(rules, role.Rules); diff != "" {
+		t.Errorf("%s %s rules (-want +got):\n%s", kind, name, diff)
+	}
+	b := as[rbacv1.RoleBinding](t, r.one(t, kind+"Binding", ns, name))
+	want := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: kind, Name: name}
+	if b.RoleRef != want {
+		t.Errorf("%sBinding %s refers to %+v, want %+v", kind, name, b.RoleRef, want)
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: namespace}}
+	if diff := cmp.Diff(subject, b.Subjects); diff != "" {
+		t.Errorf("%sBinding %s subjects (-want +got):\n%s", kind, name, diff)
+	}
+}
+
+// checkNoWildcards fails on a "*" in any rule of any role.
+func checkNoWildcards(t *testing.T, r rendered) {
+	t.Helper()
+	for _, u := range append(r.all("ClusterRole"), r.all("Role")...) {
+		for _, rule := range as[rbacv1.ClusterRole](t, u).Rules {
+			for _, s := range append(append(append([]string{}, rule.APIGroups...), rule.Resources...), rule.Verbs...) {
+				if strings.Contains(s, "*") {
+					t.Errorf("%s %s grants %q: %+v", u.GetKind(), u.GetName(), s, rule)
+				}
+			}
+		}
+	}
+}
+
+// checkDefinitions checks that every generated definition file is rendered,
+// unchanged, into namespace ns, and nothing else.
+func checkDefinitions(t *testing.T, r rendered, ns string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(chart, "definitions", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no generated definitions in %s/definitions (%v); run `make generate`", chart, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want v1beta1.WorkflowStepDefinition
+		if err := yaml.UnmarshalStrict(b, &want); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		got := as[v1beta1.WorkflowStepDefinition](t, r.one(t, "WorkflowStepDefinition", ns, want.Name))
+		if got.APIVersion != v1beta1.GroupVersion.String() {
+			t.Errorf("%s: apiVersion %q", want.Name, got.APIVersion)
+		}
+		if got.Annotations[description] != want.Annotations[description] {
+			t.Errorf("%s: description %q, want %q", want.Name, got.Annotations[description], want.Annotations[description])
+		}
+		if diff := cmp.Diff(want.Spec, got.Spec); diff != "" {
+			t.Errorf("%s: spec (-file +rendered):\n%s", want.Name, diff)
+		}
+	}
+	if got := r.all("WorkflowStepDefinition"); len(got) != len(files) {
+		t.Errorf("%d definitions rendered, %d files: %v", len(got), len(files), names(got))
+	}
+}
+
+// checkCRDs checks that every CRD in the chart's crds/ is rendered.
+func checkCRDs(t *testing.T, r rendered) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(chart, "crds", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRDs in %s/crds (%v)", chart, err)
+	}
+	for _, f := range files {
+		objs := decode(t, f, mustRead(t, f))
+		if len(objs) != 1 || objs[0].GetKind() != "CustomResourceDefinition" {
+			t.Fatalf("%s: want one CustomResourceDefinition", f)
+		}
+		r.one(t, "CustomResourceDefinition", "", objs[0].GetName())
+	}
+	for _, name := range []string{"workflowruns.core.oam.dev", "workflows.core.oam.dev", "workflowstepdefinitions.core.oam.dev"} {
+		r.one(t, "CustomResourceDefinition", "", name)
+	}
+}
+
+// rendered is the output of helm template.
+type rendered []*unstructured.Unstructured
+
+// render runs helm template with the default values overridden by values
+// (YAML; "" overrides nothing), the CRDs included.
+func render(t *testing.T, values string) rendered {
+	t.Helper()
+	args := []string{"template", release, chart, "--namespace", namespace, "--include-crds"}
+	if values != "" {
+		args = append(args, "-f", valuesFile(t, values))
+	}
+	cmd := helmCmd(t, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, stderr.Bytes())
+	}
+	return decode(t, "helm template", out)
+}
+
+// one returns the object of kind, namespace ns and name, failing when it
+// is not there exactly once.
+func (r rendered) one(t *testing.T, kind, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	var found []*unstructured.Unstructured
+	for _, u := range r.all(kind) {
+		if u.GetNamespace() == ns && u.GetName() == name {
+			found = append(found, u)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d %s %s/%s rendered, want one; there are %v", len(found), kind, ns, name, names(r))
+	}
+	return found[0]
+}
+
+// all returns the objects of kind.
+func (r rendered) all(kind string) rendered {
+	var out rendered
+	for _, u := range r {
+		if u.GetKind() == kind {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// decode reads a YAML stream into objects, skipping empty documents.
+func decode(t *testing.T, what string, b []byte) rendered {
+	t.Helper()
+	var out rendered
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		var obj map[string]any
+		if err := dec.Decode(&obj); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			t.Fatalf("%s: %v", what, err)
+		}
+		if obj != nil {
+			out = append(out, &unstructured.Unstructured{Object: obj})
+		}
+	}
+}
+
+// as converts u into the typed object T.
+func as[T any](t *testing.T, u *unstructured.Unstructured) T {
+	t.Helper()
+	var obj T
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &obj, true); err != nil {
+		t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+	return obj
+}
+
+func names(r rendered) []string {
+	var out []string
+	for _, u := range r {
+		out = append(out, u.GetKind()+" "+filepath.Join(u.GetNamespace(), u.GetName()))
+	}
+	return out
+}
+
+func port(c corev1.Container, name string) int32 {
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return p.ContainerPort
+		}
+	}
+	return 0
+}
+
+// helmCmd is a helm command run in this directory, whose config, cache and
+// data stay in a temporary directory.
+func helmCmd(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command(helmBinary(t), args...)
+	cmd.Env = append(os.Environ(),
+		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
+		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
+		"HELM_DATA_HOME="+filepath.Join(home, "data"),
+	)
+	return cmd
+}
+
+// helmBinary finds helm: $HELM, the repository's bin/helm, or PATH's.
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("HELM"); p != "" {
+		return p
+	}
+	if p, err := filepath.Abs(filepath.Join("..", "bin", "helm")); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("helm"); err == nil {
+		return p
+	}
+	t.Fatal("no helm: run `make helm` (it builds bin/helm; `make test` does so first) or set $HELM")
+	return ""
+}
+
+func valuesFile(t *testing.T, values string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(path, []byte(values), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// readDir returns the files of dir by name.
+func readDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, e := range entries {
+		files[e.Name()] = string(mustRead(t, filepath.Join(dir, e.Name())))
+	}
+	return files
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
