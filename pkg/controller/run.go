@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -163,8 +164,10 @@ func (r *RunReconciler) resolve(ctx context.Context, run *v1alpha1.WorkflowRun) 
 	return wf.Steps, mode, nil
 }
 
-// recordTransitions emits an event for each step that finished or
-// suspended, and for the run finishing.
+// recordTransitions emits one event per tick that moved steps: the steps
+// that finished or suspended, in one message (a Warning when one failed),
+// and one when the run finished. Batching keeps events from multiplying a
+// run's API requests.
 func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 	if r.Recorder == nil {
 		return
@@ -173,25 +176,33 @@ func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 	for _, s := range before.Status.Steps {
 		old[s.Name] = s.Phase
 	}
+	var moved []string
+	warn := false
 	for _, s := range run.Status.Steps {
 		if s.Phase == old[s.Name] {
 			continue
 		}
 		switch s.Phase {
 		case v1alpha1.WorkflowStepPhaseFailed:
-			r.Recorder.Eventf(run, corev1.EventTypeWarning, "StepFailed", "step %s failed (%s): %s", s.Name, s.Reason, s.Message)
+			warn = true
+			moved = append(moved, fmt.Sprintf("%s failed (%s): %s", s.Name, s.Reason, s.Message))
 		case v1alpha1.WorkflowStepPhaseSucceeded, v1alpha1.WorkflowStepPhaseSuspending, v1alpha1.WorkflowStepPhaseSkipped:
-			r.Recorder.Eventf(run, corev1.EventTypeNormal, "Step"+upper(string(s.Phase)), "step %s %s", s.Name, s.Phase)
+			moved = append(moved, fmt.Sprintf("%s %s", s.Name, s.Phase))
 		}
+	}
+	if len(moved) > 0 {
+		typ, reason := corev1.EventTypeNormal, "StepsProgressed"
+		if warn {
+			typ, reason = corev1.EventTypeWarning, "StepFailed"
+		}
+		msg := "steps: " + strings.Join(moved, "; ")
+		if run.Status.Finished && !before.Status.Finished {
+			msg = fmt.Sprintf("run %s; %s", run.Status.Phase, msg)
+		}
+		r.Recorder.Event(run, typ, reason, msg)
 	}
 }
 
-func upper(s string) string {
-	if s == "" {
-		return s
-	}
-	return string(s[0]-'a'+'A') + s[1:]
-}
 
 // logSink keeps #Log output in the run's journal (for `stepflow logs`) and
 // passes it on to extra, if set.
