@@ -203,7 +203,6 @@ func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 	}
 }
 
-
 // logSink keeps #Log output in the run's journal (for `stepflow logs`) and
 // passes it on to extra, if set.
 func logSink(extra op.LogSink, j *journal.Journal) op.LogSink {
