@@ -6,6 +6,8 @@ import (
 	nethttp "net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -411,5 +413,107 @@ spec:
 	}
 	if posts.Load() != 2 || len(keys) != 2 {
 		t.Errorf("POSTs = %d with %d keys, want 2 and 2 (one per notify step)", posts.Load(), len(keys))
+	}
+}
+
+// Changing a definition's template changes what the next run does: the
+// compiled template is looked up by content, so a new generation compiles
+// anew.
+func TestDefinitionChangeIsPickedUp(t *testing.T) {
+	ns := namespace(t, "defchange")
+	startController(t, ns)
+	stepDef(t, ns, "say", "import \"vela/op\"\nm: op.#Message & {message: \"first\"}\n")
+	runOnce := func(name string) string {
+		applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf("metadata: {name: %s, namespace: %s}\nspec:\n  workflowSpec:\n    steps:\n    - {name: s, type: say}\n", name, ns))
+		return waitRun(t, ns, name, 20*time.Second, finishedRun).Status.Steps[0].Message
+	}
+	if got := runOnce("one"); got != "first" {
+		t.Fatalf("first run says %q", got)
+	}
+	var def v1beta1.WorkflowStepDefinition
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "say"}, &def); err != nil {
+		t.Fatal(err)
+	}
+	def.Spec.Schematic.CUE.Template = "import \"vela/op\"\nm: op.#Message & {message: \"second\"}\n"
+	if err := env.Client.Update(context.Background(), &def); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := ""
+		name := fmt.Sprintf("two-%d", time.Now().UnixNano()%100000)
+		if got = runOnce(name); got == "second" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the update a run still says %q", got)
+		}
+	}
+}
+
+// `kubectl wait --for=condition=Succeeded` works on a run.
+func TestKubectlWait(t *testing.T) {
+	ns := namespace(t, "kwait")
+	startController(t, ns)
+	stepDef(t, ns, "say", "import \"vela/op\"\nm: op.#Message & {message: \"hi\"}\n")
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf("metadata: {name: w, namespace: %s}\nspec:\n  workflowSpec:\n    steps:\n    - {name: s, type: say}\n", ns))
+	assets, err := testenv.Assets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := env.Kubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(assets, "kubectl"), "--kubeconfig", kc, "-n", ns,
+		"wait", "--for=condition=Succeeded", "wr/w", "--timeout=30s").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "condition met") {
+		t.Fatalf("kubectl wait: %v\n%s", err, out)
+	}
+	out, err = exec.Command(filepath.Join(assets, "kubectl"), "--kubeconfig", kc, "-n", ns, "get", "wr").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "succeeded") {
+		t.Fatalf("kubectl get wr: %v\n%s", err, out)
+	}
+}
+
+// The reconciler asks to be called again exactly when a timed suspend ends,
+// by the injected clock; it does not poll.
+func TestRequeueAtExactWakeUp(t *testing.T) {
+	ns := namespace(t, "exact")
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: timer, namespace: %s}
+spec:
+  workflowSpec:
+    steps:
+    - {name: pause, type: suspend, properties: {duration: 90s}}
+`, ns))
+	reg := op.NewRegistry().Add(builtin.New())
+	ev, err := eval.New(eval.Options{Ops: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2030, 1, 1, 12, 0, 0, 500e6, time.UTC)
+	r := &controller.RunReconciler{Client: env.Client, Evaluator: ev, Ops: op.Direct,
+		Definitions: definition.Cluster{Reader: env.Client}, Now: func() time.Time { return now }}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "timer"}}
+	res, err := r.Reconcile(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 90s from 12:00:00.5, rounded up to the whole second the status keeps.
+	if want := 90*time.Second + 500*time.Millisecond; res.RequeueAfter != want {
+		t.Fatalf("RequeueAfter = %s, want %s", res.RequeueAfter, want)
+	}
+	now = now.Add(30 * time.Second)
+	if res, err = r.Reconcile(context.Background(), req); err != nil || res.RequeueAfter != 60*time.Second+500*time.Millisecond {
+		t.Fatalf("after 30s: RequeueAfter = %s (%v)", res.RequeueAfter, err)
+	}
+	now = now.Add(61 * time.Second)
+	if res, err = r.Reconcile(context.Background(), req); err != nil || res.RequeueAfter != 0 {
+		t.Fatalf("after the suspend ended: RequeueAfter = %s (%v)", res.RequeueAfter, err)
+	}
+	var run v1alpha1.WorkflowRun
+	if err := env.Client.Get(context.Background(), req.NamespacedName, &run); err != nil || run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
+		t.Fatalf("phase %s (%v)", run.Status.Phase, err)
 	}
 }
