@@ -4,8 +4,8 @@
 #   - a helm v3 already on PATH is linked as bin/helm;
 #   - otherwise helm $HELM_VERSION is built from the Go module proxy into
 #     bin/ the first time (a cold build, module downloads included, takes
-#     about three minutes on two cores), and rebuilt only when HELM_VERSION
-#     changes.
+#     about two and a half minutes on two cores), and rebuilt only when
+#     HELM_VERSION changes.
 # Helm builds in its own module, so its Kubernetes libraries need not match
 # ours.
 set -euo pipefail
@@ -34,7 +34,7 @@ if [ -x "$helm" ] && [ ! -L "$helm" ] && [ "$(version "$helm")" = "$HELM_VERSION
   exit 0
 fi
 
-echo "helm: building helm $HELM_VERSION into $bin (once; about three minutes cold)" >&2
+echo "helm: building helm $HELM_VERSION into $bin (once; two to three minutes cold)" >&2
 # The linker flags of Helm's own release builds: its version, and the
 # Kubernetes version of its client libraries, which `helm template` and
 # `helm lint` assume of the cluster (v1.20 without them).
