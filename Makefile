@@ -46,3 +46,16 @@ bench:
 # shipped definitions, the controller and an example run with live progress.
 run: control-plane build
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local
+
+# The end-to-end suite alone (make test runs it too): the real binary, a
+# local control plane, the controller as its own process; verbose Ginkgo.
+.PHONY: e2e
+e2e: control-plane
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 -v ./e2e/... -args -ginkgo.v
+
+# Load test: a local control plane, the controller as its own process and
+# 1000 five-step runs; prints throughput, latencies, the controller's CPU,
+# peak RSS and API requests per run. hack/load/main.go lists its flags.
+.PHONY: load
+load: control-plane
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) run ./hack/load -n 1000
