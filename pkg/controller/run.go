@@ -164,10 +164,11 @@ func (r *RunReconciler) resolve(ctx context.Context, run *v1alpha1.WorkflowRun) 
 	return wf.Steps, mode, nil
 }
 
-// recordTransitions emits one event per tick that moved steps: the steps
-// that finished or suspended, in one message (a Warning when one failed),
-// and one when the run finished. Batching keeps events from multiplying a
-// run's API requests.
+// recordTransitions emits at most one event per tick, when the tick made a
+// step fail or suspend or the run finish; it lists every step the tick
+// moved (a Warning when one failed). Steps that only succeed on the way are
+// named in the next such event, not in one of their own: each event is an
+// API request, and a run should cost a handful.
 func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 	if r.Recorder == nil {
 		return
@@ -177,7 +178,7 @@ func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 		old[s.Name] = s.Phase
 	}
 	var moved []string
-	warn := false
+	warn, notable := false, run.Status.Finished && !before.Status.Finished
 	for _, s := range run.Status.Steps {
 		if s.Phase == old[s.Name] {
 			continue
@@ -186,11 +187,14 @@ func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 		case v1alpha1.WorkflowStepPhaseFailed:
 			warn = true
 			moved = append(moved, fmt.Sprintf("%s failed (%s): %s", s.Name, s.Reason, s.Message))
-		case v1alpha1.WorkflowStepPhaseSucceeded, v1alpha1.WorkflowStepPhaseSuspending, v1alpha1.WorkflowStepPhaseSkipped:
+		case v1alpha1.WorkflowStepPhaseSuspending:
+			notable = true
+			moved = append(moved, fmt.Sprintf("%s %s", s.Name, s.Phase))
+		case v1alpha1.WorkflowStepPhaseSucceeded, v1alpha1.WorkflowStepPhaseSkipped:
 			moved = append(moved, fmt.Sprintf("%s %s", s.Name, s.Phase))
 		}
 	}
-	if len(moved) > 0 {
+	if len(moved) > 0 && (notable || warn) {
 		typ, reason := corev1.EventTypeNormal, "StepsProgressed"
 		if warn {
 			typ, reason = corev1.EventTypeWarning, "StepFailed"

@@ -50,6 +50,7 @@ func (o *applyOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 		return op.Result{}, err
 	}
 	o.f.observe(call.Step, p.Cluster, obj.GroupVersionKind(), obj.GetNamespace(), obj.GetName())
+	o.f.recent.wrote(p.Cluster, obj)
 	return op.Result{Returns: map[string]any{"value": got}}, nil
 }
 

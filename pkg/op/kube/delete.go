@@ -19,7 +19,10 @@ type deleteParams struct {
 	Filter  *filter        `json:"filter,omitempty"`
 }
 
-type deleteOp struct{ clusters Clusters }
+type deleteOp struct {
+	clusters Clusters
+	f        *Family
+}
 
 func (*deleteOp) NewParams() any { return &deleteParams{} }
 
@@ -54,6 +57,7 @@ func (o *deleteOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 		if err := defaultNamespace(c, obj, call.Step.Namespace); err != nil {
 			return op.Result{}, err
 		}
+		o.f.recent.deleted(p.Cluster, obj)
 		err := c.Delete(ctx, obj, background)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return op.Result{}, apiError(err, "delete %s", describe(obj))

@@ -55,6 +55,7 @@ type Observer interface {
 type Family struct {
 	clusters Clusters
 	observer Observer
+	recent   *recentWrites
 }
 
 // WithObserver makes the family report the objects each call looks at.
@@ -70,7 +71,7 @@ func (f *Family) observe(step op.Step, cluster string, gvk schema.GroupVersionKi
 }
 
 // New returns the family using clusters.
-func New(clusters Clusters) *Family { return &Family{clusters: clusters} }
+func New(clusters Clusters) *Family { return &Family{clusters: clusters, recent: newRecentWrites()} }
 
 // Provider is the #provider of the ops' CUE schemas.
 func (f *Family) Provider() string { return "kube" }
@@ -83,7 +84,7 @@ func (f *Family) Ops() map[string]op.Op {
 		"patch":             &patchOp{clusters: f.clusters},
 		"read":              &readOp{clusters: f.clusters, f: f},
 		"list":              &listOp{clusters: f.clusters, f: f},
-		"delete":            &deleteOp{clusters: f.clusters},
+		"delete":            &deleteOp{clusters: f.clusters, f: f},
 	}
 }
 

@@ -51,10 +51,16 @@ func (o *readOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	o.f.observe(call.Step, p.Cluster, obj.GroupVersionKind(), obj.GetNamespace(), obj.GetName())
 	err = c.Get(ctx, client.ObjectKeyFromObject(obj), got)
 	if apierrors.IsNotFound(err) {
+		if mine, ok := o.f.recent.newer(p.Cluster, obj, nil); ok {
+			return op.Result{Returns: map[string]any{"value": mine}}, nil
+		}
 		return op.Result{Returns: map[string]any{"err": err.Error()}}, nil
 	}
 	if err != nil {
 		return op.Result{}, apiError(err, "read %s", describe(obj))
+	}
+	if mine, ok := o.f.recent.newer(p.Cluster, obj, got); ok {
+		return op.Result{Returns: map[string]any{"value": mine}}, nil
 	}
 	return op.Result{Returns: map[string]any{"value": got.Object}}, nil
 }
