@@ -166,9 +166,10 @@ func (r *RunReconciler) resolve(ctx context.Context, run *v1alpha1.WorkflowRun) 
 
 // recordTransitions emits at most one event per tick, when the tick made a
 // step fail or suspend or the run finish; it lists every step the tick
-// moved (a Warning when one failed). Steps that only succeed on the way are
-// named in the next such event, not in one of their own: each event is an
-// API request, and a run should cost a handful.
+// moved (a Warning when one failed). A tick in which steps only succeeded
+// on the way, the run still going, emits none: each event is an API
+// request, and a run should cost a handful. Step phases and times are in
+// the status and the step metrics.
 func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 	if r.Recorder == nil {
 		return
