@@ -3,9 +3,9 @@
 # prints its path. Running it again does nothing:
 #   - a helm v3 already on PATH is linked as bin/helm;
 #   - otherwise helm $HELM_VERSION is built from the Go module proxy into
-#     bin/ the first time (a cold build, module downloads included, takes
-#     about two and a half minutes on two cores), and rebuilt only when
-#     HELM_VERSION changes.
+#     $HOME/.cache/stepflow/helm-$HELM_VERSION/ the first time (a cold
+#     build, module downloads included, takes about two and a half minutes
+#     on two cores) and linked as bin/helm; a fresh clone reuses the cache.
 # Helm builds in its own module, so its Kubernetes libraries need not match
 # ours.
 set -euo pipefail
@@ -29,12 +29,14 @@ if on_path="$(command -v helm)" && [ "$on_path" != "$helm" ] && [[ "$(version "$
   exit 0
 fi
 
-if [ -x "$helm" ] && [ ! -L "$helm" ] && [ "$(version "$helm")" = "$HELM_VERSION" ]; then
+cache="${STEPFLOW_CACHE:-$HOME/.cache/stepflow}/helm-$HELM_VERSION"
+if [ -x "$cache/helm" ] && [ "$(version "$cache/helm")" = "$HELM_VERSION" ]; then
+  ln -sfn "$cache/helm" "$helm"
   echo "$helm"
   exit 0
 fi
 
-echo "helm: building helm $HELM_VERSION into $bin (once; two to three minutes cold)" >&2
+echo "helm: building helm $HELM_VERSION into $cache (once; two to three minutes cold)" >&2
 # The linker flags of Helm's own release builds: its version, and the
 # Kubernetes version of its client libraries, which `helm template` and
 # `helm lint` assume of the cluster (v1.20 without them).
@@ -46,6 +48,7 @@ ldflags="-s -w -X $module/internal/version.version=$HELM_VERSION"
 for pkg in pkg/chartutil pkg/lint/rules; do
   ldflags="$ldflags -X $module/$pkg.k8sVersionMajor=1 -X $module/$pkg.k8sVersionMinor=$k8s_minor"
 done
-rm -f "$helm"
-GOBIN="$bin" go install -ldflags "$ldflags" "$module/cmd/helm@$HELM_VERSION"
+mkdir -p "$cache"
+GOBIN="$cache" go install -ldflags "$ldflags" "$module/cmd/helm@$HELM_VERSION"
+ln -sfn "$cache/helm" "$helm"
 echo "$helm"
