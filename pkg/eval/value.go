@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/parser"
 )
 
 // Value is an evaluated template. Its methods take the evaluator's CUE lock.
@@ -29,7 +30,14 @@ func (v *Value) Eval(expr string) (any, error) {
 	var out any
 	var evalErr error
 	err := v.e.withCUE(v.slot, v.sh, func() {
-		x := v.sh.ctx.CompileString(expr, cue.Scope(v.v), cue.InferBuiltins(true))
+		// BuildExpr, not CompileString: a compiled string is kept in the
+		// context's index for good, and with it the whole scope value.
+		ast, err := parser.ParseExpr("valueFrom", expr)
+		if err != nil {
+			evalErr = fmt.Errorf("%q: %s", expr, describe(err))
+			return
+		}
+		x := v.sh.ctx.BuildExpr(ast, cue.Scope(v.v), cue.InferBuiltins(true))
 		if err := x.Validate(cue.Concrete(true)); err != nil {
 			evalErr = fmt.Errorf("%q: %s", expr, describe(err))
 			return
@@ -95,7 +103,12 @@ func (e *Evaluator) Condition(expr string, scope map[string]any) (bool, error) {
 			condErr = fmt.Errorf("condition scope: %v", err)
 			return
 		}
-		x := sh.ctx.CompileString(expr, cue.Scope(sv), cue.InferBuiltins(true), cue.Filename("if"))
+		ast, err := parser.ParseExpr("if", expr)
+		if err != nil {
+			condErr = fmt.Errorf("if %q: %s", expr, describe(err))
+			return
+		}
+		x := sh.ctx.BuildExpr(ast, cue.Scope(sv), cue.InferBuiltins(true))
 		b, err := x.Bool()
 		if err != nil {
 			condErr = fmt.Errorf("if %q: %s", expr, describe(err))
