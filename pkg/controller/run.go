@@ -29,6 +29,10 @@ import (
 
 var errNoWorkflow = errors.New("the run's Workflow does not exist")
 
+// staleRetry is how soon a reconcile that found the cache behind, or lost a
+// status write to someone else's, looks again.
+const staleRetry = 50 * time.Millisecond
+
 // RunReconciler runs one engine tick per reconcile of a WorkflowRun.
 type RunReconciler struct {
 	Client client.Client
@@ -67,6 +71,11 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	var run v1alpha1.WorkflowRun
 	if err := r.Client.Get(ctx, req.NamespacedName, &run); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.own != nil && r.own.stale(run.UID, run.ResourceVersion) {
+		// The cache has not seen our last status write yet; a tick on this
+		// copy would redo steps and could undo a resume written since.
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	if r.Waker != nil {
 		r.Waker.forget(req.NamespacedName)
@@ -117,9 +126,14 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if !equality.Semantic.DeepEqual(run.Status, res.Status) {
 		before := run.DeepCopy()
 		run.Status = res.Status
-		if err := r.Client.Status().Patch(ctx, &run, client.MergeFrom(before)); err != nil {
+		// Optimistic lock: a status changed since we read it (a resume, a
+		// terminate) wins, and the next tick sees it.
+		if err := r.Client.Status().Patch(ctx, &run, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			if apierrors.IsNotFound(err) {
 				return ctrl.Result{}, nil
+			}
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: staleRetry}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("writing status of %s: %w", req.NamespacedName, err)
 		}

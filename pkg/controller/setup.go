@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"strconv"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -26,6 +27,20 @@ func (o *ownWrites) set(uid types.UID, rv string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.rv[uid] = rv
+}
+
+// stale reports whether rv is older than this controller's last write of
+// the run: the cache has not caught up with it yet.
+func (o *ownWrites) stale(uid types.UID, rv string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	mine, ok := o.rv[uid]
+	if !ok {
+		return false
+	}
+	a, err1 := strconv.ParseUint(rv, 10, 64)
+	b, err2 := strconv.ParseUint(mine, 10, 64)
+	return err1 == nil && err2 == nil && a < b
 }
 
 func (o *ownWrites) isOwn(uid types.UID, rv string) bool {

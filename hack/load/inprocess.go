@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/stepflow-dev/stepflow/pkg/controller"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
+	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
+	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/op/transform"
+)
+
+// controllerInProcess runs the controller's wiring (a copy of
+// cmd/stepflow's startController, which package main cannot export) inside
+// the harness, so that one CPU profile covers it. Its CPU time and RSS
+// include the harness's; so do its client metrics, since client-go counts
+// every client of the process.
+type controllerInProcess struct {
+	o       options
+	metrics string
+	cancel  context.CancelFunc
+	done    chan error
+	profile *os.File
+}
+
+var _ controllerUnderTest = (*controllerInProcess)(nil)
+
+func startInProcess(ctx context.Context, o options, cl *cluster) (*controllerInProcess, error) {
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
+	addr, err := freeLocalAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg := rest.CopyConfig(cl.controllerConfig)
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 cl.scheme,
+		Metrics:                metricsserver.Options{BindAddress: addr},
+		HealthProbeBindAddress: "0",
+		Client:                 client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	clusters := kube.Local(mgr.GetClient())
+	waker := controller.NewWaker()
+	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters).WithObserver(waker),
+		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}), transform.New())
+	ev, err := eval.New(eval.Options{Ops: reg})
+	if err != nil {
+		return nil, err
+	}
+	m, err := controller.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	runs := &controller.RunReconciler{
+		Metrics: m,
+		Client:  mgr.GetClient(), Live: mgr.GetAPIReader(), Evaluator: ev, Ops: op.Direct,
+		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: definition.DefaultSystemNamespace},
+		Recorder:    mgr.GetEventRecorderFor("stepflow"),
+		Parallelism: 8, Now: time.Now, Waker: waker,
+	}
+	if err := runs.SetupWithManager(mgr, o.concurrency); err != nil {
+		return nil, err
+	}
+	if err := (&controller.DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &controllerInProcess{o: o, metrics: "http://" + addr + "/metrics", cancel: cancel, done: make(chan error, 1)}
+	go func() { c.done <- mgr.Start(ctx) }()
+	return c, nil
+}
+
+func (c *controllerInProcess) describe() string {
+	return fmt.Sprintf("in process: --max-concurrent-reconciles %d --kube-api-qps %g --kube-api-burst %d",
+		c.o.concurrency, c.o.qps, c.o.burst)
+}
+
+func (c *controllerInProcess) metricsURL() string { return c.metrics }
+
+func (c *controllerInProcess) usage() (procUsage, error) { return readProc(os.Getpid()) }
+
+func (c *controllerInProcess) separate() bool { return false }
+
+func (c *controllerInProcess) beginLoad() error {
+	f, err := os.Create(c.o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	c.profile = f
+	return nil
+}
+
+// endLoad stops the CPU profile and writes a heap profile.
+func (c *controllerInProcess) endLoad() error {
+	if c.profile == nil {
+		return nil
+	}
+	pprof.StopCPUProfile()
+	if err := c.profile.Close(); err != nil {
+		return err
+	}
+	c.profile = nil
+	logf("CPU profile in %s (go tool pprof -top %s)", c.o.cpuProfile, c.o.cpuProfile)
+	f, err := os.Create(c.o.memProfile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		return err
+	}
+	logf("heap profile in %s", c.o.memProfile)
+	return nil
+}
+
+func (c *controllerInProcess) stop() {
+	c.cancel()
+	select {
+	case err := <-c.done:
+		if err != nil {
+			logf("the in-process controller stopped: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		logf("the in-process controller did not stop within 10s")
+	}
+}
