@@ -84,8 +84,7 @@ func (t *tick) ensure(s *graph.Step) *v1alpha1.StepStatus {
 		t.st.Steps = append(t.st.Steps, v1alpha1.WorkflowStepStatus{StepStatus: ss})
 		return &t.st.Steps[len(t.st.Steps)-1].StepStatus
 	}
-	parent := t.ensure(s.Parent)
-	_ = parent
+	t.ensure(s.Parent)
 	for i := range t.st.Steps {
 		if t.st.Steps[i].Name == s.Parent.Name {
 			t.st.Steps[i].SubStepsStatus = append(t.st.Steps[i].SubStepsStatus, ss)
