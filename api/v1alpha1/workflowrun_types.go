@@ -156,6 +156,18 @@ type StepStatus struct {
 	// +optional
 	Attempt int32 `json:"attempt,omitempty"`
 
+	// SuspendedBy is the op path of the #Suspend that suspended this step
+	// attempt, while it is suspended (Stepflow extension).
+	// +optional
+	SuspendedBy string `json:"suspendedBy,omitempty"`
+
+	// Resumed lists the op paths of the #Suspends of this attempt that were
+	// resumed; they do not suspend it again (Stepflow extension). Kept in
+	// the status, with the suspension itself, so no crash can separate the
+	// two.
+	// +optional
+	Resumed []string `json:"resumed,omitempty"`
+
 	// Retries counts the attempts made after errors since the step last
 	// started, or was retried from, or evaluated without error; the retry
 	// limit applies to it (Stepflow extension).

@@ -139,6 +139,11 @@ func (in *StepStatus) DeepCopyInto(out *StepStatus) {
 	*out = *in
 	in.FirstExecuteTime.DeepCopyInto(&out.FirstExecuteTime)
 	in.LastExecuteTime.DeepCopyInto(&out.LastExecuteTime)
+	if in.Resumed != nil {
+		in, out := &in.Resumed, &out.Resumed
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.NextAttemptTime != nil {
 		in, out := &in.NextAttemptTime, &out.NextAttemptTime
 		*out = (*in).DeepCopy()

@@ -52,6 +52,12 @@ func (t *tick) apply(p *pending) {
 		t.wakeAt(t.now.Add(pollInterval(t.now, ss.FirstExecuteTime.Time)))
 	case eval.Suspending:
 		ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseSuspending, ReasonSuspend, out.Message
+		ss.SuspendedBy = ""
+		for _, c := range out.Calls {
+			if c.Stop == "suspend" {
+				ss.SuspendedBy = c.Path
+			}
+		}
 		ss.ResumeTime, ss.NextAttemptTime = nil, nil
 		if out.SuspendFor > 0 {
 			at := metav1.NewTime(ceilSecond(t.now.Add(out.SuspendFor)))
@@ -113,6 +119,7 @@ func (t *tick) retry(policy *v1alpha1.RetryPolicy, ss *v1alpha1.StepStatus, msg 
 	}
 	ss.Attempt++
 	ss.Retries++
+	ss.Resumed, ss.SuspendedBy = nil, ""
 	ss.ID = t.stepID(ss.Name, ss.Attempt)
 	ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseRunning, ReasonError, msg
 	at := metav1.NewTime(ceilSecond(t.now.Add(backoff)))

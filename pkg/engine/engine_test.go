@@ -79,3 +79,46 @@ func TestJournalBoundFailsStep(t *testing.T) {
 		t.Fatalf("step %s (%s): %s", ss.Phase, ss.Reason, ss.Message)
 	}
 }
+
+// A crash after a #Suspend fired but before the status saying so was
+// written must not count as a resume: the step suspends again.
+func TestSuspendSurvivesLostStatusWrite(t *testing.T) {
+	run := &v1alpha1.WorkflowRun{}
+	run.Name, run.Namespace, run.UID = "crash", "default", "uid"
+	run.Spec.WorkflowSpec = &v1alpha1.WorkflowSpec{Steps: []v1alpha1.WorkflowStep{{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "gate", Type: "gate"}}}}
+	ev, _ := eval.New(eval.Options{Ops: scenarioCatalog()})
+	store := journal.NewMemory()
+	tick := func(st v1alpha1.WorkflowRunStatus) v1alpha1.WorkflowRunStatus {
+		j, err := journal.Open(context.Background(), store, journal.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := run.DeepCopy()
+		r.Status = st
+		res, err := engine.Tick(context.Background(), engine.Input{
+			Run: r, Steps: r.Spec.WorkflowSpec.Steps, Evaluator: ev, Ops: newStubOps(), Journal: j,
+			Definitions: engine.DefinitionMap{"gate": {Name: "gate", Template: "import \"vela/op\"\nask: op.#HTTPPost & {url: \"http://x/ask\"}\nwait: op.#Suspend & {message: \"approve?\"}\n"}},
+			Now:         func() time.Time { return t0 },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Status
+	}
+	first := tick(v1alpha1.WorkflowRunStatus{})
+	if first.Steps[0].Phase != v1alpha1.WorkflowStepPhaseSuspending || first.Steps[0].SuspendedBy != "wait" {
+		t.Fatalf("first tick: %+v", first.Steps[0])
+	}
+	// The status write of the first tick is lost: tick again from nothing.
+	again := tick(v1alpha1.WorkflowRunStatus{})
+	if again.Steps[0].Phase != v1alpha1.WorkflowStepPhaseSuspending {
+		t.Fatalf("after a lost status write the step is %s: the suspend was taken as resumed", again.Steps[0].Phase)
+	}
+	// A real resume goes through.
+	if err := engine.Resume(&again, ""); err != nil {
+		t.Fatal(err)
+	}
+	if done := tick(again); done.Phase != v1alpha1.WorkflowRunSucceeded {
+		t.Fatalf("after resume: %s %+v", done.Phase, done.Steps[0])
+	}
+}

@@ -50,10 +50,7 @@ func Resume(st *v1alpha1.WorkflowRunStatus, step string) error {
 	if st.Finished {
 		return ErrFinished
 	}
-	resume := func(ss *v1alpha1.StepStatus) {
-		ss.Phase = v1alpha1.WorkflowStepPhaseRunning
-		ss.ResumeTime = nil
-	}
+	resume := resumeStep
 	if step == "" {
 		st.Suspend = false
 		eachStep(st, func(ss *v1alpha1.StepStatus) {
@@ -80,6 +77,17 @@ func Resume(st *v1alpha1.WorkflowRunStatus, step string) error {
 	}
 	resume(ss)
 	return nil
+}
+
+// resumeStep makes a suspending step run again and records which #Suspend
+// of its attempt was resumed, so it does not suspend again.
+func resumeStep(ss *v1alpha1.StepStatus) {
+	ss.Phase = v1alpha1.WorkflowStepPhaseRunning
+	ss.ResumeTime = nil
+	if ss.SuspendedBy != "" {
+		ss.Resumed = append(ss.Resumed, ss.SuspendedBy)
+		ss.SuspendedBy = ""
+	}
 }
 
 // Suspend suspends the run (step == "") until Resume, or one running step.

@@ -89,7 +89,7 @@ func (t *tick) visit(s *graph.Step, deadline time.Time) (changed bool, ready []*
 			return changed, nil
 		}
 		// A timed suspend ran out: resumed by itself.
-		ss.Phase, ss.ResumeTime = v1alpha1.WorkflowStepPhaseRunning, nil
+		resumeStep(ss)
 		changed = true
 	}
 	if s.Spec.Type == SuspendType {
@@ -331,7 +331,15 @@ func (t *tick) request(s *graph.Step, ss *v1alpha1.StepStatus) *pending {
 	}
 	if t.in.Journal != nil {
 		p.req.Env.Vars = t.in.Journal
-		p.req.Runner = t.in.Journal.Runner(t.in.Ops)
+		resumed := append([]string(nil), ss.Resumed...)
+		p.req.Runner = t.in.Journal.RunnerResuming(t.in.Ops, func(path string) bool {
+			for _, r := range resumed {
+				if r == path {
+					return true
+				}
+			}
+			return false
+		})
 	}
 	return p
 }

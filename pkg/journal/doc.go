@@ -89,10 +89,14 @@
 //     the same on every try, so a receiver that honours it can drop the
 //     repeat; kube delete treats an object already gone as deleted. A
 //     suspend whose record was not saved stops its step again.
-//   - Between a suspend's record and the step's status. If the process dies
-//     after the suspend is recorded and before the engine saves the step as
-//     suspended, the next evaluation finds the record and passes the suspend
-//     as if it had been resumed.
+//   - Between a suspend's record and the step's status. With Runner, if the
+//     process dies after the suspend is recorded and before the executor
+//     saves the step as suspended, the next evaluation finds the record and
+//     passes the suspend as if it had been resumed. The engine therefore
+//     uses RunnerResuming: the step status itself says which suspend
+//     suspended the attempt and which were resumed (steps[].suspendedBy,
+//     steps[].resumed), one object written once, and suspends are not
+//     recorded here at all.
 //
 // # Size and concurrency
 //

@@ -13,6 +13,20 @@ import (
 // replayed after, and a #Suspend stops its step once per step attempt.
 // Errors come back as *op.Error, as from op.Direct.
 func (j *Journal) Runner(base op.Runner) op.Runner {
+	return j.runner(base, nil)
+}
+
+// RunnerResuming is Runner for an executor that keeps which suspends of the
+// attempt were resumed itself, with the suspension, in one object (the
+// run's status): resumed(path) says whether the #Suspend at path was
+// resumed. Suspends are then not recorded in the journal, so no crash
+// between two writes can make a suspend that never suspended count as
+// resumed.
+func (j *Journal) RunnerResuming(base op.Runner, resumed func(path string) bool) op.Runner {
+	return j.runner(base, resumed)
+}
+
+func (j *Journal) runner(base op.Runner, resumed func(path string) bool) op.Runner {
 	return op.RunnerFunc(func(ctx context.Context, call *op.Call) (op.Result, error) {
 		switch call.Class {
 		case op.Idempotent:
@@ -20,6 +34,13 @@ func (j *Journal) Runner(base op.Runner) op.Runner {
 		case op.Effect:
 			return j.runEffect(ctx, base, call)
 		case op.Control:
+			if resumed != nil {
+				res, err := base.Run(ctx, call)
+				if err == nil && res.Stop != nil && res.Stop.Kind == op.Suspend && resumed(call.Path) {
+					return op.Result{Returns: res.Returns}, nil
+				}
+				return res, err
+			}
 			return j.runControl(ctx, base, call)
 		}
 		return op.Result{}, callError(call, op.Permanentf("unknown op class %v", call.Class))
