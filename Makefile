@@ -8,7 +8,9 @@ help:
 	@echo "make test           unit + envtest integration tests (builds the control plane first)"
 	@echo "make run            local control plane + controller + definitions + an example run (Ctrl-C stops)"
 	@echo "make build          build bin/stepflow"
-	@echo "make bench          evaluator benchmarks"
+	@echo "make bench          evaluator and engine benchmarks"
+	@echo "make e2e            the Ginkgo end-to-end suite alone, verbose"
+	@echo "make load           load test: 1000 five-step runs against a local control plane"
 	@echo "make generate       regenerate deepcopy, CRDs (controller-gen) and the chart's step definitions"
 	@echo "make control-plane  build/cache kube-apiserver, etcd, kubectl under ~/.cache/stepflow"
 	@echo "make helm           build/cache bin/helm (the chart tests run it)"
@@ -40,7 +42,7 @@ generate:
 	$(GO) run ./hack/gendefs
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/eval/
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/eval/ ./pkg/engine/
 
 # One command, no cluster: a local etcd and kube-apiserver, the CRDs, the
 # shipped definitions, the controller and an example run with live progress.
