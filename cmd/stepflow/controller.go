@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,16 +18,13 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/stepflow-dev/stepflow/api/v1alpha1"
-	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/pkg/controller"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
-	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
-	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
-	"github.com/stepflow-dev/stepflow/pkg/op/transform"
+	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 )
 
 // controllerOptions are the flags of `stepflow controller`.
@@ -91,11 +86,9 @@ func runController(ctx context.Context, o *controllerOptions) error {
 func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config) error {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.qps, o.burst
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			return err
-		}
+	scheme, err := api.NewScheme()
+	if err != nil {
+		return err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
@@ -113,8 +106,7 @@ func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config
 	}
 	clusters := kube.Local(mgr.GetClient())
 	waker := controller.NewWaker()
-	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters).WithObserver(waker),
-		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}), transform.New())
+	reg := opset.Standard(clusters, waker)
 	ev, err := eval.New(eval.Options{Ops: reg})
 	if err != nil {
 		return err

@@ -20,10 +20,8 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
-	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
-	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
-	"github.com/stepflow-dev/stepflow/pkg/op/transform"
+	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 )
 
 // controllerInProcess runs the controller's wiring (a copy of
@@ -60,8 +58,7 @@ func startInProcess(ctx context.Context, o options, cl *cluster) (*controllerInP
 	}
 	clusters := kube.Local(mgr.GetClient())
 	waker := controller.NewWaker()
-	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters).WithObserver(waker),
-		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}), transform.New())
+	reg := opset.Standard(clusters, waker)
 	ev, err := eval.New(eval.Options{Ops: reg})
 	if err != nil {
 		return nil, err

@@ -6,26 +6,12 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
-	"github.com/stepflow-dev/stepflow/api/v1beta1"
 )
-
-// newScheme holds the types the commands read and write: client-go's and
-// Stepflow's.
-func newScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
-		if err := add(s); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
-}
 
 // client connects to the kubeconfig's cluster. Reads go to the API server
 // itself (no cache), so a command always acts on what is there now.
@@ -34,7 +20,7 @@ func (g *globals) client() (client.WithWatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := newScheme()
+	s, err := api.NewScheme()
 	if err != nil {
 		return nil, err
 	}

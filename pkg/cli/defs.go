@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
@@ -86,7 +87,7 @@ func readDefinitions(path string, stdin io.Reader) ([]*unstructured.Unstructured
 	case ext != ".yaml" && ext != ".yml" && ext != ".json" && path != "-":
 		return nil, fmt.Errorf("%s: want a .cue, .yaml, .yml or .json step definition", path)
 	}
-	s, err := newScheme()
+	s, err := api.NewScheme()
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 )
 
@@ -42,7 +43,7 @@ non-zero if the run failed or was terminated.`,
 }
 
 func runFile(ctx context.Context, deps Deps, g *globals, file string, watch bool, stdin io.Reader) error {
-	s, err := newScheme()
+	s, err := api.NewScheme()
 	if err != nil {
 		return err
 	}

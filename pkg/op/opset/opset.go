@@ -1,0 +1,27 @@
+// Package opset builds the registry of every op family Stepflow ships, from
+// the dependencies they need; the binaries and tests that run real ops use
+// it rather than listing the families each time.
+package opset
+
+import (
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
+	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
+	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/op/transform"
+)
+
+// Standard returns builtin, log, kube, http and transform ops. Kube ops
+// and the HTTP op's Secrets resolve through clusters; observer, if not
+// nil, learns which objects kube ops touch.
+func Standard(clusters kube.Clusters, observer kube.Observer) *op.Registry {
+	k := kube.New(clusters)
+	if observer != nil {
+		k.WithObserver(observer)
+	}
+	return op.NewRegistry().Add(
+		builtin.New(), builtin.NewLog(), k,
+		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}),
+		transform.New(),
+	)
+}
