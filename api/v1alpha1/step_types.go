@@ -87,8 +87,13 @@ type WorkflowStepBase struct {
 	// +kubebuilder:pruning:PreserveUnknownFields
 	Properties *runtime.RawExtension `json:"properties,omitempty"`
 
-	// Retry runs the step again after a retryable failure. Without it a
-	// failure is final.
+	// Retry says how often a step whose op call failed with a retryable
+	// error (no response, a reset connection, ...) is tried again, each time
+	// as a new attempt. Without it the step gets the default, as KubeVela:
+	// 10 retries (11 attempts in all), waiting 1s, 2s, 4s, ... up to 5m.
+	// Failures a retry cannot fix are final at once, with or without a
+	// policy: #Fail, a template or parameter error, a permanent op error, a
+	// timeout.
 	//
 	// Stepflow extension: not part of KubeVela's shape.
 	// +optional
@@ -127,14 +132,17 @@ type OutputItem struct {
 	ValueFrom string `json:"valueFrom"`
 }
 
-// RetryPolicy says how often and how soon a failed step runs again.
+// RetryPolicy says how often and how soon a step whose op failed with a
+// retryable error runs again.
 //
 // Stepflow extension: not part of KubeVela's shape.
 type RetryPolicy struct {
-	// Limit is the number of retries after the first attempt; 0 means none.
+	// Limit is the number of retries after the first attempt: 0 means none
+	// (the first retryable error fails the step), 3 means up to 4 attempts.
+	// Unset, it is the default of 10.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
-	Limit int32 `json:"limit,omitempty"`
+	Limit *int32 `json:"limit,omitempty"`
 
 	// Backoff spaces the retries out. Without it, retries wait the
 	// controller's default backoff.

@@ -33,7 +33,7 @@ func TestKubeVelaFieldNames(t *testing.T) {
 		"status.steps[1].subSteps[1].resume":    group.SubStepsStatus[1].ResumeTime.UTC(),
 		"spec...steps[0].retry.backoff.factor":  steps[0].Retry.Backoff.Factor,
 		"spec...steps[1].mode":                  *steps[1].Mode,
-		"spec...steps[1].subSteps[0].retry.lim": steps[1].SubSteps[0].Retry.Limit,
+		"spec...steps[1].subSteps[0].retry.lim": *steps[1].SubSteps[0].Retry.Limit,
 	}
 	want := map[string]any{
 		"status.status":                         WorkflowRunSuspending,
@@ -51,3 +51,37 @@ func TestKubeVelaFieldNames(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestRetryLimitZeroIsKept: limit: 0 (no retries) stays distinct from no
+// limit (the default) through JSON.
+func TestRetryLimitZeroIsKept(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want *int32
+	}{
+		{"{}", nil},
+		{"{limit: 0}", ptr(int32(0))},
+		{"{limit: 3}", ptr(int32(3))},
+	} {
+		var p RetryPolicy
+		if err := yaml.UnmarshalStrict([]byte(tc.yaml), &p); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, p.Limit); diff != "" {
+			t.Errorf("%s: limit (-want +got):\n%s", tc.yaml, diff)
+		}
+		data, err := yaml.Marshal(&p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back RetryPolicy
+		if err := yaml.UnmarshalStrict(data, &back); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(p, back); diff != "" {
+			t.Errorf("%s: round trip through %q (-want +got):\n%s", tc.yaml, data, diff)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

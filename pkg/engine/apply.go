@@ -16,8 +16,8 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/journal"
 )
 
-// Retry defaults, as KubeVela: an erroring step is tried 10 times with
-// exponential backoff.
+// Retry defaults, as KubeVela: a step without a retry policy whose op
+// errors is retried 10 times (11 attempts in all) with exponential backoff.
 const (
 	DefaultRetryLimit = 10
 	defaultInitial    = time.Second
@@ -104,10 +104,13 @@ func timeEq(a, b *metav1.Time) bool {
 // the retry limit is reached. The counters live in the status, so they
 // survive a restart of whoever runs the tick.
 func (t *tick) retry(policy *v1alpha1.RetryPolicy, ss *v1alpha1.StepStatus, msg string) {
-	limit, initial, factor, max := retryPolicy(policy)
-	if ss.Retries+1 >= limit {
-		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonFailedAfterRetries,
-			fmt.Sprintf("failed after %d attempts: %s", ss.Retries+1, msg))
+	attempts, initial, factor, max := retryPolicy(policy)
+	if ss.Retries+1 >= attempts {
+		what := fmt.Sprintf("failed after %d attempts", ss.Retries+1)
+		if attempts == 1 {
+			what = "failed on its first attempt, retry.limit is 0"
+		}
+		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonFailedAfterRetries, what+": "+msg)
 		return
 	}
 	if t.in.Journal != nil {
@@ -127,16 +130,16 @@ func (t *tick) retry(policy *v1alpha1.RetryPolicy, ss *v1alpha1.StepStatus, msg 
 	t.wakeAt(at.Time)
 }
 
-// retryPolicy returns, first, how many attempts a step gets in all. The
-// policy's limit counts the retries after the first attempt, so it allows
-// limit+1 attempts; DefaultRetryLimit counts attempts.
-func retryPolicy(p *v1alpha1.RetryPolicy) (limit int32, initial time.Duration, factor float64, max time.Duration) {
-	limit, initial, factor, max = DefaultRetryLimit, defaultInitial, defaultFactor, defaultMaxBackoff
+// retryPolicy returns, first, how many attempts a step gets in all: the
+// retries after the first attempt (the policy's limit, DefaultRetryLimit
+// when there is no policy or it sets no limit) plus one.
+func retryPolicy(p *v1alpha1.RetryPolicy) (attempts int32, initial time.Duration, factor float64, max time.Duration) {
+	attempts, initial, factor, max = DefaultRetryLimit+1, defaultInitial, defaultFactor, defaultMaxBackoff
 	if p == nil {
 		return
 	}
-	if p.Limit > 0 {
-		limit = p.Limit + 1
+	if p.Limit != nil && *p.Limit >= 0 {
+		attempts = *p.Limit + 1
 	}
 	if b := p.Backoff; b != nil {
 		if d, err := time.ParseDuration(b.Initial); err == nil && d > 0 {

@@ -262,7 +262,7 @@ func (fr *fuzzRun) stepBase(name, typ string, seen []string) v1alpha1.WorkflowSt
 	}
 	s.Timeout = pick(in, "", "", "", "2s", "10s", "1m", "30s")
 	if in.intn(3) == 0 {
-		s.Retry = &v1alpha1.RetryPolicy{Limit: int32(in.intn(3)), Backoff: &v1alpha1.RetryBackoff{Initial: "1s", Factor: "2", Max: "4s"}}
+		s.Retry = &v1alpha1.RetryPolicy{Limit: ptrTo(int32(in.intn(3))), Backoff: &v1alpha1.RetryBackoff{Initial: "1s", Factor: "2", Max: "4s"}}
 	}
 	var props map[string]any
 	switch typ {

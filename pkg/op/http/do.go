@@ -101,7 +101,9 @@ func (f *Family) send(ctx context.Context, client *resty.Client, pl *plan) (op.R
 }
 
 // failure says what went wrong with a request that got no usable response.
-// All of it is retryable; a cancelled ctx shows through errors.Is.
+// A body over the bound is permanent: the same URL would send it again, so
+// a retry would only fetch it again. The rest is retryable; a cancelled ctx
+// shows through errors.Is.
 func (f *Family) failure(ctx context.Context, pl *plan, err error) error {
 	switch {
 	case ctx.Err() != nil:
@@ -112,7 +114,7 @@ func (f *Family) failure(ctx context.Context, pl *plan, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("no response within request timeout %s: %w", pl.timeout, err)
 	case errors.Is(err, resty.ErrResponseBodyTooLarge):
-		return fmt.Errorf("%s %s: response body is larger than %d bytes: %w", pl.method, pl.redacted, f.maxBody, err)
+		return op.Permanent(fmt.Errorf("%s %s: response body is larger than %d bytes: %w", pl.method, pl.redacted, f.maxBody, err))
 	}
 	return err
 }

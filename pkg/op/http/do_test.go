@@ -488,4 +488,11 @@ func TestResponseBodyLimit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "larger than 10 bytes") {
 		t.Fatalf("err = %v, want the body limit", err)
 	}
+	// The same URL would answer the same: a retry cannot help.
+	if !op.IsPermanent(err) {
+		t.Errorf("err = %v is retryable, want op.Permanent", err)
+	}
+	if hits, _ := srv.saw(); hits != 1 {
+		t.Errorf("server hits = %d, want 1", hits)
+	}
 }

@@ -18,10 +18,11 @@
 //     recognise the same call if it ever arrives twice; a template that sets
 //     the header itself keeps its own value.
 //   - Errors say how they are handled. Bad parameters (method, URL, timeout,
-//     rate limit, header names) and unusable Secret content are
-//     op.Permanent. No response (refused, reset, timed out) and a rate-limited
-//     call are plain errors: a retry may pass. A cancelled context fails the
-//     call with an error that wraps context.Canceled.
+//     rate limit, header names), unusable Secret content and a response
+//     body over the bound (Options.MaxBodyBytes) are op.Permanent. No
+//     response (refused, reset, timed out) and a rate-limited call are plain
+//     errors: a retry may pass. A cancelled context fails the call with an
+//     error that wraps context.Canceled.
 //   - request.ratelimiter allows at most limit requests per period for one
 //     method and URL. The count lives in the Family, so it is shared by every
 //     run the Family serves and by nothing else. A call over the limit is not
