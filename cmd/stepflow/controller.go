@@ -6,25 +6,16 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/pkg/controller"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
-	"github.com/stepflow-dev/stepflow/pkg/eval"
-	"github.com/stepflow-dev/stepflow/pkg/op"
-	"github.com/stepflow-dev/stepflow/pkg/op/kube"
-	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 )
 
 // controllerOptions are the flags of `stepflow controller`.
@@ -86,51 +77,22 @@ func runController(ctx context.Context, o *controllerOptions) error {
 func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config) error {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.qps, o.burst
-	scheme, err := api.NewScheme()
-	if err != nil {
-		return err
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
+	mgr, err := controller.NewManager(cfg, ctrl.Options{
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "stepflow-controller",
 		LeaderElectionNamespace: o.leaderNamespace,
-		// Ops read objects of any kind through the cache too: no request
-		// per read, and the informers are what wake waiting steps.
-		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
 	if err != nil {
 		return err
 	}
-	clusters := kube.Local(mgr.GetClient())
-	waker := controller.NewWaker()
-	reg := opset.Standard(clusters, waker)
-	ev, err := eval.New(eval.Options{Ops: reg})
-	if err != nil {
+	if _, err := controller.Setup(mgr, controller.Options{
+		SystemNamespace:         o.systemNamespace,
+		MaxConcurrentReconciles: o.concurrency,
+		StepParallelism:         o.parallelism,
+	}); err != nil {
 		return err
-	}
-	metrics, err := controller.NewMetrics(ctrlmetrics.Registry)
-	if err != nil {
-		return err
-	}
-	runs := &controller.RunReconciler{
-		Metrics: metrics,
-		Client:  mgr.GetClient(), Live: mgr.GetAPIReader(), Evaluator: ev, Ops: op.Direct,
-		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: o.systemNamespace},
-		Recorder:    mgr.GetEventRecorderFor("stepflow"),
-		Parallelism: o.parallelism, Now: time.Now, Waker: waker,
-	}
-	if err := runs.SetupWithManager(mgr, o.concurrency); err != nil {
-		return err
-	}
-	if err := (&controller.DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if o.probeAddr != "0" {
-		_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
-		_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
 	}
 	return mgr.Start(ctx)
 }

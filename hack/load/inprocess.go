@@ -11,22 +11,15 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stepflow-dev/stepflow/pkg/controller"
-	"github.com/stepflow-dev/stepflow/pkg/definition"
-	"github.com/stepflow-dev/stepflow/pkg/eval"
-	"github.com/stepflow-dev/stepflow/pkg/op"
-	"github.com/stepflow-dev/stepflow/pkg/op/kube"
-	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 )
 
-// controllerInProcess runs the controller's wiring (a copy of
-// cmd/stepflow's startController, which package main cannot export) inside
-// the harness, so that one CPU profile covers it. Its CPU time and RSS
+// controllerInProcess runs the controller, built by controller.Setup as
+// the binary builds it, inside the harness, so that one CPU profile covers
+// it. Its CPU time and RSS
 // include the harness's; so do its client metrics, since client-go counts
 // every client of the process.
 type controllerInProcess struct {
@@ -47,37 +40,15 @@ func startInProcess(ctx context.Context, o options, cl *cluster) (*controllerInP
 	}
 	cfg := rest.CopyConfig(cl.controllerConfig)
 	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := controller.NewManager(cfg, ctrl.Options{
 		Scheme:                 cl.scheme,
 		Metrics:                metricsserver.Options{BindAddress: addr},
 		HealthProbeBindAddress: "0",
-		Client:                 client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
 	if err != nil {
 		return nil, err
 	}
-	clusters := kube.Local(mgr.GetClient())
-	waker := controller.NewWaker()
-	reg := opset.Standard(clusters, waker)
-	ev, err := eval.New(eval.Options{Ops: reg})
-	if err != nil {
-		return nil, err
-	}
-	m, err := controller.NewMetrics(ctrlmetrics.Registry)
-	if err != nil {
-		return nil, err
-	}
-	runs := &controller.RunReconciler{
-		Metrics: m,
-		Client:  mgr.GetClient(), Live: mgr.GetAPIReader(), Evaluator: ev, Ops: op.Direct,
-		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: definition.DefaultSystemNamespace},
-		Recorder:    mgr.GetEventRecorderFor("stepflow"),
-		Parallelism: 8, Now: time.Now, Waker: waker,
-	}
-	if err := runs.SetupWithManager(mgr, o.concurrency); err != nil {
-		return nil, err
-	}
-	if err := (&controller.DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev}).SetupWithManager(mgr); err != nil {
+	if _, err := controller.Setup(mgr, controller.Options{MaxConcurrentReconciles: o.concurrency}); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -20,9 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -30,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
+	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/internal/testenv"
@@ -38,20 +37,17 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
-	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
-	"github.com/stepflow-dev/stepflow/pkg/op/kube"
-	"github.com/stepflow-dev/stepflow/pkg/op/transform"
 )
 
-var (
-	env    *testenv.Env
-	scheme = runtime.NewScheme()
-)
+var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	_ = v1beta1.AddToScheme(scheme)
+	// The scheme the binary uses.
+	scheme, err := api.NewScheme()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	if os.Getenv("STEPFLOW_TEST_LOGS") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	}
@@ -75,34 +71,16 @@ func startController(t *testing.T, systemNS string) *controller.Metrics {
 func startStoppableController(t *testing.T, systemNS string) (*controller.Metrics, func()) {
 	t.Helper()
 	skip := true
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: &skip},
-		Client:     client.Options{Cache: &client.CacheOptions{Unstructured: true}}})
+	mgr, err := controller.NewManager(env.Config, ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clusters := kube.Local(mgr.GetClient())
-	waker := controller.NewWaker()
-	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), kube.New(clusters).WithObserver(waker),
-		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}), transform.New())
-	ev, err := eval.New(eval.Options{Ops: reg})
+	c, err := controller.Setup(mgr, controller.Options{SystemNamespace: systemNS, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs := &controller.RunReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Evaluator: ev, Ops: op.Direct,
-		Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: systemNS},
-		Recorder:    mgr.GetEventRecorderFor("stepflow"), Waker: waker}
-	metrics, err := controller.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs.Metrics = metrics
-	if err := runs.SetupWithManager(mgr, 4); err != nil {
-		t.Fatal(err)
-	}
-	if err := (&controller.DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev}).SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
+	metrics := c.Metrics
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()

@@ -2,9 +2,11 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,24 +57,30 @@ type RunReconciler struct {
 	// Parallelism bounds the steps of one run evaluated at once.
 	Parallelism int
 
+	once sync.Once
 	memo *kubestore.Memo
 	own  *ownWrites
 }
 
+func (r *RunReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
 // Reconcile implements reconcile.Reconciler.
 func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	if r.memo == nil {
-		r.memo = kubestore.NewMemo()
-	}
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
+	r.init()
+	now := r.now
 	var run v1alpha1.WorkflowRun
 	if err := r.Client.Get(ctx, req.NamespacedName, &run); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName, "")
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if r.own != nil && r.own.stale(run.UID, run.ResourceVersion) {
+	if r.own.stale(req.NamespacedName, run.UID, run.ResourceVersion) {
 		// The cache has not seen our last status write yet; a tick on this
 		// copy would redo steps and could undo a resume written since.
 		return ctrl.Result{RequeueAfter: staleRetry}, nil
@@ -81,7 +89,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		r.Waker.forget(req.NamespacedName)
 	}
 	if run.Status.Finished || !run.DeletionTimestamp.IsZero() {
-		r.memo.Forget(run.UID)
+		r.forget(req.NamespacedName, run.UID)
 		return ctrl.Result{}, nil
 	}
 	steps, mode, err := r.resolve(ctx, &run)
@@ -97,6 +105,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.own.track(req.NamespacedName, run.UID)
 	store := kubestore.New(r.Client, &run, r.memo).WithLive(r.Live)
 	j, err := journal.Open(ctx, store, journal.Limits{})
 	if err != nil {
@@ -114,6 +123,9 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		Evaluator:   r.Evaluator, Ops: r.Ops, Journal: j, Now: now,
 		Logs: logSink(r.Logs, j), Debug: debug, Parallelism: r.Parallelism,
 	})
+	if refusedForSize(err) {
+		return r.failRefused(ctx, &run, "journal", j.Size(), err)
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -130,16 +142,22 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		// terminate) wins, and the next tick sees it.
 		if err := r.Client.Status().Patch(ctx, &run, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			if apierrors.IsNotFound(err) {
+				r.forget(req.NamespacedName, run.UID)
 				return ctrl.Result{}, nil
+			}
+			if refusedForSize(err) {
+				size := 0
+				if b, merr := json.Marshal(run.Status); merr == nil {
+					size = len(b)
+				}
+				return r.failRefused(ctx, before, "status", size, err)
 			}
 			if apierrors.IsConflict(err) {
 				return ctrl.Result{RequeueAfter: staleRetry}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("writing status of %s: %w", req.NamespacedName, err)
 		}
-		if r.own != nil {
-			r.own.set(run.UID, run.ResourceVersion)
-		}
+		r.own.set(req.NamespacedName, run.UID, run.ResourceVersion)
 		r.recordTransitions(&run, before)
 		r.Metrics.observe(&before.Status, &run.Status)
 	}
