@@ -25,6 +25,8 @@ const (
 	defaultMaxBackoff = 5 * time.Minute
 	minPoll           = time.Second
 	maxPoll           = 30 * time.Second
+	// interruptedDelay is how soon an Interrupted evaluation is repeated.
+	interruptedDelay = time.Second
 )
 
 // apply records one evaluation's outcome in the step's status.
@@ -32,14 +34,12 @@ func (t *tick) apply(p *pending) {
 	s, out := p.step, p.out
 	ss := t.ensure(s)
 	before := *ss
-	if out.Value != nil && t.in.Debug != nil && t.in.Run.Annotations[DebugAnnotation] == "true" {
-		if data, err := out.Value.Data(); err == nil {
-			t.in.Debug.StepValue(s.Name, ss.ID, data)
-		}
+	if out.Data != nil && t.in.Debug != nil && t.in.Run.Annotations[DebugAnnotation] == "true" {
+		t.in.Debug.StepValue(s.Name, ss.ID, out.Data)
 	}
 	switch out.Phase {
 	case eval.Succeeded:
-		outputs, err := outputsOf(s.Spec.Outputs, out.Value)
+		outputs, err := outputsOf(s.Spec.Outputs, out.Outputs)
 		if err != nil {
 			t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonOutput, fmt.Sprintf("step %q: %v", s.Name, err))
 			break
@@ -78,8 +78,15 @@ func (t *tick) apply(p *pending) {
 			break
 		}
 		t.retry(s.Spec.Retry, ss, out.Message)
+	case eval.Interrupted:
+		// Not the step's fault: the same attempt (same id, so the journal
+		// replays its effects) is evaluated again soon, counting no retry.
+		ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseRunning, eval.ReasonInterrupted, out.Message
+		at := metav1.NewTime(ceilSecond(t.now.Add(interruptedDelay)))
+		ss.NextAttemptTime = &at
+		t.wakeAt(at.Time)
 	}
-	if out.Phase != eval.Broken {
+	if out.Phase != eval.Broken && out.Phase != eval.Interrupted {
 		ss.Retries = 0
 	}
 	if changedStep(&before, ss) {
@@ -168,21 +175,21 @@ func pollInterval(now, since time.Time) time.Duration {
 	return d.Truncate(time.Second)
 }
 
-// outputsOf evaluates the step's outputs over its evaluated template.
-func outputsOf(items v1alpha1.StepOutputs, v *eval.Value) ([]v1alpha1.StepOutputValue, error) {
+// outputsOf turns the values the evaluator read for the step's outputs
+// (Request.Outputs, in the same order) into output values.
+func outputsOf(items v1alpha1.StepOutputs, values []eval.OutputValue) ([]v1alpha1.StepOutputValue, error) {
 	if len(items) == 0 {
 		return nil, nil
 	}
-	if v == nil {
-		return nil, fmt.Errorf("no evaluated value to read outputs from")
+	if len(values) != len(items) {
+		return nil, fmt.Errorf("the evaluator read %d of %d outputs", len(values), len(items))
 	}
 	var out []v1alpha1.StepOutputValue
-	for _, o := range items {
-		x, err := v.Eval(o.ValueFrom)
-		if err != nil {
+	for i, o := range items {
+		if err := values[i].Err; err != nil {
 			return nil, fmt.Errorf("output %q: %v", o.Name, err)
 		}
-		raw, err := json.Marshal(x)
+		raw, err := json.Marshal(values[i].Value)
 		if err != nil {
 			return nil, fmt.Errorf("output %q: %v", o.Name, err)
 		}

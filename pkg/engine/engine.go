@@ -40,6 +40,16 @@ type Debug interface {
 	StepValue(step, stepID string, value any)
 }
 
+// Evaluator evaluates steps and if conditions: an *eval.Evaluator in this
+// process (tests, benchmarks, `step run`), or a sandbox.Pool of worker
+// processes that can be stopped when a template runs away (the controller).
+type Evaluator interface {
+	Evaluate(ctx context.Context, req eval.Request) eval.Outcome
+	Condition(expr string, scope map[string]any) (bool, error)
+}
+
+var _ Evaluator = (*eval.Evaluator)(nil)
+
 // Input is everything one tick reads.
 type Input struct {
 	// Run supplies metadata, spec.context and the current status. Tick
@@ -50,7 +60,7 @@ type Input struct {
 	Steps       []v1alpha1.WorkflowStep
 	Mode        *v1alpha1.WorkflowExecuteMode
 	Definitions Definitions
-	Evaluator   *eval.Evaluator
+	Evaluator   Evaluator
 	// Ops runs op calls; the tick wraps it with Journal's exactly-once rule.
 	Ops     op.Runner
 	Journal *journal.Journal
@@ -181,11 +191,19 @@ type pending struct {
 }
 
 func (t *tick) evaluate(ctx context.Context, ready []*pending) {
+	debug := t.in.Debug != nil && t.in.Run.Annotations[DebugAnnotation] == "true"
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, t.in.Parallelism)
 	for _, p := range ready {
 		if p.early {
 			continue
+		}
+		// What the tick reads from the evaluated template is read by the
+		// evaluator, which may be in another process.
+		p.req.Data = debug
+		p.req.Outputs = nil
+		for _, o := range p.step.Spec.Outputs {
+			p.req.Outputs = append(p.req.Outputs, o.ValueFrom)
 		}
 		wg.Add(1)
 		sem <- struct{}{}

@@ -98,6 +98,11 @@ type Request struct {
 	Env op.Env
 	// Runner runs the op calls; nil means op.Direct.
 	Runner op.Runner
+	// Outputs are CUE expressions over the evaluated template (outputs[].
+	// valueFrom) read into Outcome.Outputs when the step succeeds.
+	Outputs []string
+	// Data asks for Outcome.Data, the evaluated template as plain data.
+	Data bool
 }
 
 var errTimeout = errors.New("evaluation timed out")
@@ -153,6 +158,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, req Request) Outcome {
 		ev.runner = op.Direct
 	}
 	ev.run(ctx)
+	ev.out.readValue(req)
 	return ev.out
 }
 

@@ -21,6 +21,12 @@ const (
 	Failed Phase = "failed"
 	// Broken: an op failed in a way a retry may fix (network, API server).
 	Broken Phase = "broken"
+	// Interrupted: the evaluation was cut short by trouble that is not the
+	// step's own: the worker process evaluating it died, or was stopped for
+	// another evaluation's overrun. Evaluate the same attempt again soon: it
+	// is no new attempt and counts no retry, and the journal replays the
+	// effects it already had.
+	Interrupted Phase = "interrupted"
 )
 
 // Reasons for Failed and Broken outcomes.
@@ -30,6 +36,10 @@ const (
 	ReasonOp        = "OpError"        // an op call failed
 	ReasonFail      = "Fail"           // the template called #Fail
 	ReasonTimeout   = "EvalTimeout"    // CUE evaluation did not finish in time
+	ReasonMemory    = "EvalMemory"     // CUE evaluation went over its memory bound
+	// ReasonInterrupted: an Interrupted outcome, or, on a Failed one, an
+	// attempt whose evaluations were interrupted too often to go on.
+	ReasonInterrupted = "EvalInterrupted"
 )
 
 // Outcome is the result of one evaluation of a step.
@@ -46,6 +56,50 @@ type Outcome struct {
 	Calls []CallRecord
 	// Err is the op error behind a Broken or op-failed outcome.
 	Err error
+	// Outputs are the values of Request.Outputs, in order, read from the
+	// evaluated template when the step succeeded.
+	Outputs []OutputValue
+	// Data is the concrete part of Value as plain Go data (Value.Data),
+	// when Request.Data asked for it.
+	Data any
+}
+
+// OverrunError is a Check or Condition that went over its time or memory
+// bound (Reason is ReasonTimeout or ReasonMemory). Retrying it as it is
+// does not help.
+type OverrunError struct {
+	Reason  string
+	Message string
+}
+
+func (e *OverrunError) Error() string { return e.Message }
+
+// OutputValue is the value of one expression of Request.Outputs, or why it
+// has none.
+type OutputValue struct {
+	Value any
+	Err   error
+}
+
+// readValue reads what req asked for from the evaluated template before
+// the evaluation ends, so that a caller that cannot reach the CUE value
+// (another process) gets it with the outcome.
+func (o *Outcome) readValue(req Request) {
+	if o.Value == nil {
+		return
+	}
+	if req.Data {
+		if d, err := o.Value.Data(); err == nil {
+			o.Data = d
+		}
+	}
+	if o.Phase != Succeeded {
+		return
+	}
+	for _, expr := range req.Outputs {
+		x, err := o.Value.Eval(expr)
+		o.Outputs = append(o.Outputs, OutputValue{Value: x, Err: err})
+	}
 }
 
 // CallRecord is one op call made during an evaluation.

@@ -1,0 +1,485 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+)
+
+// Options configure a Pool.
+type Options struct {
+	// Ops resolves the op calls the workers send: it must know the same
+	// ops as the workers' WorkerOptions.Ops. Required.
+	Ops op.Catalog
+	// Binary is the worker executable (default os.Executable()), started
+	// with Args (default "eval-worker") and the parent's environment plus
+	// Env.
+	Binary string
+	Args   []string
+	Env    []string
+	// Workers is the number of worker processes (default GOMAXPROCS).
+	Workers int
+	// MemoryLimit bounds how far each worker's address space may grow
+	// beyond its size at start, in bytes (default DefaultMemoryLimit;
+	// negative: no bound).
+	MemoryLimit int64
+	// EvalTimeout bounds the CUE time of one session (default 10s).
+	EvalTimeout time.Duration
+	// MaxInterruptions is how many times in a row one step attempt may be
+	// interrupted by worker deaths before it fails (default 3).
+	MaxInterruptions int
+	// Stderr receives the workers' stderr, a line at a time with a
+	// "eval-worker[pid]: " prefix (default os.Stderr).
+	Stderr io.Writer
+}
+
+// DefaultMemoryLimit is the default growth bound of a worker's address
+// space: far above what a step needs, far below what a runaway takes.
+const DefaultMemoryLimit = 1 << 30
+
+// Pool evaluates in worker processes. It is safe for concurrent use and
+// satisfies what pkg/engine and the definition reconciler need.
+type Pool struct {
+	opts    Options
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	workers []*worker
+	closed  bool
+	// strikes counts the interruptions of each step attempt in a row.
+	strikes map[string]int
+	// Stats, for tests and the log.
+	started, killed, died atomic.Int64
+}
+
+// New starts the workers. It fails if the first one cannot be started.
+func New(opts Options) (*Pool, error) {
+	if opts.Ops == nil {
+		return nil, errors.New("sandbox: Options.Ops is required")
+	}
+	if opts.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: finding the worker binary: %w", err)
+		}
+		opts.Binary = exe
+	}
+	if opts.Args == nil {
+		opts.Args = []string{"eval-worker"}
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.MemoryLimit == 0 {
+		opts.MemoryLimit = DefaultMemoryLimit
+	}
+	if opts.MemoryLimit < 0 {
+		opts.MemoryLimit = 0
+	}
+	if opts.EvalTimeout <= 0 {
+		opts.EvalTimeout = 10 * time.Second
+	}
+	if opts.MaxInterruptions <= 0 {
+		opts.MaxInterruptions = 3
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	p := &Pool{opts: opts, workers: make([]*worker, opts.Workers), strikes: map[string]int{}}
+	for i := range p.workers {
+		w, err := p.start()
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.workers[i] = w
+	}
+	return p, nil
+}
+
+// Close stops the workers. Sessions still open end Interrupted.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	ws := append([]*worker(nil), p.workers...)
+	p.mu.Unlock()
+	for _, w := range ws {
+		if w != nil {
+			w.stop()
+		}
+	}
+	return nil
+}
+
+// Stats are counts of worker processes over the pool's life.
+type Stats struct {
+	Started int64 // workers started, replacements included
+	Killed  int64 // killed for a session's overrun
+	Died    int64 // exited on their own (memory limit, crash)
+}
+
+// Stats returns the pool's counts.
+func (p *Pool) Stats() Stats {
+	return Stats{Started: p.started.Load(), Killed: p.killed.Load(), Died: p.died.Load()}
+}
+
+// PIDs lists the live workers' process ids.
+func (p *Pool) PIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for _, w := range p.workers {
+		if w != nil && !w.isDead() {
+			out = append(out, w.cmd.Process.Pid)
+		}
+	}
+	return out
+}
+
+// pick returns the live worker with the fewest sessions, replacing dead
+// ones.
+func (p *Pool) pick() (*worker, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("the evaluator pool is closed")
+	}
+	var best *worker
+	var lastErr error
+	for i, w := range p.workers {
+		if w == nil || w.isDead() {
+			nw, err := p.start()
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			p.workers[i], w = nw, nw
+		}
+		if best == nil || w.load() < best.load() {
+			best = w
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("no evaluator worker could be started: %w", lastErr)
+	}
+	return best, nil
+}
+
+// replace starts a worker in the place of dead w, unless the pool closed.
+func (p *Pool) replace(w *worker) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	for i, x := range p.workers {
+		if x == w {
+			if nw, err := p.start(); err == nil {
+				p.workers[i] = nw
+			} else {
+				fmt.Fprintf(p.opts.Stderr, "sandbox: replacing evaluator worker: %v\n", err)
+			}
+		}
+	}
+}
+
+// strike counts an interruption of key and reports whether it was one
+// too many; clear forgets key after a session of it ended normally.
+func (p *Pool) strike(key string) (n int, tooMany bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.strikes[key]++
+	n = p.strikes[key]
+	if n >= p.opts.MaxInterruptions {
+		delete(p.strikes, key)
+		return n, true
+	}
+	if len(p.strikes) > 10000 { // attempts that never came back
+		clear(p.strikes)
+	}
+	return n, false
+}
+
+func (p *Pool) clear(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.strikes[key]; ok {
+		delete(p.strikes, key)
+	}
+}
+
+// fate is how a session ended.
+type fate int
+
+const (
+	fateDone        fate = iota // the worker sent done
+	fateTimeout                 // its worker was killed for its overrun
+	fateMemory                  // its worker died of its memory limit while it held the token
+	fateInterrupted             // its worker died for another reason
+	fateCancelled               // the caller gave up
+	fateNoWorker                // no worker to be had
+)
+
+// ending is what a session's caller receives.
+type ending struct {
+	fate fate
+	done *sessionDone
+	// why is the dead worker's exit, or the error behind fateNoWorker.
+	why string
+}
+
+// session is the parent's side of one Evaluate, Condition or Check.
+type session struct {
+	id     uint64
+	w      *worker
+	ctx    context.Context
+	runner op.Runner
+	step   op.Step
+	env    op.Env
+	end    chan ending // buffered 1; the first ending wins
+	// used is the CUE time spent so far; guarded by w.mu.
+	used time.Duration
+
+	mu          sync.Mutex
+	outstanding int
+	// errs are the real errors of the op calls that failed, by call id,
+	// so the outcome's Err is the runner's own error (journal.ErrSave ...).
+	errs map[uint64]error
+}
+
+func (s *session) finish(e ending) {
+	select {
+	case s.end <- e:
+	default:
+	}
+}
+
+// open starts a session of m on a worker and waits for its end.
+func (p *Pool) open(ctx context.Context, m *message, runner op.Runner, step op.Step, env op.Env) (*session, ending) {
+	w, err := p.pick()
+	s := &session{id: p.nextID.Add(1), ctx: ctx, runner: runner, step: step, env: env,
+		end: make(chan ending, 1), errs: map[uint64]error{}}
+	if err != nil {
+		return s, ending{fate: fateNoWorker, why: err.Error()}
+	}
+	s.w = w
+	m.ID = s.id
+	if !w.register(s) {
+		return s, ending{fate: fateInterrupted, why: "the worker exited before the evaluation started"}
+	}
+	// s stays registered until the worker ends it (or dies), even when the
+	// caller gives up first, so its token is always released.
+	if err := w.acquire(ctx, s); err != nil {
+		if ctx.Err() != nil {
+			w.unregister(s)
+			return s, ending{fate: fateCancelled, why: ctx.Err().Error()}
+		}
+		return s, <-s.end
+	}
+	if err := w.conn.send(m); err != nil {
+		w.release(s)
+		w.kill() // a broken pipe: the worker is gone or going
+		return s, <-s.end
+	}
+	select {
+	case e := <-s.end:
+		return s, e
+	case <-ctx.Done():
+		_ = w.conn.send(&message{Kind: kindCancel, ID: s.id})
+		return s, ending{fate: fateCancelled, why: ctx.Err().Error()}
+	}
+}
+
+// call runs one op call a worker sent for s, and sends back its result.
+func (s *session) call(m *message) {
+	res, err := s.runOp(m)
+	r := &opResult{Stop: res.Stop, Message: res.Message}
+	if res.Returns != nil {
+		raw, merr := json.Marshal(res.Returns)
+		if merr != nil && err == nil {
+			err = op.Permanent(fmt.Errorf("op %s at %q: encoding its result: %v", m.OpCall.Name, m.OpCall.Path, merr))
+		}
+		r.Returns = raw
+	}
+	if err != nil {
+		r.Err, r.Permanent = err.Error(), op.IsPermanent(err)
+	}
+	s.mu.Lock()
+	if err != nil {
+		s.errs[m.Call] = err
+	}
+	s.outstanding--
+	last := s.outstanding == 0
+	s.mu.Unlock()
+	if last {
+		// The session goes back to CUE work: it needs the token first.
+		if s.w.acquire(s.ctx, s) != nil {
+			return // the worker died or the caller gave up: the session has ended
+		}
+		s.mu.Lock()
+		again := s.outstanding > 0 // another call of the batch came in meanwhile
+		s.mu.Unlock()
+		if again {
+			s.w.release(s)
+		}
+	}
+	_ = s.w.conn.send(&message{Kind: kindResult, ID: s.id, Call: m.Call, Result: r})
+}
+
+func (s *session) runOp(m *message) (op.Result, error) {
+	c := m.OpCall
+	if c == nil {
+		return op.Result{}, op.Permanentf("eval worker sent an empty op call")
+	}
+	o, ok := s.w.pool.opts.Ops.Lookup(c.Name)
+	if !ok {
+		return op.Result{}, op.Permanentf("op %s at %q: not known to the controller", c.Name, c.Path)
+	}
+	params, err := decodeParams(o, c.Params)
+	if err != nil {
+		return op.Result{}, op.Permanentf("op %s at %q: decoding its parameters: %v", c.Name, c.Path, err)
+	}
+	runner := s.runner
+	if runner == nil {
+		runner = op.Direct
+	}
+	return runner.Run(s.ctx, &op.Call{Name: c.Name, Path: c.Path, Op: o, Params: params, Class: c.Class, Step: s.step, Env: s.env})
+}
+
+// retries bounds how often Condition and Check start over on another
+// worker after an interruption.
+const retries = 3
+
+// Evaluate runs one evaluation of a step in a worker; see the package doc
+// for the outcomes that are the pool's own.
+func (p *Pool) Evaluate(ctx context.Context, req eval.Request) eval.Outcome {
+	where := fmt.Sprintf("definition %q: ", req.Definition.Name)
+	if req.Step.StepName != "" {
+		where = fmt.Sprintf("step %q (definition %q): ", req.Step.StepName, req.Definition.Name)
+	}
+	r := &evalRequest{Definition: evalDef{Name: req.Definition.Name, Template: req.Definition.Template},
+		Context: req.Context, Step: req.Step, Outputs: req.Outputs, Data: req.Data}
+	switch x := req.Parameters.(type) {
+	case nil:
+	case json.RawMessage:
+		r.Parameters = x
+	case []byte:
+		r.Parameters = x
+	default:
+		raw, err := json.Marshal(x)
+		if err != nil {
+			return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonParameter, Message: where + "parameters are not JSON: " + err.Error()}
+		}
+		r.Parameters = raw
+	}
+	key := req.Step.StepID
+	if key == "" {
+		key = req.Step.RunUID + "/" + req.Step.StepName + "/" + req.Definition.Name
+	}
+	s, e := p.open(ctx, &message{Kind: kindEval, Eval: r}, req.Runner, req.Step, req.Env)
+	switch e.fate {
+	case fateDone:
+		p.clear(key)
+		return s.outcome(e.done)
+	case fateTimeout:
+		p.clear(key)
+		return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonTimeout,
+			Message: where + fmt.Sprintf("CUE evaluation did not finish within %s; its worker process was stopped", p.opts.EvalTimeout)}
+	case fateMemory:
+		p.clear(key)
+		return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonMemory,
+			Message: where + fmt.Sprintf("CUE evaluation went over the memory limit of %d MiB; its worker process died (%s)", p.opts.MemoryLimit>>20, e.why)}
+	case fateInterrupted:
+		if n, tooMany := p.strike(key); tooMany {
+			return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonInterrupted,
+				Message: where + fmt.Sprintf("the evaluator worker died %d times while evaluating this attempt (last: %s)", n, e.why)}
+		}
+		return eval.Outcome{Phase: eval.Interrupted, Reason: eval.ReasonInterrupted,
+			Message: where + "evaluation interrupted, its worker process died (" + e.why + "); evaluating again"}
+	case fateCancelled:
+		return eval.Outcome{Phase: eval.Broken, Reason: eval.ReasonOp, Message: where + "evaluation cancelled: " + e.why}
+	default:
+		return eval.Outcome{Phase: eval.Broken, Reason: eval.ReasonInterrupted, Message: where + e.why,
+			Err: errors.New(e.why)}
+	}
+}
+
+// outcome turns a worker's done into the evaluation's outcome.
+func (s *session) outcome(d *sessionDone) eval.Outcome {
+	out := eval.Outcome{Phase: d.Phase, Reason: d.Reason, Message: d.Message, SuspendFor: d.SuspendFor, Data: d.Data}
+	for _, c := range d.Calls {
+		out.Calls = append(out.Calls, eval.CallRecord{Op: c.Op, Path: c.Path, Class: c.Class, Stop: c.Stop})
+	}
+	if d.Err != "" {
+		s.mu.Lock()
+		out.Err = s.errs[d.ErrCall]
+		s.mu.Unlock()
+		if out.Err == nil {
+			out.Err = errors.New(d.Err)
+		}
+	}
+	for _, o := range d.Outputs {
+		v := eval.OutputValue{Value: o.Value}
+		if o.Err != "" {
+			v.Err = errors.New(o.Err)
+		}
+		out.Outputs = append(out.Outputs, v)
+	}
+	return out
+}
+
+// Condition evaluates a step's if in a worker.
+func (p *Pool) Condition(expr string, scope map[string]any) (bool, error) {
+	var last string
+	for i := 0; i < retries; i++ {
+		_, e := p.open(context.Background(), &message{Kind: kindCond, Cond: &condRequest{Expr: expr, Scope: scope}}, nil, op.Step{}, op.Env{})
+		switch e.fate {
+		case fateDone:
+			if e.done.Err != "" {
+				return false, errors.New(e.done.Err)
+			}
+			return e.done.Bool, nil
+		case fateTimeout:
+			return false, &eval.OverrunError{Reason: eval.ReasonTimeout,
+				Message: fmt.Sprintf("if %q: evaluation did not finish within %s", expr, p.opts.EvalTimeout)}
+		case fateMemory:
+			return false, &eval.OverrunError{Reason: eval.ReasonMemory,
+				Message: fmt.Sprintf("if %q: evaluation went over the memory limit of %d MiB", expr, p.opts.MemoryLimit>>20)}
+		}
+		last = e.why
+	}
+	return false, fmt.Errorf("if %q: no evaluator worker could evaluate it: %s", expr, last)
+}
+
+// Check compiles a definition in a worker, as eval.Evaluator.Check does.
+// A compile over its time or memory bound is an *eval.OverrunError.
+func (p *Pool) Check(def eval.Definition) error {
+	var last string
+	for i := 0; i < retries; i++ {
+		_, e := p.open(context.Background(), &message{Kind: kindCheck, Check: &evalDef{Name: def.Name, Template: def.Template}}, nil, op.Step{}, op.Env{})
+		switch e.fate {
+		case fateDone:
+			if e.done.Err != "" {
+				return errors.New(e.done.Err)
+			}
+			return nil
+		case fateTimeout:
+			return &eval.OverrunError{Reason: eval.ReasonTimeout,
+				Message: fmt.Sprintf("definition %q: compiling did not finish within %s; its worker process was stopped", def.Name, p.opts.EvalTimeout)}
+		case fateMemory:
+			return &eval.OverrunError{Reason: eval.ReasonMemory,
+				Message: fmt.Sprintf("definition %q: compiling went over the memory limit of %d MiB; its worker process died", def.Name, p.opts.MemoryLimit>>20)}
+		}
+		last = e.why
+	}
+	return fmt.Errorf("definition %q: no evaluator worker could compile it: %s", def.Name, last)
+}

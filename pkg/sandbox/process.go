@@ -1,0 +1,259 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+var errDead = errors.New("the evaluator worker exited")
+
+// worker is the parent's handle on one worker process.
+type worker struct {
+	pool *Pool
+	cmd  *exec.Cmd
+	conn *conn
+	// token is held by the one session doing CUE work in the worker.
+	token chan struct{}
+	dead  chan struct{} // closed once the process is gone
+
+	mu       sync.Mutex
+	sessions map[uint64]*session
+	exited   bool
+	holder   *session
+	since    time.Time
+	timer    *time.Timer
+	// gen counts acquisitions, so a stale timer kills nobody.
+	gen uint64
+	// overrun is the session the worker was killed for.
+	overrun *session
+	// tail is the end of the worker's stderr, to tell why it died.
+	tail []string
+}
+
+// start starts one worker process and its reader.
+func (p *Pool) start() (*worker, error) {
+	cmd := exec.Command(p.opts.Binary, p.opts.Args...)
+	cmd.Env = append(cmd.Environ(), p.opts.Env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting evaluator worker %s: %w", p.opts.Binary, err)
+	}
+	p.started.Add(1)
+	w := &worker{pool: p, cmd: cmd, conn: newConn(stdout, stdin), token: make(chan struct{}, 1),
+		dead: make(chan struct{}), sessions: map[uint64]*session{}}
+	logged := make(chan struct{})
+	go w.logStderr(bufio.NewScanner(stderr), logged)
+	go w.read(logged)
+	if err := w.conn.send(&message{Kind: kindHello, Hello: &hello{MemoryLimit: p.opts.MemoryLimit,
+		EvalTimeout: 3*p.opts.EvalTimeout + time.Minute}}); err != nil {
+		w.kill()
+		return nil, fmt.Errorf("starting evaluator worker: %w", err)
+	}
+	return w, nil
+}
+
+func (w *worker) logStderr(sc *bufio.Scanner, done chan<- struct{}) {
+	defer close(done)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	prefix := fmt.Sprintf("eval-worker[%d]: ", w.cmd.Process.Pid)
+	for sc.Scan() {
+		line := sc.Text()
+		w.mu.Lock()
+		if len(w.tail) == 32 {
+			w.tail = w.tail[1:]
+		}
+		w.tail = append(w.tail, line)
+		w.mu.Unlock()
+		fmt.Fprintln(w.pool.opts.Stderr, prefix+line)
+	}
+}
+
+// read dispatches the worker's messages until its stdout closes, then
+// ends its sessions.
+func (w *worker) read(logged <-chan struct{}) {
+	for {
+		m, err := w.conn.receive()
+		if err != nil {
+			break
+		}
+		w.mu.Lock()
+		s := w.sessions[m.ID]
+		w.mu.Unlock()
+		if s == nil {
+			continue // a session the caller gave up on
+		}
+		switch m.Kind {
+		case kindCall:
+			s.mu.Lock()
+			s.outstanding++
+			s.mu.Unlock()
+			w.release(s) // out of CUE while the parent runs the call
+			go s.call(m)
+		case kindDone:
+			w.release(s)
+			w.unregister(s)
+			if m.Done == nil {
+				m.Done = &sessionDone{}
+			}
+			s.finish(ending{fate: fateDone, done: m.Done})
+		}
+	}
+	w.kill()
+	<-logged
+	err := w.cmd.Wait()
+	w.died(err)
+}
+
+// died ends the sessions of a worker whose process is gone and has the
+// pool replace it.
+func (w *worker) died(err error) {
+	w.mu.Lock()
+	w.exited = true
+	close(w.dead)
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	why := "exit"
+	if err != nil {
+		why = err.Error()
+	}
+	oom := false
+	for _, l := range w.tail {
+		if strings.Contains(l, "out of memory") || strings.Contains(l, "cannot allocate memory") {
+			oom = true
+		}
+	}
+	holder, overrun := w.holder, w.overrun
+	sessions := w.sessions
+	w.sessions = map[uint64]*session{}
+	w.mu.Unlock()
+	switch {
+	case overrun != nil:
+		w.pool.killed.Add(1)
+	case !w.pool.isClosed():
+		w.pool.died.Add(1)
+	}
+	for _, s := range sessions {
+		switch {
+		case s == overrun:
+			s.finish(ending{fate: fateTimeout, why: why})
+		case oom && s == holder:
+			s.finish(ending{fate: fateMemory, why: why})
+		case overrun != nil:
+			s.finish(ending{fate: fateInterrupted, why: "stopped for another evaluation's overrun"})
+		default:
+			s.finish(ending{fate: fateInterrupted, why: why})
+		}
+	}
+	go w.pool.replace(w)
+}
+
+func (p *Pool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+func (w *worker) isDead() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.exited || w.overrun != nil
+}
+
+func (w *worker) load() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.sessions)
+}
+
+func (w *worker) register(s *session) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.exited {
+		return false
+	}
+	w.sessions[s.id] = s
+	return true
+}
+
+func (w *worker) unregister(s *session) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.sessions, s.id)
+}
+
+// acquire waits for the worker's CUE token for s and starts s's clock.
+func (w *worker) acquire(ctx context.Context, s *session) error {
+	select {
+	case w.token <- struct{}{}:
+	case <-w.dead:
+		return errDead
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.exited {
+		<-w.token
+		return errDead
+	}
+	w.holder, w.since = s, time.Now()
+	w.gen++
+	gen := w.gen
+	left := w.pool.opts.EvalTimeout - s.used
+	w.timer = time.AfterFunc(left, func() { w.overran(s, gen) })
+	return nil
+}
+
+// release stops s's clock and frees the token, if s holds it.
+func (w *worker) release(s *session) {
+	w.mu.Lock()
+	if w.holder != s || s == nil {
+		w.mu.Unlock()
+		return
+	}
+	s.used += time.Since(w.since)
+	w.timer.Stop()
+	w.holder, w.timer = nil, nil
+	w.mu.Unlock()
+	<-w.token
+}
+
+// overran kills the worker for s's overrun, if s still holds the token it
+// took in acquisition gen.
+func (w *worker) overran(s *session, gen uint64) {
+	w.mu.Lock()
+	if w.holder != s || w.gen != gen || w.exited {
+		w.mu.Unlock()
+		return
+	}
+	w.overrun = s
+	w.mu.Unlock()
+	_ = w.cmd.Process.Kill()
+}
+
+// kill kills the worker process.
+func (w *worker) kill() { _ = w.cmd.Process.Kill() }
+
+// stop kills the worker and waits until its sessions have ended.
+func (w *worker) stop() {
+	_ = w.cmd.Process.Kill()
+	<-w.dead
+}

@@ -1,0 +1,204 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+)
+
+// WorkerOptions configure Serve.
+type WorkerOptions struct {
+	// Ops must know the same ops as the parent's Options.Ops: the worker
+	// only finds calls and decodes their parameters; it never runs them.
+	Ops op.Catalog
+}
+
+// Serve is a worker's main: it reads the parent's messages from in and
+// writes its own to out until in closes. It is what `stepflow eval-worker`
+// runs.
+func Serve(in io.Reader, out io.Writer, opts WorkerOptions) error {
+	c := newConn(in, out)
+	m, err := c.receive()
+	if err != nil {
+		return fmt.Errorf("eval worker: reading hello: %w", err)
+	}
+	if m.Kind != kindHello || m.Hello == nil {
+		return fmt.Errorf("eval worker: first message is %q, not hello", m.Kind)
+	}
+	if err := limitMemory(m.Hello.MemoryLimit); err != nil {
+		return fmt.Errorf("eval worker: %w", err)
+	}
+	// One shard: the parent lets one session at a time do CUE work here.
+	ev, err := eval.New(eval.Options{Ops: opts.Ops, Shards: 1, EvalTimeout: m.Hello.EvalTimeout})
+	if err != nil {
+		return err
+	}
+	w := &server{c: c, ev: ev, sessions: map[uint64]*workerSession{}}
+	for {
+		m, err := c.receive()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("eval worker: reading: %w", err)
+		}
+		w.handle(m)
+	}
+}
+
+// server is a worker's side of the sessions.
+type server struct {
+	c        *conn
+	ev       *eval.Evaluator
+	mu       sync.Mutex
+	sessions map[uint64]*workerSession
+}
+
+type workerSession struct {
+	id     uint64
+	cancel context.CancelFunc
+	next   atomic.Uint64
+	mu     sync.Mutex
+	calls  map[uint64]chan *opResult
+}
+
+func (w *server) handle(m *message) {
+	switch m.Kind {
+	case kindEval, kindCond, kindCheck:
+		ctx, cancel := context.WithCancel(context.Background())
+		s := &workerSession{id: m.ID, cancel: cancel, calls: map[uint64]chan *opResult{}}
+		w.mu.Lock()
+		w.sessions[m.ID] = s
+		w.mu.Unlock()
+		go func() {
+			done := w.run(ctx, s, m)
+			w.mu.Lock()
+			delete(w.sessions, m.ID)
+			w.mu.Unlock()
+			cancel()
+			_ = w.c.send(&message{Kind: kindDone, ID: m.ID, Done: done})
+		}()
+	case kindResult:
+		if s := w.session(m.ID); s != nil && m.Result != nil {
+			s.mu.Lock()
+			ch := s.calls[m.Call]
+			delete(s.calls, m.Call)
+			s.mu.Unlock()
+			if ch != nil {
+				ch <- m.Result
+			}
+		}
+	case kindCancel:
+		if s := w.session(m.ID); s != nil {
+			s.cancel()
+		}
+	}
+}
+
+func (w *server) session(id uint64) *workerSession {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sessions[id]
+}
+
+// run does one session's work and returns its end.
+func (w *server) run(ctx context.Context, s *workerSession, m *message) *sessionDone {
+	switch {
+	case m.Kind == kindCond && m.Cond != nil:
+		b, err := w.ev.Condition(m.Cond.Expr, m.Cond.Scope)
+		d := &sessionDone{Bool: b}
+		if err != nil {
+			d.Err = err.Error()
+		}
+		return d
+	case m.Kind == kindCheck && m.Check != nil:
+		d := &sessionDone{}
+		if err := w.ev.Check(eval.Definition{Name: m.Check.Name, Template: m.Check.Template}); err != nil {
+			d.Err = err.Error()
+		}
+		return d
+	case m.Kind == kindEval && m.Eval != nil:
+		r := m.Eval
+		req := eval.Request{
+			Definition: eval.Definition{Name: r.Definition.Name, Template: r.Definition.Template},
+			Context:    r.Context,
+			Step:       r.Step,
+			Runner:     proxy{w: w, s: s},
+			Outputs:    r.Outputs,
+			Data:       r.Data,
+		}
+		if len(r.Parameters) > 0 {
+			req.Parameters = r.Parameters
+		}
+		return doneOf(w.ev.Evaluate(ctx, req))
+	}
+	return &sessionDone{Phase: eval.Failed, Reason: eval.ReasonTemplate, Err: "malformed request", Message: "eval worker: malformed request"}
+}
+
+func doneOf(out eval.Outcome) *sessionDone {
+	d := &sessionDone{Phase: out.Phase, Reason: out.Reason, Message: out.Message, SuspendFor: out.SuspendFor, Data: out.Data}
+	for _, c := range out.Calls {
+		d.Calls = append(d.Calls, callRecord{Op: c.Op, Path: c.Path, Class: c.Class, Stop: c.Stop})
+	}
+	if out.Err != nil {
+		d.ErrCall, d.Err = callOf(out.Err), out.Err.Error()
+	}
+	for _, o := range out.Outputs {
+		r := outputResult{Value: o.Value}
+		if o.Err != nil {
+			r.Err = o.Err.Error()
+		}
+		d.Outputs = append(d.Outputs, r)
+	}
+	return d
+}
+
+// proxy is the worker evaluator's Runner: it sends each op call to the
+// parent and waits for its result.
+type proxy struct {
+	w *server
+	s *workerSession
+}
+
+func (p proxy) Run(ctx context.Context, call *op.Call) (op.Result, error) {
+	params, err := json.Marshal(call.Params)
+	if err != nil {
+		return op.Result{}, op.Permanent(fmt.Errorf("op %s at %q: encoding its parameters: %v", call.Name, call.Path, err))
+	}
+	id := p.s.next.Add(1)
+	ch := make(chan *opResult, 1)
+	p.s.mu.Lock()
+	p.s.calls[id] = ch
+	p.s.mu.Unlock()
+	err = p.w.c.send(&message{Kind: kindCall, ID: p.s.id, Call: id,
+		OpCall: &opCall{Name: call.Name, Path: call.Path, Class: call.Class, Params: params}})
+	if err != nil {
+		return op.Result{}, fmt.Errorf("op %s at %q: %v", call.Name, call.Path, err)
+	}
+	select {
+	case r := <-ch:
+		res := op.Result{Stop: r.Stop, Message: r.Message}
+		if len(r.Returns) > 0 {
+			d := json.NewDecoder(bytes.NewReader(r.Returns))
+			d.UseNumber()
+			if err := d.Decode(&res.Returns); err != nil {
+				return op.Result{}, fmt.Errorf("op %s at %q: decoding its result: %v", call.Name, call.Path, err)
+			}
+			res.Returns = plainNumbers(res.Returns)
+		}
+		return res, r.opError(id)
+	case <-ctx.Done():
+		p.s.mu.Lock()
+		delete(p.s.calls, id)
+		p.s.mu.Unlock()
+		return op.Result{}, fmt.Errorf("op %s at %q: %w", call.Name, call.Path, ctx.Err())
+	}
+}
