@@ -23,8 +23,8 @@ import (
 )
 
 // Operations on a run read it from the API server, apply the engine's
-// operation to a copy of its status (and, for context variables, restarts
-// and retries, to its journal), and write the status back. The controller
+// operation to a copy of its status (and, for context variables, to its
+// journal), and write the status back. The controller
 // acts on the new status at its next tick.
 
 func newOpCmds(deps Deps, g *globals) []*cobra.Command {
@@ -87,16 +87,15 @@ func newStepOpCmd(deps Deps, g *globals, o stepOp) *cobra.Command {
 func newRestartCmd(deps Deps, g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "restart RUN",
-		Short: "Run a run again from the beginning, with an empty journal and no context variables set at run time",
+		Short: "Run a run again from the beginning, with new step attempts and no context variables set at run time",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := types.NamespacedName{Namespace: g.ns(), Name: args[0]}
+			// Only the status changes: the controller drops the old
+			// attempts' journal entries and variables once it reads the
+			// restarted status, so a lost write cannot re-send an effect.
 			err := operate(cmd.Context(), g, key, "restart", func(ch *runChange) error {
-				j, err := ch.journal()
-				if err != nil {
-					return err
-				}
-				engine.Restart(ch.status, j)
+				engine.Restart(ch.status)
 				return nil
 			})
 			if err != nil {
@@ -125,11 +124,7 @@ func newRetryCmd(deps Deps, g *globals) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("the run's steps: %w", err)
 				}
-				j, err := ch.journal()
-				if err != nil {
-					return err
-				}
-				return engine.RetryFrom(ch.status, gr, from, j)
+				return engine.RetryFrom(ch.status, gr, from)
 			})
 			if err != nil {
 				return err

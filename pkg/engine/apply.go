@@ -120,9 +120,9 @@ func (t *tick) retry(policy *v1alpha1.RetryPolicy, ss *v1alpha1.StepStatus, msg 
 		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonFailedAfterRetries, what+": "+msg)
 		return
 	}
-	if t.in.Journal != nil {
-		t.in.Journal.ForgetSteps(ss.ID)
-	}
+	// The old attempt's journal entries stay until a tick reads a saved
+	// status without it (retainJournal): if this status is never saved,
+	// the old attempt runs again and replays its effects.
 	backoff := time.Duration(float64(initial) * math.Pow(factor, float64(ss.Retries)))
 	if backoff > max || backoff <= 0 {
 		backoff = max

@@ -558,7 +558,7 @@ func TestApprovalRestartAsksAgain(t *testing.T) {
 		t.Fatalf("run is %s, want succeeded: %s", r.run.Status.Phase, r.phases())
 	}
 	first := r.step("approve").ID
-	r.operate(func(st *v1alpha1.WorkflowRunStatus) error { engine.Restart(st, r.j); return nil })
+	r.operate(func(st *v1alpha1.WorkflowRunStatus) error { engine.Restart(st); return nil })
 	r.tick()
 	r.reticks(10, 0)
 	if r.run.Status.Phase != v1alpha1.WorkflowRunSucceeded || r.run.Status.RestartCount != 1 {

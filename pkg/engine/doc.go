@@ -22,8 +22,23 @@
 //	                       └────────┘ │
 //
 // A step group's phase follows its sub-steps: suspending if one is, failed
-// once all are finished and one failed, succeeded once all are finished. A
-// skipped group skips its sub-steps; a group's timeout covers them.
+// (reason SubStepFailed, naming the sub-step and its reason) once all are
+// finished and one failed, succeeded once all are finished. A skipped group
+// skips its sub-steps; a group's timeout covers them. Every failed step has
+// a reason and a message that says what happened.
+//
+// # Holds and timeouts
+//
+// A hold (a step suspended by #Suspend, by the built-in suspend step or by
+// the operator, or a group suspended through its sub-steps) does not pause
+// timeouts. A timeout is a deadline counted from the step's first
+// execution, so it bounds how long a step may wait for a person as well as
+// for a service. A held step whose deadline passes fails with reason
+// Timeout and a message that says it was suspended; a held group whose
+// sub-step times out then fails with SubStepFailed. A hold without a
+// deadline lasts until a resume, terminate, restart or retry-from. While
+// the whole run is suspended nothing is evaluated: a step whose deadline
+// passed meanwhile times out at the first tick after the resume.
 //
 // # The run
 //

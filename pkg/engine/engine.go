@@ -100,6 +100,7 @@ func Tick(ctx context.Context, in Input) (Result, error) {
 	t.g = g
 	t.st.Mode = g.Mode
 	if !t.st.Finished && !t.st.Terminated && !t.st.Suspend {
+		t.retainJournal()
 		if err := t.loadContext(); err != nil {
 			t.invalid(err)
 			return Result{Status: *t.st}, nil
@@ -148,6 +149,35 @@ func (t *tick) invalid(err error) {
 		t.st.EndTime = t.metaNow()
 	}
 	t.setConditions()
+}
+
+// retainJournal drops what the journal holds for attempts that the input
+// status, the saved one, has abandoned: entries of retried, restarted and
+// finished attempts, and variables set before the last restart. It is the
+// only place entries are dropped, so a retry or restart whose status write
+// is lost (a conflict, a crash) finds its old attempt's records still there.
+// An unfinished step keeps its attempt's entries, and so does a step yet to
+// start, under the id it will start with.
+func (t *tick) retainJournal() {
+	j := t.in.Journal
+	if j == nil {
+		return
+	}
+	j.Restarted(t.st.RestartCount)
+	live := map[string]bool{}
+	for _, s := range t.g.All() {
+		ss := statusOf(t.st, s)
+		switch {
+		case ss == nil:
+			live[t.stepID(s.Name, 1)] = true
+		case !finished(ss.Phase):
+			if ss.ID != "" {
+				live[ss.ID] = true
+			}
+			live[t.stepID(s.Name, max(ss.Attempt, 1))] = true
+		}
+	}
+	j.Retain(func(id string) bool { return live[id] })
 }
 
 // loadContext merges spec.context with the variables set at run time.

@@ -38,8 +38,10 @@ import (
 //     dependencies are done has left pending, and a running step makes the
 //     tick ask for a wake-up;
 //   - a second tick at the same instant changes nothing;
-//   - a step suspended by the operator stays suspended (or times out) until
-//     a resume, terminate, restart or retry-from.
+//   - a step suspended by the operator stays suspended (or times out: a
+//     hold does not pause timeouts) until a resume, terminate, restart or
+//     retry-from;
+//   - every failed step has a reason and a message, a failed run a message.
 func FuzzTick(f *testing.F) {
 	for _, seed := range fuzzSeeds() {
 		f.Add(seed)
@@ -362,6 +364,49 @@ func (fr *fuzzRun) tick() {
 	}
 	fr.checkFinished()
 	fr.checkSettled()
+	fr.checkFailures()
+}
+
+// checkFailures: every failed step has a reason and a message, and a
+// failed run a message.
+func (fr *fuzzRun) checkFailures() {
+	st := fr.run.Status
+	for _, s := range st.Steps {
+		for _, ss := range append([]v1alpha1.StepStatus{s.StepStatus}, s.SubStepsStatus...) {
+			if ss.Phase == v1alpha1.WorkflowStepPhaseFailed && (ss.Reason == "" || ss.Message == "") {
+				fr.fatalf("step %s failed with reason %q and message %q; want both", ss.Name, ss.Reason, ss.Message)
+			}
+		}
+	}
+	if st.Phase == v1alpha1.WorkflowRunFailed && st.Message == "" {
+		fr.fatalf("the run failed with no message")
+	}
+}
+
+// timedOut reports whether a held step left suspending because a timeout
+// ran out: its own, its group's, or (for a group) a sub-step's. A hold does
+// not pause timeouts.
+func (fr *fuzzRun) timedOut(ss *v1alpha1.StepStatus) bool {
+	if ss.Phase != v1alpha1.WorkflowStepPhaseFailed {
+		return false
+	}
+	if ss.Reason == engine.ReasonTimeout {
+		return true
+	}
+	if ss.Reason != engine.ReasonSubStepFailed {
+		return false
+	}
+	for _, s := range fr.run.Status.Steps {
+		if s.Name != ss.Name {
+			continue
+		}
+		for _, c := range s.SubStepsStatus {
+			if c.Phase == v1alpha1.WorkflowStepPhaseFailed && c.Reason == engine.ReasonTimeout {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // stepStatus returns the status of a step or sub-step, nil if it has none.
@@ -508,8 +553,7 @@ func (fr *fuzzRun) play() {
 	check := func(what string) {
 		for name := range held {
 			ss := fr.stepStatus(name)
-			if ss == nil || (ss.Phase != v1alpha1.WorkflowStepPhaseSuspending &&
-				!(ss.Phase == v1alpha1.WorkflowStepPhaseFailed && ss.Reason == engine.ReasonTimeout)) {
+			if ss == nil || (ss.Phase != v1alpha1.WorkflowStepPhaseSuspending && !fr.timedOut(ss)) {
 				phase, reason := v1alpha1.WorkflowStepPhase("no status"), ""
 				if ss != nil {
 					phase, reason = ss.Phase, ss.Reason
@@ -570,13 +614,13 @@ func (fr *fuzzRun) play() {
 			clear(held)
 		case 9:
 			what = "restart"
-			engine.Restart(&fr.run.Status, fr.j)
+			engine.Restart(&fr.run.Status)
 			frozen = ""
 			clear(held)
 		case 10:
 			s := fr.names[fr.in.intn(len(fr.names))]
 			what = "retry-from " + s
-			err = engine.RetryFrom(&fr.run.Status, fr.g, s, fr.j)
+			err = engine.RetryFrom(&fr.run.Status, fr.g, s)
 			frozen = ""
 			clear(held)
 		case 11:

@@ -13,7 +13,7 @@ import (
 )
 
 // Operations from outside (controller, CLI, REST API) are pure functions on
-// a run's status (and, for context variables and restarts, its journal).
+// a run's status (and, for context variables, its journal).
 // The next Tick acts on what they changed. On a finished run, Resume,
 // Suspend, Terminate and SetContext return ErrFinished; Restart and
 // RetryFrom are how a finished run runs again.
@@ -172,20 +172,21 @@ func Terminate(st *v1alpha1.WorkflowRunStatus, step string, now time.Time) error
 }
 
 // Restart runs the run again from the beginning: every step status goes,
-// the restart count grows (so every attempt gets a new id), and the journal
-// is emptied, variables set at run time included.
-func Restart(st *v1alpha1.WorkflowRunStatus, j *journal.Journal) {
+// and the restart count grows, so every attempt gets a new id. The journal
+// is not touched here: the next tick, reading the saved status, drops the
+// old attempts' entries and the variables set before the restart
+// (journal.Retain, journal.Restarted). Dropping them before the status is
+// saved would let a lost status write re-send the old attempts' effects.
+func Restart(st *v1alpha1.WorkflowRunStatus) {
 	restarts := st.RestartCount + 1
 	*st = v1alpha1.WorkflowRunStatus{RestartCount: restarts, Conditions: st.Conditions}
-	if j != nil {
-		j.Reset()
-	}
 }
 
 // RetryFrom runs step again, with the inputs it first ran with, and every
 // step after or downstream of it; steps before it keep their results. Each
-// re-run step starts a new attempt.
-func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *journal.Journal) error {
+// re-run step starts a new attempt; the next tick drops the entries of the
+// attempts it abandons, once this status is saved (see Restart).
+func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string) error {
 	if _, ok := g.Step(step); !ok {
 		return fmt.Errorf("%w: %q", ErrNoStep, step)
 	}
@@ -193,9 +194,6 @@ func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *j
 		ss := findStep(st, s.Name)
 		if ss == nil {
 			continue
-		}
-		if j != nil && ss.ID != "" {
-			j.ForgetSteps(ss.ID)
 		}
 		keepInputs := s.Name == step
 		inputs := ss.Inputs
@@ -224,5 +222,8 @@ func SetContext(st *v1alpha1.WorkflowRunStatus, j *journal.Journal, key string, 
 	if key == "" {
 		return errors.New("a context variable needs a name")
 	}
+	// Variables set before the run's last restart are gone, even if no tick
+	// has dropped them from the store yet.
+	j.Restarted(st.RestartCount)
 	return j.SetVar(key, value)
 }

@@ -215,14 +215,14 @@ func (sc *scenario) runScript(t *testing.T, script string) string {
 		case "terminate":
 			opErr = engine.Terminate(&sc.run.Status, arg(1), sc.now)
 		case "restart":
-			engine.Restart(&sc.run.Status, sc.j)
+			engine.Restart(&sc.run.Status)
 		case "retry-from":
 			steps, mode := sc.steps()
 			g, err := graph.Build(steps, mode)
 			if err != nil {
 				t.Fatal(err)
 			}
-			opErr = engine.RetryFrom(&sc.run.Status, g, arg(1), sc.j)
+			opErr = engine.RetryFrom(&sc.run.Status, g, arg(1))
 		case "context":
 			var v any
 			if err := json.Unmarshal([]byte(strings.Join(f[2:], " ")), &v); err != nil {

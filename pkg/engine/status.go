@@ -19,6 +19,7 @@ const (
 	ReasonError                = "Error"
 	ReasonFailedAfterRetries   = "FailedAfterRetries"
 	ReasonTimeout              = "Timeout"
+	ReasonSubStepFailed        = "SubStepFailed"
 	ReasonTerminate            = "Terminate"
 	ReasonSkip                 = "Skip"
 	ReasonUpstreamNotSucceeded = "UpstreamNotSucceeded"

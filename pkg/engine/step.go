@@ -23,7 +23,7 @@ const SuspendType = "suspend"
 // steps due for evaluation.
 func (t *tick) collect() (changed bool, ready []*pending) {
 	for _, s := range t.g.Steps {
-		c, r := t.visit(s, time.Time{})
+		c, r := t.visit(s, deadline{})
 		changed = changed || c
 		ready = append(ready, r...)
 		if t.g.Mode.Steps == v1alpha1.WorkflowModeStep && len(ready) > 0 {
@@ -33,8 +33,8 @@ func (t *tick) collect() (changed bool, ready []*pending) {
 	return changed, ready
 }
 
-// visit handles one step; deadline is its group's deadline, if any.
-func (t *tick) visit(s *graph.Step, deadline time.Time) (changed bool, ready []*pending) {
+// visit handles one step; group is its group's deadline, if any.
+func (t *tick) visit(s *graph.Step, group deadline) (changed bool, ready []*pending) {
 	ss := statusOf(t.st, s)
 	if ss != nil && finished(ss.Phase) {
 		return false, nil
@@ -61,17 +61,17 @@ func (t *tick) visit(s *graph.Step, deadline time.Time) (changed bool, ready []*
 		t.start(ss, s)
 		changed = true
 	}
-	if d := t.deadline(s, ss, deadline); !d.IsZero() {
-		if !t.now.Before(d) {
-			t.timeout(s, ss)
+	if d := t.deadline(s, ss, group); !d.at.IsZero() {
+		if !t.now.Before(d.at) {
+			t.timeout(s, ss, d)
 			return true, nil
 		}
-		t.wakeAt(d)
-		deadline = d
+		t.wakeAt(d.at)
+		group = d
 	}
 	if s.IsGroup() {
 		for _, c := range s.Children {
-			cc, r := t.visit(c, deadline)
+			cc, r := t.visit(c, group)
 			changed = changed || cc
 			ready = append(ready, r...)
 			if s.ChildMode == v1alpha1.WorkflowModeStep && len(r) > 0 {
@@ -201,23 +201,36 @@ func (t *tick) finish(ss *v1alpha1.StepStatus, phase v1alpha1.WorkflowStepPhase,
 	ss.LastExecuteTime = t.metaNow()
 }
 
-// deadline is when the step times out: its own timeout from its first
-// execution, or its group's, whichever is first.
-func (t *tick) deadline(s *graph.Step, ss *v1alpha1.StepStatus, group time.Time) time.Time {
+// deadline is when a step times out and why: its own timeout, counted
+// from its first execution, or its group's.
+type deadline struct {
+	at  time.Time
+	why string
+}
+
+// deadline is the step's own deadline or its group's, whichever is first.
+func (t *tick) deadline(s *graph.Step, ss *v1alpha1.StepStatus, group deadline) deadline {
 	d := group
 	if s.Spec.Timeout != "" {
 		if to, err := time.ParseDuration(s.Spec.Timeout); err == nil {
 			own := ss.FirstExecuteTime.Add(to)
-			if d.IsZero() || own.Before(d) {
-				d = own
+			if d.at.IsZero() || own.Before(d.at) {
+				d = deadline{at: own, why: fmt.Sprintf("its timeout of %s ran out", s.Spec.Timeout)}
 			}
 		}
 	}
 	return d
 }
 
-func (t *tick) timeout(s *graph.Step, ss *v1alpha1.StepStatus) {
-	t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonTimeout, "the step timed out")
+// timeout fails a step whose deadline d passed, and the unfinished
+// sub-steps of a group. A hold does not stop the clock: a suspended step
+// times out too, and says so.
+func (t *tick) timeout(s *graph.Step, ss *v1alpha1.StepStatus, d deadline) {
+	msg := "timed out: " + d.why
+	if ss.Phase == v1alpha1.WorkflowStepPhaseSuspending {
+		msg += " while it was suspended"
+	}
+	t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonTimeout, msg)
 	for _, c := range s.Children {
 		cs := t.ensure(c)
 		if finished(cs.Phase) {
@@ -227,7 +240,7 @@ func (t *tick) timeout(s *graph.Step, ss *v1alpha1.StepStatus) {
 			t.finish(cs, v1alpha1.WorkflowStepPhaseSkipped, ReasonSkip, "its step group timed out")
 			continue
 		}
-		t.finish(cs, v1alpha1.WorkflowStepPhaseFailed, ReasonTimeout, "its step group timed out")
+		t.finish(cs, v1alpha1.WorkflowStepPhaseFailed, ReasonTimeout, fmt.Sprintf("its step group %q timed out", s.Name))
 	}
 }
 
@@ -235,22 +248,24 @@ func (t *tick) timeout(s *graph.Step, ss *v1alpha1.StepStatus) {
 func (t *tick) aggregate(s *graph.Step) bool {
 	ss := t.ensure(s)
 	before := *ss
-	all, failed, suspending := true, false, false
+	all, suspending := true, false
+	var failed *v1alpha1.StepStatus
 	for _, c := range s.Children {
 		cs := statusOf(t.st, c)
 		if cs == nil || !finished(cs.Phase) {
 			all = false
 		}
-		if cs != nil && cs.Phase == v1alpha1.WorkflowStepPhaseFailed {
-			failed = true
+		if cs != nil && cs.Phase == v1alpha1.WorkflowStepPhaseFailed && failed == nil {
+			failed = cs
 		}
 		if cs != nil && cs.Phase == v1alpha1.WorkflowStepPhaseSuspending {
 			suspending = true
 		}
 	}
 	switch {
-	case all && failed:
-		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, "", "a sub-step failed")
+	case all && failed != nil:
+		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonSubStepFailed,
+			fmt.Sprintf("sub-step %q failed (%s): %s", failed.Name, failed.Reason, failed.Message))
 	case all:
 		t.finish(ss, v1alpha1.WorkflowStepPhaseSucceeded, "", "")
 	case suspending:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -24,6 +25,10 @@ func Key(stepID, path string) string { return stepID + "/" + path }
 
 // Entry is what one op call of a step attempt returned.
 type Entry struct {
+	// Op is the op that made the call (op.Name.String()). A call at the
+	// same path by another op, after the definition changed mid-attempt,
+	// is not given this entry (see the package doc).
+	Op string `json:"o,omitempty"`
 	// Returns is the op's Result.Returns as JSON.
 	Returns json.RawMessage `json:"r,omitempty"`
 	// Message is the op's Result.Message.
@@ -32,37 +37,99 @@ type Entry struct {
 	Suspended bool `json:"s,omitempty"`
 }
 
-// Data is what a Store keeps for one run: the journal entries and the run's
-// context variables set at run time.
+// Data is what a Store keeps for one run: the journal entries, the run's
+// context variables set at run time, and the steps' #Log lines.
 type Data struct {
-	// Logs are the last #Log lines of each step, by step name.
-	Logs    map[string][]string `json:"logs,omitempty"`
-	Entries map[string]Entry    `json:"entries,omitempty"`
-	Vars    map[string]any      `json:"vars,omitempty"`
+	Entries map[string]Entry `json:"entries,omitempty"`
+	Vars    map[string]any   `json:"vars,omitempty"`
+	// Restarts is the restart count of the run (status.restartCount) the
+	// Vars were set under; see Journal.Restarted.
+	Restarts int32 `json:"restarts,omitempty"`
+	// Logs are the last #Log lines of each step, by step name, within the
+	// bounds of Limits. A store keeps them apart from the rest (kubestore:
+	// in their own key), and they never count against MaxTotalBytes.
+	Logs map[string][]string `json:"logs,omitempty"`
+	// LogsDropped counts the lines of each step pushed out by the bounds;
+	// the step's first kept line then says so.
+	LogsDropped map[string]int `json:"logsDropped,omitempty"`
 }
 
-// Default bounds. A ConfigMap holds 1 MiB; the rest is left for its
-// metadata and the encoding around the data.
+// Default bounds. A ConfigMap holds 1 MiB: entries and variables, logs,
+// and the ConfigMap's metadata and encoding must fit in it together.
 const (
-	DefaultMaxEntryBytes = 64 << 10
-	DefaultMaxTotalBytes = 768 << 10
+	DefaultMaxEntryBytes   = 64 << 10
+	DefaultMaxTotalBytes   = 768 << 10
+	DefaultMaxLogLineBytes = 2 << 10
+	DefaultMaxStepLogBytes = 16 << 10
+	DefaultMaxRunLogBytes  = 128 << 10
 )
 
-// Limits bound the JSON encoding of one entry and of the whole Data. A zero
-// or negative field takes its default.
+// Limits bound the JSON encoding of one entry, of the entries and
+// variables together, and of the #Log lines of one line, one step and the
+// whole run. A zero or negative field takes its default.
 type Limits struct {
-	MaxEntryBytes int
-	MaxTotalBytes int
+	MaxEntryBytes   int
+	MaxTotalBytes   int
+	MaxLogLineBytes int
+	MaxStepLogBytes int
+	MaxRunLogBytes  int
 }
 
 func (l Limits) withDefaults() Limits {
-	if l.MaxEntryBytes <= 0 {
-		l.MaxEntryBytes = DefaultMaxEntryBytes
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
-	if l.MaxTotalBytes <= 0 {
-		l.MaxTotalBytes = DefaultMaxTotalBytes
-	}
+	def(&l.MaxEntryBytes, DefaultMaxEntryBytes)
+	def(&l.MaxTotalBytes, DefaultMaxTotalBytes)
+	def(&l.MaxLogLineBytes, DefaultMaxLogLineBytes)
+	def(&l.MaxStepLogBytes, DefaultMaxStepLogBytes)
+	def(&l.MaxRunLogBytes, DefaultMaxRunLogBytes)
 	return l
+}
+
+// changes are what a journal changed since its last successful Save: its
+// own part of the data, which it puts over what another writer saved
+// meanwhile when its Save conflicts.
+type changes struct {
+	put  map[string]Entry
+	drop map[string]bool
+	vars map[string]any
+	// restarts is set by Restarted: the variables of earlier restarts go.
+	restarts int32
+	reset    bool
+	logs     map[string]bool
+}
+
+func (c *changes) init() {
+	if c.put == nil {
+		*c = changes{put: map[string]Entry{}, drop: map[string]bool{}, vars: map[string]any{}, logs: map[string]bool{}}
+	}
+}
+
+// then returns c followed by the later changes n.
+func (c changes) then(n changes) changes {
+	c.init()
+	for k := range n.drop {
+		delete(c.put, k)
+		c.drop[k] = true
+	}
+	for k, e := range n.put {
+		c.put[k] = e
+		delete(c.drop, k)
+	}
+	if n.reset && (!c.reset || n.restarts > c.restarts) {
+		c.reset, c.restarts = true, n.restarts
+		clear(c.vars)
+	}
+	for k, v := range n.vars {
+		c.vars[k] = v
+	}
+	for k := range n.logs {
+		c.logs[k] = true
+	}
+	return c
 }
 
 // Journal is the journal of one run, kept in a Store. It is safe for
@@ -77,8 +144,11 @@ type Journal struct {
 
 	mu sync.Mutex
 	d  Data
+	// chg are the changes not saved yet.
+	chg changes
 	// gen counts changes; saved is the gen of the last successful Save.
-	// The journal is dirty while they differ.
+	// The journal is dirty while they differ. Drops made by Retain do not
+	// count: they go with the next Save made for another reason.
 	gen, saved uint64
 }
 
@@ -94,7 +164,9 @@ func Open(ctx context.Context, s Store, l Limits) (*Journal, error) {
 // New returns the journal of already loaded data d, kept in s. The journal
 // works on a copy of d.
 func New(d Data, s Store, l Limits) *Journal {
-	return &Journal{store: s, limits: l.withDefaults(), d: copyData(d)}
+	j := &Journal{store: s, limits: l.withDefaults(), d: copyData(d)}
+	j.chg.init()
+	return j
 }
 
 // Lookup returns the entry recorded under key.
@@ -126,28 +198,34 @@ func (j *Journal) Record(ctx context.Context, key string, e Entry) error {
 	defer j.saveMu.Unlock()
 	j.mu.Lock()
 	old, had := j.d.Entries[key]
-	j.d.Entries[key] = e
-	if err := j.checkTotalLocked("journal entry", key, len(b)); err != nil {
+	oldPut, hadPut := j.chg.put[key]
+	undo := func() {
 		if had {
 			j.d.Entries[key] = old
 		} else {
 			delete(j.d.Entries, key)
 		}
+		if hadPut {
+			j.chg.put[key] = oldPut
+		} else {
+			delete(j.chg.put, key)
+		}
+	}
+	j.d.Entries[key] = e
+	if err := j.checkTotalLocked("journal entry", key, len(b)); err != nil {
+		undo()
 		j.mu.Unlock()
 		return err
 	}
+	j.chg.put[key] = e
+	delete(j.chg.drop, key)
 	j.gen++
-	snap, gen := copyData(j.d), j.gen
 	j.mu.Unlock()
-	if err := j.save(ctx, snap, gen); err != nil {
+	if err := j.saveLocked(ctx); err != nil {
 		// Keep the journal what the store holds: a record that was not
 		// saved is lost, as it would be in a crash.
 		j.mu.Lock()
-		if had {
-			j.d.Entries[key] = old
-		} else {
-			delete(j.d.Entries, key)
-		}
+		undo()
 		j.mu.Unlock()
 		return err
 	}
@@ -189,6 +267,7 @@ func (j *Journal) PutVar(path string, v any) error {
 		}
 		return err
 	}
+	j.chg.vars[path] = copyValue(plain)
 	j.gen++
 	return nil
 }
@@ -210,53 +289,127 @@ func (j *Journal) Flush(ctx context.Context) error {
 	j.saveMu.Lock()
 	defer j.saveMu.Unlock()
 	j.mu.Lock()
-	if j.gen == j.saved {
-		j.mu.Unlock()
+	dirty := j.gen != j.saved
+	j.mu.Unlock()
+	if !dirty {
 		return nil
 	}
-	snap, gen := copyData(j.d), j.gen
-	j.mu.Unlock()
-	return j.save(ctx, snap, gen)
+	return j.saveLocked(ctx)
 }
 
-// save saves snap, the journal as of change gen. The caller holds saveMu.
-func (j *Journal) save(ctx context.Context, snap Data, gen uint64) error {
-	if err := j.store.Save(ctx, snap); err != nil {
-		return fmt.Errorf("journal: save: %w: %w", ErrSave, err)
+// saveTries bounds the Saves of one change while other writers keep
+// changing the store first.
+const saveTries = 5
+
+// saveLocked saves the journal. On ErrConflict it loads what the other
+// writer saved, puts its own changes over it and tries again. The caller
+// holds saveMu.
+func (j *Journal) saveLocked(ctx context.Context) error {
+	for try := 1; ; try++ {
+		j.mu.Lock()
+		snap, gen, chg := copyData(j.d), j.gen, j.chg
+		j.chg = changes{}
+		j.chg.init()
+		j.mu.Unlock()
+		err := j.store.Save(ctx, snap)
+		if err == nil {
+			j.mu.Lock()
+			j.saved = gen
+			j.mu.Unlock()
+			return nil
+		}
+		j.mu.Lock()
+		j.chg = chg.then(j.chg)
+		j.mu.Unlock()
+		if !errors.Is(err, ErrConflict) || try == saveTries {
+			return fmt.Errorf("journal: save: %w: %w", ErrSave, err)
+		}
+		theirs, lerr := j.store.Load(ctx)
+		if lerr != nil {
+			return fmt.Errorf("journal: save: %w: %w; reloading: %w", ErrSave, err, lerr)
+		}
+		j.mu.Lock()
+		j.d = j.chg.over(copyData(theirs), j.d)
+		j.mu.Unlock()
 	}
-	j.mu.Lock()
-	j.saved = gen
-	j.mu.Unlock()
-	return nil
 }
 
-// Reset drops every entry and variable, for a restart of the run, and marks
-// the journal dirty.
-func (j *Journal) Reset() {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.d = copyData(Data{})
-	j.gen++
-}
-
-// ForgetSteps drops the entries of the given step attempts. It marks the
-// journal dirty if it dropped any.
-func (j *Journal) ForgetSteps(stepIDs ...string) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	dropped := false
-	for key := range j.d.Entries {
-		for _, id := range stepIDs {
-			if strings.HasPrefix(key, id+"/") {
-				delete(j.d.Entries, key)
-				dropped = true
-				break
-			}
+// over puts the changes c, made to the data mine, over theirs, the data
+// another writer saved meanwhile, and returns the result. Entries are added
+// once: an entry theirs already holds stays. Variables and a step's logs
+// are the last writer's.
+func (c changes) over(theirs, mine Data) Data {
+	if c.reset && theirs.Restarts < c.restarts {
+		theirs.Vars, theirs.Restarts = map[string]any{}, c.restarts
+	}
+	for k := range c.drop {
+		delete(theirs.Entries, k)
+	}
+	for k, e := range c.put {
+		if _, ok := theirs.Entries[k]; !ok {
+			theirs.Entries[k] = e
 		}
 	}
-	if dropped {
-		j.gen++
+	if theirs.Restarts <= mine.Restarts {
+		for k, v := range c.vars {
+			theirs.Vars[k] = v
+		}
 	}
+	for step := range c.logs {
+		if theirs.Logs == nil {
+			theirs.Logs = map[string][]string{}
+		}
+		if theirs.LogsDropped == nil {
+			theirs.LogsDropped = map[string]int{}
+		}
+		theirs.Logs[step] = mine.Logs[step]
+		theirs.LogsDropped[step] = mine.LogsDropped[step]
+	}
+	return copyData(theirs)
+}
+
+// Restarted tells the journal the run's restart count in its saved status.
+// Variables set under an earlier count belong to a run that has been
+// restarted since, and are dropped. Like Retain, the drop is saved with the
+// next Save, and the engine calls it at every tick, so it holds until then.
+func (j *Journal) Restarted(restarts int32) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.d.Restarts >= restarts {
+		return
+	}
+	j.d.Vars, j.d.Restarts = map[string]any{}, restarts
+	j.chg = j.chg.then(changes{reset: true, restarts: restarts})
+}
+
+// Retain drops the entries of every step attempt for which live returns
+// false: attempts that the run's saved status has abandoned (retried,
+// restarted, finished). The engine calls it at the start of each tick,
+// whose input status is the saved one, so an attempt's entries go only
+// after the status that abandons the attempt has been saved. The drops do
+// not make the journal dirty: they are saved with the next Save made for
+// another reason (a record, a variable, a log line).
+func (j *Journal) Retain(live func(stepID string) bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var drop changes
+	for key := range j.d.Entries {
+		if !live(stepIDOf(key)) {
+			delete(j.d.Entries, key)
+			drop.init()
+			drop.drop[key] = true
+		}
+	}
+	if drop.put != nil {
+		j.chg = j.chg.then(drop)
+	}
+}
+
+// stepIDOf returns the StepID of Key(stepID, path). Step ids hold no "/"
+// (engine.StepID: the step name, which is a Kubernetes name, and a hash).
+func stepIDOf(key string) string {
+	id, _, _ := strings.Cut(key, "/")
+	return id
 }
 
 // Data returns a deep copy of the journal's data.
@@ -267,8 +420,8 @@ func (j *Journal) Data() Data {
 }
 
 // Size returns the length in bytes of the JSON encoding of the journal's
-// data, the measure Limits.MaxTotalBytes bounds. It is 0 if the data does
-// not marshal, which only data handed to New can cause.
+// entries and variables, the measure Limits.MaxTotalBytes bounds. It is 0
+// if they do not marshal, which only data handed to New can cause.
 func (j *Journal) Size() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -277,7 +430,7 @@ func (j *Journal) Size() int {
 }
 
 func (j *Journal) sizeLocked() (int, error) {
-	b, err := json.Marshal(j.d)
+	b, err := json.Marshal(Data{Entries: j.d.Entries, Vars: j.d.Vars, Restarts: j.d.Restarts})
 	return len(b), err
 }
 
@@ -297,7 +450,7 @@ func (j *Journal) checkTotalLocked(what, name string, size int) error {
 
 // copyData returns a deep copy of d with non-nil maps.
 func copyData(d Data) Data {
-	out := Data{Entries: make(map[string]Entry, len(d.Entries)), Vars: make(map[string]any, len(d.Vars))}
+	out := Data{Entries: make(map[string]Entry, len(d.Entries)), Vars: make(map[string]any, len(d.Vars)), Restarts: d.Restarts}
 	for k, e := range d.Entries {
 		out.Entries[k] = copyEntry(e)
 	}
@@ -310,38 +463,10 @@ func copyData(d Data) Data {
 			out.Logs[k] = append([]string(nil), l...)
 		}
 	}
+	if len(d.LogsDropped) > 0 {
+		out.LogsDropped = maps.Clone(d.LogsDropped)
+	}
 	return out
-}
-
-// MaxLogLines bounds the #Log lines kept per step.
-const MaxLogLines = 100
-
-// StepLog keeps a #Log line of a step (op.LogSink). #Log runs on every
-// evaluation, so a line equal to the step's last one is not kept again.
-// Lines beyond MaxLogLines push out the oldest; Flush saves them.
-func (j *Journal) StepLog(step op.Step, _ int, line string) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.d.Logs == nil {
-		j.d.Logs = map[string][]string{}
-	}
-	lines := j.d.Logs[step.StepName]
-	if n := len(lines); n > 0 && lines[n-1] == line {
-		return
-	}
-	lines = append(lines, line)
-	if len(lines) > MaxLogLines {
-		lines = lines[len(lines)-MaxLogLines:]
-	}
-	j.d.Logs[step.StepName] = lines
-	j.gen++
-}
-
-// Logs returns the kept #Log lines of a step.
-func (j *Journal) Logs(step string) []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]string(nil), j.d.Logs[step]...)
 }
 
 func copyEntry(e Entry) Entry {

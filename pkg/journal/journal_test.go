@@ -591,21 +591,37 @@ func TestVars(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	j.ForgetSteps("s1", "s3")
+	live := map[string]bool{"s10": true, "s2": true}
+	j.Retain(func(id string) bool { return live[id] })
 	if diff := cmp.Diff([]string{"s10/a", "s2/a"}, keys(j)); diff != "" {
-		t.Errorf("entries after ForgetSteps (-want +got):\n%s", diff)
+		t.Errorf("entries after Retain (-want +got):\n%s", diff)
+	}
+	flush(5) // drops alone do not make the journal dirty
+	if diff := cmp.Diff([]string{"s1/a", "s1/b", "s10/a", "s2/a"}, keys(open(t, m, journal.Limits{}))); diff != "" {
+		t.Errorf("stored entries before the next save (-want +got):\n%s", diff)
+	}
+	if err := j.PutVar("d", 4); err != nil {
+		t.Fatal(err)
 	}
 	flush(6)
-	j.ForgetSteps("s3")
-	flush(6) // nothing dropped, nothing to save
+	if diff := cmp.Diff([]string{"s10/a", "s2/a"}, keys(open(t, m, journal.Limits{}))); diff != "" {
+		t.Errorf("stored entries after the next save (-want +got):\n%s", diff)
+	}
 
-	j.Reset()
-	if d := j.Data(); len(d.Entries) != 0 || len(d.Vars) != 0 {
-		t.Errorf("after Reset: %+v", d)
+	j.Restarted(0)
+	if len(j.Vars()) != 3 {
+		t.Errorf("Restarted(0) dropped variables: %v", j.Vars())
+	}
+	j.Restarted(1)
+	if d := j.Data(); len(d.Vars) != 0 || d.Restarts != 1 || len(d.Entries) != 2 {
+		t.Errorf("after Restarted(1): %+v", d)
+	}
+	if err := j.PutVar("e", "after the restart"); err != nil {
+		t.Fatal(err)
 	}
 	flush(7)
-	if d := open(t, m, journal.Limits{}).Data(); len(d.Entries) != 0 || len(d.Vars) != 0 {
-		t.Errorf("after Reset and Open: %+v", d)
+	if d := open(t, m, journal.Limits{}).Data(); !cmp.Equal(d.Vars, map[string]any{"e": "after the restart"}) || d.Restarts != 1 {
+		t.Errorf("after Restarted and Open: %+v", d)
 	}
 }
 

@@ -56,7 +56,7 @@ func (j *Journal) runEffect(ctx context.Context, base op.Runner, call *op.Call) 
 	if err != nil {
 		return res, err
 	}
-	e := Entry{Message: res.Message}
+	e := Entry{Op: call.Name.String(), Message: res.Message}
 	if res.Returns != nil {
 		if e.Returns, err = json.Marshal(res.Returns); err != nil {
 			return op.Result{}, callError(call, op.Permanentf("journal entry %q: returns: %v", key, err))
@@ -72,6 +72,9 @@ func (j *Journal) runEffect(ctx context.Context, base op.Runner, call *op.Call) 
 // does not decode fails the call for good: calling the op again could repeat
 // its effect.
 func replay(call *op.Call, key string, e Entry) (op.Result, error) {
+	if err := sameOp(call, e); err != nil {
+		return op.Result{}, err
+	}
 	res := op.Result{Message: e.Message}
 	if len(e.Returns) > 0 {
 		if err := json.Unmarshal(e.Returns, &res.Returns); err != nil {
@@ -88,13 +91,30 @@ func (j *Journal) runControl(ctx context.Context, base op.Runner, call *op.Call)
 	}
 	key := Key(call.Step.StepID, call.Path)
 	if e, ok := j.Lookup(key); ok && e.Suspended {
+		if err := sameOp(call, e); err != nil {
+			return op.Result{}, err
+		}
 		// This attempt already suspended here and was resumed.
 		return op.Result{Returns: res.Returns}, nil
 	}
-	if err := j.Record(ctx, key, Entry{Suspended: true}); err != nil {
+	if err := j.Record(ctx, key, Entry{Op: call.Name.String(), Suspended: true}); err != nil {
 		return op.Result{}, callError(call, err)
 	}
 	return res, nil
+}
+
+// sameOp fails the call for good if the entry at its key was recorded by
+// another op: the step's definition changed during the attempt and another
+// op now sits at the path. Replaying the old result would pass off one op's
+// effect as another's; running the new op would break the attempt's
+// exactly-once promise for the old one. Entries recorded before entries
+// named their op are replayed.
+func sameOp(call *op.Call, e Entry) error {
+	if e.Op == "" || e.Op == call.Name.String() {
+		return nil
+	}
+	return callError(call, op.Permanentf("step %q: the journal entry at path %q of attempt %s was recorded by op %s, but the step's definition now calls %s there (the definition changed during the attempt); retry the step to start a new attempt",
+		call.Step.StepName, call.Path, call.Step.StepID, e.Op, call.Name))
 }
 
 // callError puts err into the one shape of op errors.
