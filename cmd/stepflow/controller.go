@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/stepflow-dev/stepflow/pkg/controller"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
 // controllerOptions are the flags of `stepflow controller`.
@@ -31,6 +34,10 @@ type controllerOptions struct {
 	metricsAddr     string
 	probeAddr       string
 	development     bool
+	// Evaluator worker processes (pkg/sandbox).
+	evalWorkers   int
+	evalMemoryMiB int64
+	evalTimeout   time.Duration
 }
 
 func newControllerCmd() *cobra.Command {
@@ -57,6 +64,9 @@ func newControllerCmd() *cobra.Command {
 	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes; 0 disables them")
 	f.BoolVar(&o.development, "log-development", false, "human-readable logs instead of JSON")
+	f.IntVar(&o.evalWorkers, "eval-workers", 0, "evaluator worker processes (0: GOMAXPROCS; -1: evaluate in the controller's own process, with no bound that can stop a runaway template)")
+	f.Int64Var(&o.evalMemoryMiB, "eval-memory-limit", sandbox.DefaultMemoryLimit>>20, "MiB an evaluator worker's address space may grow by before it dies and the step evaluating fails with EvalMemory")
+	f.DurationVar(&o.evalTimeout, "eval-timeout", 10*time.Second, "CUE time one evaluation may take before its worker is killed and the step fails with EvalTimeout")
 	return cmd
 }
 
@@ -87,11 +97,25 @@ func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config
 	if err != nil {
 		return err
 	}
-	if _, err := controller.Setup(mgr, controller.Options{
+	var pool *sandbox.Pool
+	copts := controller.Options{
 		SystemNamespace:         o.systemNamespace,
 		MaxConcurrentReconciles: o.concurrency,
 		StepParallelism:         o.parallelism,
-	}); err != nil {
+	}
+	if o.evalWorkers >= 0 {
+		copts.NewEvaluator = func(ops *op.Registry) (controller.Evaluator, error) {
+			var err error
+			pool, err = sandbox.New(sandbox.Options{Ops: ops, Workers: o.evalWorkers,
+				MemoryLimit: o.evalMemoryMiB << 20, EvalTimeout: o.evalTimeout})
+			return pool, err
+		}
+	}
+	_, err = controller.Setup(mgr, copts)
+	if pool != nil {
+		defer pool.Close()
+	}
+	if err != nil {
 		return err
 	}
 	return mgr.Start(ctx)

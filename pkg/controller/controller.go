@@ -31,8 +31,9 @@ type Options struct {
 	// mode (default 8).
 	StepParallelism int
 	// NewEvaluator builds the evaluator over the op set; nil builds an
-	// in-process eval.Evaluator with its default bounds.
-	NewEvaluator func(ops *op.Registry) (*eval.Evaluator, error)
+	// in-process eval.Evaluator with its default bounds. The binary gives
+	// a sandbox.Pool of worker processes.
+	NewEvaluator func(ops *op.Registry) (Evaluator, error)
 	// Metrics is where the controller's metrics are registered (default
 	// controller-runtime's registry, served on the manager's metrics
 	// endpoint). Tests that build several controllers in one process give
@@ -89,7 +90,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		o.StepParallelism = 8
 	}
 	if o.NewEvaluator == nil {
-		o.NewEvaluator = func(ops *op.Registry) (*eval.Evaluator, error) { return eval.New(eval.Options{Ops: ops}) }
+		o.NewEvaluator = func(ops *op.Registry) (Evaluator, error) { return eval.New(eval.Options{Ops: ops}) }
 	}
 	if o.Metrics == nil {
 		o.Metrics = ctrlmetrics.Registry

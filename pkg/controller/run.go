@@ -23,7 +23,6 @@ import (
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/engine"
-	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/journal"
 	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 	"github.com/stepflow-dev/stepflow/pkg/op"
@@ -41,7 +40,7 @@ type RunReconciler struct {
 	// Live reads from the API server itself (the manager's APIReader), for
 	// a journal written from outside after the cache was filled.
 	Live        client.Reader
-	Evaluator   *eval.Evaluator
+	Evaluator   engine.Evaluator
 	Ops         op.Runner
 	Definitions definition.Cluster
 	Recorder    record.EventRecorder

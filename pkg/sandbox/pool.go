@@ -43,6 +43,9 @@ type Options struct {
 	Stderr io.Writer
 }
 
+// DefaultWorkerCommand is the subcommand of the binary that runs Serve.
+const DefaultWorkerCommand = "eval-worker"
+
 // DefaultMemoryLimit is the default growth bound of a worker's address
 // space: far above what a step needs, far below what a runaway takes.
 const DefaultMemoryLimit = 1 << 30
@@ -74,7 +77,7 @@ func New(opts Options) (*Pool, error) {
 		opts.Binary = exe
 	}
 	if opts.Args == nil {
-		opts.Args = []string{"eval-worker"}
+		opts.Args = []string{DefaultWorkerCommand}
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/op/opset"
+	"github.com/stepflow-dev/stepflow/pkg/sandbox"
+)
+
+// newEvalWorkerCmd is the hidden `stepflow eval-worker`: the controller
+// starts this binary with it for each evaluator worker process (see
+// pkg/sandbox). It speaks the protocol on stdin and stdout.
+func newEvalWorkerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    sandbox.DefaultWorkerCommand,
+		Short:  "Evaluate CUE for the controller (started by it, not by hand)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return sandbox.Serve(os.Stdin, os.Stdout, sandbox.WorkerOptions{Ops: workerOps()})
+		},
+	}
+}
+
+// workerOps names the same ops as the controller's op set. A worker only
+// finds op calls and decodes their parameters; the controller runs them,
+// so the worker's ops have no cluster.
+func workerOps() op.Catalog { return opset.Standard(kube.Local(nil), nil) }
