@@ -60,15 +60,15 @@ func TestMain(m *testing.M) {
 
 // startController runs the reconcilers in a manager against the test API
 // server until the test ends.
-func startController(t *testing.T, systemNS string) *controller.Metrics {
+func startController(t *testing.T, systemNS string) *controller.Controller {
 	t.Helper()
-	m, _ := startStoppableController(t, systemNS)
-	return m
+	c, _ := startStoppableController(t, systemNS)
+	return c
 }
 
 // startStoppableController also returns a stop that ends the manager, as a
 // killed controller would stop.
-func startStoppableController(t *testing.T, systemNS string) (*controller.Metrics, func()) {
+func startStoppableController(t *testing.T, systemNS string) (*controller.Controller, func()) {
 	t.Helper()
 	skip := true
 	mgr, err := controller.NewManager(env.Config, ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"},
@@ -80,13 +80,12 @@ func startStoppableController(t *testing.T, systemNS string) (*controller.Metric
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics := c.Metrics
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
 	stop := func() { cancel(); <-done }
 	t.Cleanup(stop)
-	return metrics, stop
+	return c, stop
 }
 
 func namespace(t *testing.T, name string) string {
@@ -155,7 +154,7 @@ parameter: url: string
 func TestRunToCompletion(t *testing.T) {
 	ns := namespace(t, "complete")
 	sys := namespace(t, "sys-complete")
-	metrics := startController(t, sys)
+	metrics := startController(t, sys).Metrics
 	var posts atomic.Int32
 	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		posts.Add(1)

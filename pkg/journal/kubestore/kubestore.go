@@ -53,6 +53,13 @@ func (m *Memo) Forget(uid types.UID) {
 	delete(m.runs, uid)
 }
 
+// Len returns how many runs the memo holds a journal for.
+func (m *Memo) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.runs)
+}
+
 // Store is a journal.Store in a ConfigMap owned by the run. It
 // reads through the cache and makes no request while the run has no
 // context backend yet (status.contextBackend unset): that lookup is known
