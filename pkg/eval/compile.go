@@ -1,11 +1,13 @@
 package eval
 
 import (
+	"container/list"
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
@@ -35,54 +37,117 @@ const stepPkg = "step"
 
 const implicitDecls = "package " + stepPkg + "\n\ncontext: _\nparameter: {...}\n"
 
-// shard is one CUE context with its compiled templates. All use of its values
-// holds mu.
+// shard is one CUE context with its compiled templates. CUE values are not
+// safe for concurrent use: all use of a shard's values holds its lock (sem).
+//
+// A shard is replaced in two ways. It is abandoned (dead is closed) when
+// work on it overran its time or panicked: the runaway goroutine may still
+// hold the lock, so whoever waits for it moves to the replacement. It is
+// retired when its context has compiled enough templates that evicting
+// them from the cache no longer frees memory (a CUE context keeps what it
+// compiled): evaluations holding its values finish on it, new ones start
+// on the replacement, and the garbage collector takes it after them.
 type shard struct {
-	mu       sync.Mutex
+	sem      chan struct{}
+	dead     chan struct{}
+	deadOnce sync.Once
 	ctx      *cue.Context
 	bctx     *build.Context
 	pkgs     map[string][]stdlib.File
-	cache    map[[32]byte]compiled
 	maxCache int
-	poisoned atomic.Bool
+	maxDepth int
+	// cache maps a definition's content to its element in lru, most
+	// recently used first.
+	cache map[[32]byte]*list.Element
+	lru   *list.List
+	// builds counts the templates compiled into ctx.
+	builds int
 }
 
 type compiled struct {
+	key [32]byte
 	v   cue.Value
 	err error
 }
 
-func newShard(pkgs map[string][]stdlib.File, maxCache int) *shard {
+func newShard(pkgs map[string][]stdlib.File, maxCache, maxDepth int) *shard {
 	return &shard{
+		sem:      make(chan struct{}, 1),
+		dead:     make(chan struct{}),
 		ctx:      cuecontext.New(),
 		bctx:     build.NewContext(),
 		pkgs:     pkgs,
-		cache:    map[[32]byte]compiled{},
 		maxCache: maxCache,
+		maxDepth: maxDepth,
+		cache:    map[[32]byte]*list.Element{},
+		lru:      list.New(),
 	}
 }
 
+// errShardLost means the shard was abandoned while the caller waited for
+// it; the caller's CUE values are gone with it.
+var errShardLost = errors.New("evaluator shard abandoned")
+
+// acquire takes the shard's lock, unless the shard is abandoned first or
+// ctx ends.
+func (sh *shard) acquire(ctx context.Context) error {
+	select {
+	case <-sh.dead:
+		return errShardLost
+	default:
+	}
+	select {
+	case sh.sem <- struct{}{}:
+		select {
+		case <-sh.dead:
+			<-sh.sem
+			return errShardLost
+		default:
+			return nil
+		}
+	case <-sh.dead:
+		return errShardLost
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (sh *shard) release() { <-sh.sem }
+
+// abandon marks the shard dead: nobody may use its values again.
+func (sh *shard) abandon() { sh.deadOnce.Do(func() { close(sh.dead) }) }
+
+// full reports whether the shard should be retired: its context has
+// compiled templates worth twice the cache, so at least one cache's worth
+// of them were evicted yet are still held by the context.
+func (sh *shard) full() bool { return sh.builds >= 2*sh.maxCache }
+
 // compile returns the template's compiled value, from the cache when the
-// same definition was compiled before. Callers hold sh.mu.
+// same definition was compiled before. Callers hold the shard's lock.
 func (sh *shard) compile(def Definition) (cue.Value, error) {
 	key := sha256.Sum256([]byte(def.Name + "\x00" + def.Template))
-	if c, ok := sh.cache[key]; ok {
+	if el, ok := sh.cache[key]; ok {
+		sh.lru.MoveToFront(el)
+		c := el.Value.(*compiled)
 		return c.v, c.err
 	}
 	v, err := sh.build(def)
-	if len(sh.cache) >= sh.maxCache {
-		for k := range sh.cache { // evict an arbitrary entry
-			delete(sh.cache, k)
-			break
-		}
+	sh.builds++
+	for sh.lru.Len() >= sh.maxCache {
+		oldest := sh.lru.Back()
+		sh.lru.Remove(oldest)
+		delete(sh.cache, oldest.Value.(*compiled).key)
 	}
-	sh.cache[key] = compiled{v: v, err: err}
+	sh.cache[key] = sh.lru.PushFront(&compiled{key: key, v: v, err: err})
 	return v, err
 }
 
 func (sh *shard) build(def Definition) (cue.Value, error) {
 	f, err := parser.ParseFile(def.filename(), def.Template)
 	if err != nil {
+		return cue.Value{}, err
+	}
+	if err := checkNesting(f, sh.maxDepth); err != nil {
 		return cue.Value{}, err
 	}
 	pkg := stepPkg
@@ -153,9 +218,8 @@ func (sh *shard) pkgList() string {
 // positions, without evaluating it. It is what `def vet` and a
 // definition's Ready condition use.
 func (e *Evaluator) Check(def Definition) error {
-	slot, sh := e.shard()
 	var cerr error
-	err := e.withCUE(slot, sh, func() {
+	err := e.withAnyShard(context.Background(), func(sh *shard) {
 		v, err := sh.compile(def)
 		if err == nil {
 			err = staticError(v, 0)
@@ -164,8 +228,14 @@ func (e *Evaluator) Check(def Definition) error {
 			cerr = fmt.Errorf("definition %q: %s", def.Name, describe(err))
 		}
 	})
-	if err != nil {
+	var perr *panicError
+	switch {
+	case errors.Is(err, errTimeout):
 		return fmt.Errorf("definition %q: compiling did not finish within %s", def.Name, e.opts.EvalTimeout)
+	case errors.As(err, &perr):
+		return fmt.Errorf("definition %q: CUE failed compiling the template: %v", def.Name, perr)
+	case err != nil:
+		return fmt.Errorf("definition %q: %v", def.Name, err)
 	}
 	return cerr
 }

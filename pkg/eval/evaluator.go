@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -29,8 +28,12 @@ type Options struct {
 	MaxRounds int
 	// Concurrency bounds the op calls of one step run at once (default 8).
 	Concurrency int
-	// CacheSize bounds the compiled templates kept per shard (default 1024).
+	// CacheSize bounds the compiled templates kept per shard (default 1024);
+	// the least recently used are evicted.
 	CacheSize int
+	// MaxNesting bounds how deep structs and lists may nest in a template,
+	// in parameters and context, and in op results (default 100).
+	MaxNesting int
 	// Shards is the number of independent CUE contexts evaluations are
 	// spread over (default GOMAXPROCS). CUE values are not safe for
 	// concurrent use, so one context evaluates one step at a time; shards
@@ -69,6 +72,9 @@ func New(opts Options) (*Evaluator, error) {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 1024
 	}
+	if opts.MaxNesting <= 0 {
+		opts.MaxNesting = 100
+	}
 	pkgs, err := stdlib.Packages()
 	if err != nil {
 		return nil, fmt.Errorf("eval: reading stdlib: %w", err)
@@ -78,9 +84,25 @@ func New(opts Options) (*Evaluator, error) {
 	}
 	e := &Evaluator{opts: opts, pkgs: pkgs, shards: make([]atomic.Pointer[shard], opts.Shards)}
 	for i := range e.shards {
-		e.shards[i].Store(newShard(pkgs, opts.CacheSize))
+		e.shards[i].Store(e.newShard())
 	}
 	return e, nil
+}
+
+func (e *Evaluator) newShard() *shard {
+	return newShard(e.pkgs, e.opts.CacheSize, e.opts.MaxNesting)
+}
+
+// replace puts a fresh shard in sh's slot. An abandoned shard is never used
+// again; a retired one only by the evaluations that already hold its
+// values.
+func (e *Evaluator) replace(slot int, sh *shard, abandon bool) {
+	if abandon {
+		sh.abandon()
+	}
+	if e.shards[slot].Load() == sh {
+		e.shards[slot].CompareAndSwap(sh, e.newShard())
+	}
 }
 
 // Request is one evaluation of a step.
@@ -105,55 +127,35 @@ type Request struct {
 	Data bool
 }
 
-var errTimeout = errors.New("evaluation timed out")
-
-// withCUE runs fn holding the shard's lock, bounded by EvalTimeout. On a
-// timeout the shard is abandoned to the runaway goroutine and a fresh one
-// takes its place.
-func (e *Evaluator) withCUE(slot int, sh *shard, fn func()) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sh.mu.Lock()
-		defer sh.mu.Unlock()
-		if sh.poisoned.Load() {
-			return
-		}
-		fn()
-	}()
-	t := time.NewTimer(e.opts.EvalTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-		if sh.poisoned.Load() {
-			return errTimeout
-		}
-		return nil
-	case <-t.C:
-		if sh.poisoned.CompareAndSwap(false, true) {
-			e.shards[slot].CompareAndSwap(sh, newShard(e.pkgs, e.opts.CacheSize))
-		}
-		return errTimeout
-	}
-}
-
 // evaluation is the state of one Evaluate call.
 type evaluation struct {
 	e      *Evaluator
+	ctx    context.Context
 	slot   int
 	sh     *shard
 	req    Request
 	runner op.Runner
 	v      cue.Value
-	done   map[string]bool
-	out    Outcome
-	ended  bool
+	// fills are the op results filled into v after prepare, in order: what
+	// rebuilds v on another shard.
+	fills []fill
+	// stale means v belongs to an abandoned shard and must be rebuilt.
+	stale bool
+	done  map[string]bool
+	out   Outcome
+	ended bool
+}
+
+// fill is one op's results, filled at path.
+type fill struct {
+	path cue.Path
+	data any
 }
 
 // Evaluate runs the step to its outcome.
 func (e *Evaluator) Evaluate(ctx context.Context, req Request) Outcome {
 	slot, sh := e.shard()
-	ev := &evaluation{e: e, slot: slot, sh: sh, req: req, runner: req.Runner, done: map[string]bool{}}
+	ev := &evaluation{e: e, ctx: ctx, slot: slot, sh: sh, req: req, runner: req.Runner, done: map[string]bool{}}
 	if ev.runner == nil {
 		ev.runner = op.Direct
 	}
@@ -179,13 +181,77 @@ func (ev *evaluation) where() string {
 	return fmt.Sprintf("definition %q: ", ev.req.Definition.Name)
 }
 
-// cue runs fn under the CUE lock and turns a timeout into a failed outcome.
+// cue runs fn on the evaluation's shard and reports whether the evaluation
+// goes on. When the shard was abandoned while the evaluation waited for it
+// (another evaluation overran), the evaluation moves to the replacement and
+// rebuilds its value there first: waiting costs it nothing. Its own overrun
+// or a panic in CUE fails the step.
 func (ev *evaluation) cue(fn func()) bool {
-	if err := ev.e.withCUE(ev.slot, ev.sh, fn); err != nil {
-		ev.failf(ReasonTimeout, "CUE evaluation did not finish within %s", ev.e.opts.EvalTimeout)
-		return false
+	for lost := 0; ; lost++ {
+		err := ev.e.withCUE(ev.ctx, ev.slot, ev.sh, func() {
+			if ev.stale {
+				ev.stale = false
+				ev.rebuild()
+				if ev.ended {
+					return
+				}
+			}
+			fn()
+		})
+		var perr *panicError
+		switch {
+		case err == nil:
+			return !ev.ended
+		case errors.Is(err, errShardLost) && lost < maxShardLosses:
+			ev.sh = ev.e.shards[ev.slot].Load()
+			ev.stale = ev.v.Exists()
+		case errors.Is(err, errShardLost):
+			ev.end(Broken, ReasonTimeout, ev.where()+"the evaluator was reset too often by other evaluations overrunning; try again")
+			return false
+		case errors.Is(err, errTimeout):
+			ev.failf(ReasonTimeout, "CUE evaluation did not finish within %s", ev.e.opts.EvalTimeout)
+			return false
+		case errors.As(err, &perr):
+			ev.failf(ReasonTemplate, "CUE failed evaluating the template: %v", perr)
+			return false
+		default:
+			ev.end(Broken, ReasonOp, ev.where()+"evaluation cancelled: "+err.Error())
+			return false
+		}
 	}
-	return !ev.ended
+}
+
+// rebuild makes ev.v again on ev.sh: the template filled with parameters,
+// context and the op results so far.
+func (ev *evaluation) rebuild() {
+	ev.prepare()
+	for _, f := range ev.fills {
+		if ev.ended {
+			return
+		}
+		ev.v = ev.v.FillPath(f.path, f.data)
+	}
+	ev.out.Value = ev.value()
+}
+
+// value is the evaluated template as it stands, for the outcome.
+func (ev *evaluation) value() *Value {
+	return &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v, rebuild: ev.rebuilder()}
+}
+
+// rebuilder returns a function that makes the value as it stands now again
+// on another shard, for a Value that outlives its shard.
+func (ev *evaluation) rebuilder() func(sh *shard) (cue.Value, error) {
+	fills := ev.fills[:len(ev.fills):len(ev.fills)]
+	req := ev.req
+	return func(sh *shard) (cue.Value, error) {
+		re := &evaluation{e: ev.e, ctx: context.Background(), slot: ev.slot, sh: sh, req: req, fills: fills}
+		re.rebuild()
+		if re.ended {
+			return cue.Value{}, errors.New(re.out.Message)
+		}
+		return re.v, nil
+	}
 }
 
 func (ev *evaluation) run(ctx context.Context) {
@@ -207,7 +273,7 @@ func (ev *evaluation) run(ctx context.Context) {
 		}
 		switch {
 		case p.control != nil:
-			res, err := ev.runner.Run(ctx, p.control.call)
+			res, err := ev.call(ctx, p.control.call)
 			if !ev.finish(ctx, []*planned{p.control}, []op.Result{res}, []error{err}) {
 				return
 			}
@@ -241,13 +307,23 @@ func (ev *evaluation) prepare() {
 	case []byte:
 		v = ev.fillJSON(v, p)
 	default:
-		v = v.FillPath(cue.MakePath(cue.Str("parameter")), wholeNumbers(p))
+		data, err := plainData("parameter", p, ev.e.opts.MaxNesting)
+		if err != nil {
+			ev.failf(ReasonParameter, "%v", err)
+			return
+		}
+		v = v.FillPath(cue.MakePath(cue.Str("parameter")), data)
 	}
 	if ev.ended {
 		return
 	}
 	if ev.req.Context != nil {
-		v = v.FillPath(cue.MakePath(cue.Str("context")), wholeNumbers(ev.req.Context))
+		data, err := plainData("context", ev.req.Context, ev.e.opts.MaxNesting)
+		if err != nil {
+			ev.failf(ReasonParameter, "%v", err)
+			return
+		}
+		v = v.FillPath(cue.MakePath(cue.Str("context")), data)
 	}
 	params := v.LookupPath(cue.MakePath(cue.Str("parameter")))
 	if err := params.Validate(); err != nil {
@@ -273,6 +349,14 @@ func (ev *evaluation) fillJSON(v cue.Value, data []byte) cue.Value {
 	expr, err := cuejson.Extract("properties", data)
 	if err != nil {
 		ev.failf(ReasonParameter, "properties are not valid JSON: %v", err)
+		return v
+	}
+	if expr == nil {
+		ev.failf(ReasonParameter, "properties are not valid JSON")
+		return v
+	}
+	if err := checkNesting(expr, ev.e.opts.MaxNesting); err != nil {
+		ev.failf(ReasonParameter, "properties: %s", describe(err))
 		return v
 	}
 	return v.FillPath(cue.MakePath(cue.Str("parameter")), ev.sh.ctx.BuildExpr(expr))
@@ -343,7 +427,7 @@ func (ev *evaluation) runBatch(ctx context.Context, batch []*planned) ([]op.Resu
 	results := make([]op.Result, len(batch))
 	errs := make([]error, len(batch))
 	if len(batch) == 1 {
-		results[0], errs[0] = ev.runner.Run(ctx, batch[0].call)
+		results[0], errs[0] = ev.call(ctx, batch[0].call)
 		return results, errs
 	}
 	sem := make(chan struct{}, ev.e.opts.Concurrency)
@@ -354,11 +438,21 @@ func (ev *evaluation) runBatch(ctx context.Context, batch []*planned) ([]op.Resu
 		go func(i int, c *op.Call) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i], errs[i] = ev.runner.Run(ctx, c)
+			results[i], errs[i] = ev.call(ctx, c)
 		}(i, pl.call)
 	}
 	wg.Wait()
 	return results, errs
+}
+
+// call runs one op call. An op that panics fails the step instead of taking
+// the process down.
+func (ev *evaluation) call(ctx context.Context, c *op.Call) (res op.Result, err error) {
+	perr := catch(func() { res, err = ev.runner.Run(ctx, c) })
+	if perr != nil {
+		return op.Result{}, op.Permanent(fmt.Errorf("op %s at %s: %w", c.Name, c.Path, perr))
+	}
+	return res, err
 }
 
 // finish records the calls' results in order: the first error or stop ends
@@ -387,19 +481,26 @@ func (ev *evaluation) finish(ctx context.Context, calls []*planned, results []op
 				ev.out.Message = res.Message
 			}
 			if res.Returns != nil {
-				ev.v = ev.v.FillPath(pl.site.path.Append(selReturns), wholeNumbers(res.Returns))
+				data, err := plainData("$returns", res.Returns, ev.e.opts.MaxNesting)
+				if err != nil {
+					ev.failf(ReasonOp, "op %s at %s (%s): %v", pl.call.Name, pl.call.Path, posString(pl.site.v.Pos()), err)
+					return
+				}
+				f := fill{path: pl.site.path.Append(selReturns), data: data}
+				ev.fills = append(ev.fills, f)
+				ev.v = ev.v.FillPath(f.path, f.data)
 			}
 			if res.Stop != nil {
 				ev.stop(res.Stop)
 				return
 			}
 		}
-		ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v}
+		ev.out.Value = ev.value()
 	})
 }
 
 func (ev *evaluation) stop(s *op.Stop) {
-	ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v}
+	ev.out.Value = ev.value()
 	switch s.Kind {
 	case op.Wait:
 		ev.end(Waiting, "", s.Message)
@@ -436,7 +537,7 @@ func (ev *evaluation) stuck(pending []pendingCall) {
 			} else {
 				msg = "waiting: " + describe(pc.err)
 			}
-			ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v}
+			ev.out.Value = ev.value()
 			ev.end(Waiting, "", msg)
 			return
 		}
@@ -459,27 +560,5 @@ func (ev *evaluation) succeed() {
 	}
 	msg := ev.out.Message
 	ev.end(Succeeded, "", msg)
-	ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v}
-}
-
-// wholeNumbers turns the float64s that encoding/json produces for whole
-// numbers into int64s inside maps and slices, so that results decoded from
-// JSON unify with int fields of the schemas, as they would had CUE read the
-// JSON itself.
-func wholeNumbers(v any) any {
-	switch x := v.(type) {
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return int64(x)
-		}
-	case map[string]any:
-		for k, e := range x {
-			x[k] = wholeNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = wholeNumbers(e)
-		}
-	}
-	return v
+	ev.out.Value = ev.value()
 }

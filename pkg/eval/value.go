@@ -1,18 +1,58 @@
 package eval
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"sync"
 
 	"cuelang.org/go/cue"
-	"cuelang.org/go/cue/parser"
 )
 
 // Value is an evaluated template. Its methods take the evaluator's CUE lock.
 type Value struct {
 	e    *Evaluator
 	slot int
-	sh   *shard
-	v    cue.Value
+	// rebuild makes v again on another shard, when sh was abandoned.
+	rebuild func(sh *shard) (cue.Value, error)
+
+	mu sync.Mutex // guards sh, v, stale
+	sh *shard
+	v  cue.Value
+	// stale means v belongs to an abandoned shard.
+	stale bool
+}
+
+// use runs fn with the value on its shard, rebuilding it on the
+// replacement if the shard was abandoned (another evaluation overran).
+func (v *Value) use(what string, fn func(sh *shard, x cue.Value)) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for lost := 0; ; lost++ {
+		var rerr error
+		err := v.e.withCUE(context.Background(), v.slot, v.sh, func() {
+			if v.stale {
+				if v.v, rerr = v.rebuild(v.sh); rerr != nil {
+					return
+				}
+				v.stale = false
+			}
+			fn(v.sh, v.v)
+		})
+		var perr *panicError
+		switch {
+		case err == nil:
+			return rerr
+		case errors.Is(err, errShardLost) && lost < maxShardLosses && v.rebuild != nil:
+			v.sh, v.stale = v.e.shards[v.slot].Load(), true
+		case errors.Is(err, errTimeout):
+			return fmt.Errorf("%s: evaluation did not finish within %s", what, v.e.opts.EvalTimeout)
+		case errors.As(err, &perr):
+			return fmt.Errorf("%s: CUE failed: %v", what, perr)
+		default:
+			return fmt.Errorf("%s: %v", what, err)
+		}
+	}
 }
 
 // Data returns the concrete part of the value as plain Go data (maps,
@@ -20,7 +60,7 @@ type Value struct {
 // unfilled schemas, are left out.
 func (v *Value) Data() (any, error) {
 	var out any
-	err := v.e.withCUE(v.slot, v.sh, func() { out = concrete(v.v, 0) })
+	err := v.use("reading the evaluated template", func(_ *shard, x cue.Value) { out = concrete(x, 0) })
 	return out, err
 }
 
@@ -29,15 +69,15 @@ func (v *Value) Data() (any, error) {
 func (v *Value) Eval(expr string) (any, error) {
 	var out any
 	var evalErr error
-	err := v.e.withCUE(v.slot, v.sh, func() {
+	err := v.use(fmt.Sprintf("valueFrom %q", expr), func(sh *shard, scope cue.Value) {
 		// BuildExpr, not CompileString: a compiled string is kept in the
 		// context's index for good, and with it the whole scope value.
-		ast, err := parser.ParseExpr("valueFrom", expr)
+		ast, err := parseExpr("valueFrom", expr)
 		if err != nil {
-			evalErr = fmt.Errorf("%q: %s", expr, describe(err))
+			evalErr = fmt.Errorf("%q: %v", expr, err)
 			return
 		}
-		x := v.sh.ctx.BuildExpr(ast, cue.Scope(v.v), cue.InferBuiltins(true))
+		x := sh.ctx.BuildExpr(ast, cue.Scope(scope), cue.InferBuiltins(true))
 		if err := x.Validate(cue.Concrete(true)); err != nil {
 			evalErr = fmt.Errorf("%q: %s", expr, describe(err))
 			return
@@ -94,18 +134,25 @@ func concrete(v cue.Value, depth int) any {
 // the fields of scope in scope: `status["deploy"].failed`,
 // `inputs.approved == "yes"`, `context.env == "prod"`.
 func (e *Evaluator) Condition(expr string, scope map[string]any) (bool, error) {
-	slot, sh := e.shard()
+	if _, err := parseExpr("if", expr); err != nil {
+		return false, fmt.Errorf("if %q: %v", expr, err)
+	}
+	data, err := plainData("if scope", scope, e.opts.MaxNesting)
+	if err != nil {
+		return false, fmt.Errorf("if %q: %v", expr, err)
+	}
 	var out bool
 	var condErr error
-	err := e.withCUE(slot, sh, func() {
-		sv := sh.ctx.Encode(scope)
+	err = e.withAnyShard(context.Background(), func(sh *shard) {
+		sv := sh.ctx.Encode(data)
 		if err := sv.Err(); err != nil {
 			condErr = fmt.Errorf("condition scope: %v", err)
 			return
 		}
-		ast, err := parser.ParseExpr("if", expr)
+		// Parsed again: BuildExpr resolves the identifiers in the AST.
+		ast, err := parseExpr("if", expr)
 		if err != nil {
-			condErr = fmt.Errorf("if %q: %s", expr, describe(err))
+			condErr = fmt.Errorf("if %q: %v", expr, err)
 			return
 		}
 		x := sh.ctx.BuildExpr(ast, cue.Scope(sv), cue.InferBuiltins(true))
@@ -116,8 +163,14 @@ func (e *Evaluator) Condition(expr string, scope map[string]any) (bool, error) {
 		}
 		out = b
 	})
-	if err != nil {
+	var perr *panicError
+	switch {
+	case errors.Is(err, errTimeout):
 		return false, fmt.Errorf("if %q: evaluation did not finish within %s", expr, e.opts.EvalTimeout)
+	case errors.As(err, &perr):
+		return false, fmt.Errorf("if %q: CUE failed: %v", expr, perr)
+	case err != nil:
+		return false, fmt.Errorf("if %q: %v", expr, err)
 	}
 	return out, condErr
 }
