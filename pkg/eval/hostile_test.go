@@ -57,7 +57,7 @@ func (*panickyParams) UnmarshalJSON([]byte) error { panic("decoding exploded") }
 
 type panickyOp struct{}
 
-func (panickyOp) NewParams() any    { return new(panickyParams) }
+func (panickyOp) NewParams() any     { return new(panickyParams) }
 func (panickyOp) Class(any) op.Class { return op.Idempotent }
 func (panickyOp) Run(context.Context, *op.Call) (op.Result, error) {
 	return op.Result{}, nil
