@@ -32,14 +32,18 @@ type worker struct {
 	gen uint64
 	// overrun is the session the worker was killed for.
 	overrun *session
-	// tail is the end of the worker's stderr, to tell why it died.
-	tail []string
+	// fatal is the worker's "fatal error" line, if it printed one; oom
+	// says it ran out of memory.
+	fatal string
+	oom   bool
 }
 
 // start starts one worker process and its reader.
 func (p *Pool) start() (*worker, error) {
 	cmd := exec.Command(p.opts.Binary, p.opts.Args...)
-	cmd.Env = append(cmd.Environ(), p.opts.Env...)
+	// A worker that dies prints one goroutine's stack, not thousands of
+	// lines into the controller's log.
+	cmd.Env = append(append(cmd.Environ(), "GOTRACEBACK=single"), p.opts.Env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -75,12 +79,14 @@ func (w *worker) logStderr(sc *bufio.Scanner, done chan<- struct{}) {
 	prefix := fmt.Sprintf("eval-worker[%d]: ", w.cmd.Process.Pid)
 	for sc.Scan() {
 		line := sc.Text()
-		w.mu.Lock()
-		if len(w.tail) == 32 {
-			w.tail = w.tail[1:]
+		if strings.HasPrefix(line, "fatal error:") || strings.Contains(line, "out of memory") {
+			w.mu.Lock()
+			if w.fatal == "" {
+				w.fatal = line
+			}
+			w.oom = w.oom || strings.Contains(line, "out of memory") || strings.Contains(line, "cannot allocate memory")
+			w.mu.Unlock()
 		}
-		w.tail = append(w.tail, line)
-		w.mu.Unlock()
 		fmt.Fprintln(w.pool.opts.Stderr, prefix+line)
 	}
 }
@@ -134,12 +140,10 @@ func (w *worker) died(err error) {
 	if err != nil {
 		why = err.Error()
 	}
-	oom := false
-	for _, l := range w.tail {
-		if strings.Contains(l, "out of memory") || strings.Contains(l, "cannot allocate memory") {
-			oom = true
-		}
+	if w.fatal != "" {
+		why += ": " + w.fatal
 	}
+	oom := w.oom
 	holder, overrun := w.holder, w.overrun
 	sessions := w.sessions
 	w.sessions = map[uint64]*session{}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
-	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
-	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
+	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
@@ -37,9 +37,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func testOps() *op.Registry {
-	return op.NewRegistry().Add(builtin.New(), builtin.NewLog(), httpop.New(httpop.Options{}))
-}
+// testOps are the controller's ops, without a cluster.
+func testOps() *op.Registry { return opset.Standard(kube.Local(nil), nil) }
 
 func newPool(t testing.TB, opts sandbox.Options) *sandbox.Pool {
 	t.Helper()
