@@ -179,7 +179,9 @@ func Terminate(st *v1alpha1.WorkflowRunStatus, step string, now time.Time) error
 // saved would let a lost status write re-send the old attempts' effects.
 func Restart(st *v1alpha1.WorkflowRunStatus) {
 	restarts := st.RestartCount + 1
-	*st = v1alpha1.WorkflowRunStatus{RestartCount: restarts, Conditions: st.Conditions}
+	// The journal's ConfigMap stays, with the old attempts' records until
+	// then.
+	*st = v1alpha1.WorkflowRunStatus{RestartCount: restarts, Conditions: st.Conditions, ContextBackend: st.ContextBackend}
 }
 
 // RetryFrom runs step again, with the inputs it first ran with, and every

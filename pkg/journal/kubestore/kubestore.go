@@ -22,8 +22,12 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/journal"
 )
 
-// journalKey is the ConfigMap key holding a run's journal and context.
-const journalKey = "journal"
+// The ConfigMap keys: the journal entries and context variables, and,
+// apart, the steps' #Log lines.
+const (
+	journalKey = "journal"
+	logsKey    = "logs"
+)
 
 // ContextConfigMapName is the ConfigMap holding a run's journal and run
 // context variables, owned by the run (as KubeVela names its context
@@ -65,9 +69,14 @@ func (m *Memo) Len() int {
 // context backend yet (status.contextBackend unset): that lookup is known
 // to miss.
 type Store struct {
-	live    client.Reader
-	minRV   uint64
-	savedRV uint64
+	live  client.Reader
+	minRV uint64
+	// loadedRV is the version of what Load returned or Save wrote: Save's
+	// precondition. savedRV is the version after the last Save.
+	loadedRV, savedRV uint64
+	// stale makes the next Load read from the API server: a Save
+	// conflicted.
+	stale   bool
 	c       client.Client
 	run     *v1alpha1.WorkflowRun
 	memo    *Memo
@@ -106,30 +115,97 @@ func (s *Store) WithLive(live client.Reader) *Store {
 	return s
 }
 
+// Load reads the run's journal: from the cache, or from the memo when the
+// cache is older than this process's last write, or from the API server
+// when the cache is older than the run's VersionAnnotation or a Save just
+// conflicted. Save's precondition is the version Load returns.
 func (s *Store) Load(ctx context.Context) (journal.Data, error) {
 	if !s.exists {
-		return journal.Data{}, nil
+		// Known to miss, unless this process created the ConfigMap and the
+		// status that records it was not written.
+		d, rv := s.fromMemo(0, journal.Data{})
+		s.loadedRV, s.exists = rv, rv > 0
+		return d, nil
 	}
 	var cm corev1.ConfigMap
-	err := s.c.Get(ctx, s.key(), &cm)
-	if s.live != nil && s.minRV > 0 && !s.memoAtLeast(s.minRV) &&
-		(apierrors.IsNotFound(err) || (err == nil && rvOf(&cm) < s.minRV)) {
-		err = s.live.Get(ctx, s.key(), &cm)
+	var err error
+	if s.stale {
+		err = s.liveReader().Get(ctx, s.key(), &cm)
+	} else {
+		err = s.c.Get(ctx, s.key(), &cm)
+		if s.live != nil && s.minRV > 0 && !s.memoAtLeast(s.minRV) &&
+			(apierrors.IsNotFound(err) || (err == nil && rvOf(&cm) < s.minRV)) {
+			err = s.live.Get(ctx, s.key(), &cm)
+		}
 	}
 	if apierrors.IsNotFound(err) {
-		s.exists = false
-		return s.fromMemo(0, journal.Data{}), nil
+		s.exists, s.stale = false, false
+		d, rv := s.fromMemo(0, journal.Data{})
+		s.loadedRV = rv
+		if rv > 0 {
+			// Our own write, not yet in the cache.
+			s.exists = true
+		}
+		return d, nil
 	}
 	if err != nil {
 		return journal.Data{}, fmt.Errorf("reading ConfigMap %s: %w", s.key(), err)
 	}
+	s.stale = false
+	d, err := decode(&cm)
+	if err != nil {
+		return journal.Data{}, fmt.Errorf("ConfigMap %s: %w", s.key(), err)
+	}
+	d, s.loadedRV = s.fromMemo(rvOf(&cm), d)
+	return d, nil
+}
+
+// liveReader reads from the API server: live when set, else the client
+// (the CLI's client reads from the API server).
+func (s *Store) liveReader() client.Reader {
+	if s.live != nil {
+		return s.live
+	}
+	return s.c
+}
+
+// logsData is what the logs key holds.
+type logsData struct {
+	Lines   map[string][]string `json:"lines,omitempty"`
+	Dropped map[string]int      `json:"dropped,omitempty"`
+}
+
+func decode(cm *corev1.ConfigMap) (journal.Data, error) {
 	var d journal.Data
 	if raw := cm.Data[journalKey]; raw != "" {
 		if err := json.Unmarshal([]byte(raw), &d); err != nil {
-			return journal.Data{}, fmt.Errorf("ConfigMap %s: %s is not a journal: %w", s.key(), journalKey, err)
+			return journal.Data{}, fmt.Errorf("%s is not a journal: %w", journalKey, err)
 		}
 	}
-	return s.fromMemo(rvOf(&cm), d), nil
+	if raw := cm.Data[logsKey]; raw != "" {
+		var l logsData
+		if err := json.Unmarshal([]byte(raw), &l); err != nil {
+			return journal.Data{}, fmt.Errorf("%s is not a step log: %w", logsKey, err)
+		}
+		d.Logs, d.LogsDropped = l.Lines, l.Dropped
+	}
+	return d, nil
+}
+
+// encode returns the ConfigMap data of d: the entries and variables under
+// journalKey, the logs apart under logsKey.
+func encode(d journal.Data) (map[string]string, error) {
+	logs := logsData{Lines: d.Logs, Dropped: d.LogsDropped}
+	d.Logs, d.LogsDropped = nil, nil
+	j, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	l, err := json.Marshal(logs)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{journalKey: string(j), logsKey: string(l)}, nil
 }
 
 func rvOf(cm *corev1.ConfigMap) uint64 {
@@ -147,18 +223,25 @@ func (s *Store) memoAtLeast(rv uint64) bool {
 // Version is the resourceVersion of the ConfigMap after the last Save.
 func (s *Store) Version() string { return strconv.FormatUint(s.savedRV, 10) }
 
-// fromMemo prefers what this process wrote last over an older cached copy.
-func (s *Store) fromMemo(rv uint64, d journal.Data) journal.Data {
+// fromMemo prefers what this process wrote last over an older cached copy,
+// and returns the version of what it chose.
+func (s *Store) fromMemo(rv uint64, d journal.Data) (journal.Data, uint64) {
 	s.memo.mu.Lock()
 	defer s.memo.mu.Unlock()
 	if m, ok := s.memo.runs[s.run.UID]; ok && m.rv >= rv {
-		return m.data
+		return m.data, m.rv
 	}
-	return d
+	return d, rv
 }
 
+// Save writes d if the ConfigMap is still at the version this Store last
+// loaded or saved (a resourceVersion precondition); if another writer
+// changed it, or created it, meanwhile, Save returns an error wrapping
+// journal.ErrConflict and the next Load reads the ConfigMap from the API
+// server. It is one request: a Create for the first write, a merge patch
+// after.
 func (s *Store) Save(ctx context.Context, d journal.Data) error {
-	raw, err := json.Marshal(d)
+	data, err := encode(d)
 	if err != nil {
 		return err
 	}
@@ -167,24 +250,36 @@ func (s *Store) Save(ctx context.Context, d journal.Data) error {
 		Labels: map[string]string{"stepflow.dev/run": s.run.Name},
 		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(s.run,
 			v1alpha1.GroupVersion.WithKind("WorkflowRun"))},
-	}, Data: map[string]string{journalKey: string(raw)}}
-	if !s.exists {
-		err = s.c.Create(ctx, cm)
-		if apierrors.IsAlreadyExists(err) {
-			s.exists = true
-		} else if err != nil {
+	}, Data: data}
+	if !s.exists || s.loadedRV == 0 {
+		err := s.c.Create(ctx, cm)
+		switch {
+		case apierrors.IsAlreadyExists(err):
+			s.exists, s.stale = true, true
+			return fmt.Errorf("creating ConfigMap %s: %w: %w", s.key(), journal.ErrConflict, err)
+		case err != nil:
 			return fmt.Errorf("creating ConfigMap %s: %w", s.key(), err)
-		} else {
-			s.exists, s.created = true, true
-			s.remember(cm.ResourceVersion, d)
-			return nil
 		}
+		s.exists, s.created = true, true
+		s.remember(cm.ResourceVersion, d)
+		return nil
 	}
-	patch, err := json.Marshal(map[string]any{"data": map[string]string{journalKey: string(raw)}})
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]string{"resourceVersion": strconv.FormatUint(s.loadedRV, 10)},
+		"data":     data,
+	})
 	if err != nil {
 		return err
 	}
-	if err := s.c.Patch(ctx, cm, client.RawPatch(types.MergePatchType, patch)); err != nil {
+	err = s.c.Patch(ctx, cm, client.RawPatch(types.MergePatchType, patch))
+	switch {
+	case apierrors.IsConflict(err):
+		s.stale = true
+		return fmt.Errorf("writing ConfigMap %s: %w: %w", s.key(), journal.ErrConflict, err)
+	case apierrors.IsNotFound(err):
+		// Deleted with its run: do not create it again.
+		return fmt.Errorf("writing ConfigMap %s: it is gone (the run was deleted?): %w", s.key(), err)
+	case err != nil:
 		return fmt.Errorf("writing ConfigMap %s: %w", s.key(), err)
 	}
 	s.remember(cm.ResourceVersion, d)
@@ -193,7 +288,7 @@ func (s *Store) Save(ctx context.Context, d journal.Data) error {
 
 func (s *Store) remember(rv string, d journal.Data) {
 	n, _ := strconv.ParseUint(rv, 10, 64)
-	s.savedRV = n
+	s.savedRV, s.loadedRV = n, n
 	s.memo.mu.Lock()
 	defer s.memo.mu.Unlock()
 	s.memo.runs[s.run.UID] = memoEntry{data: d, rv: n}
