@@ -124,6 +124,11 @@ type InputItem struct {
 }
 
 // OutputItem names a value of the step so that later steps can read it.
+// Outputs live in the run's status, which must fit in one API object: one
+// output value is at most 128 KiB as JSON, and the output values and the
+// input values the steps recorded are at most 512 KiB for the whole run. A
+// step whose outputs (or inputs) would go over fails, with reason
+// OutputError (or InputError) and a message naming the value and its size.
 type OutputItem struct {
 	// Name is the name later steps read the value under.
 	Name string `json:"name"`

@@ -40,6 +40,9 @@ func (t *tick) apply(p *pending) {
 	switch out.Phase {
 	case eval.Succeeded:
 		outputs, err := outputsOf(s.Spec.Outputs, out.Outputs)
+		if err == nil {
+			err = t.boundOutputs(ss, outputs)
+		}
 		if err != nil {
 			t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonOutput, fmt.Sprintf("step %q: %v", s.Name, err))
 			break
@@ -89,6 +92,7 @@ func (t *tick) apply(p *pending) {
 	if out.Phase != eval.Broken && out.Phase != eval.Interrupted {
 		ss.Retries = 0
 	}
+	ss.Message = truncate(ss.Message, t.messageLimit())
 	if changedStep(&before, ss) {
 		ss.LastExecuteTime = t.metaNow()
 	}

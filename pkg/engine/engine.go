@@ -143,7 +143,7 @@ func (t *tick) wakeAt(w time.Time) {
 // invalid fails a run whose spec cannot run at all.
 func (t *tick) invalid(err error) {
 	t.st.Phase = v1alpha1.WorkflowRunFailed
-	t.st.Message = err.Error()
+	t.st.Message = truncate(err.Error(), MaxMessageBytes)
 	t.st.Finished = true
 	if t.st.EndTime.IsZero() {
 		t.st.EndTime = t.metaNow()

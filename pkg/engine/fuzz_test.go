@@ -24,8 +24,9 @@ import (
 )
 
 // FuzzTick builds a run from the input (3 to 12 steps, StepByStep or DAG,
-// dependsOn on earlier steps, step groups, ifs, timeouts, retries, step
-// types that succeed, wait, suspend, fail or error) and drives it through
+// dependsOn on earlier steps, step groups, ifs, inputs and outputs,
+// timeouts, retries, step types that succeed, wait, suspend, fail or error)
+// and drives it through
 // ticks, clock moves and operations taken from the rest of the input. After
 // every tick it checks that:
 //
@@ -152,13 +153,16 @@ type fuzzRun struct {
 	wake  time.Time
 	log   []string
 
+	// exports are the steps built so far that have an output.
+	exports map[string]bool
+
 	mu    sync.Mutex
 	calls int
 	flaky map[string]int
 }
 
 func newFuzzRun(t *testing.T, ev *eval.Evaluator, data []byte) *fuzzRun {
-	fr := &fuzzRun{t: t, in: &fuzzInput{b: data}, ev: ev, now: fuzzT0, flaky: map[string]int{}}
+	fr := &fuzzRun{t: t, in: &fuzzInput{b: data}, ev: ev, now: fuzzT0, flaky: map[string]int{}, exports: map[string]bool{}}
 	steps, mode := fr.buildSteps()
 	fr.run = &v1alpha1.WorkflowRun{
 		ObjectMeta: metav1.ObjectMeta{Name: "fuzz", Namespace: "default", UID: "uid-fuzz"},
@@ -261,6 +265,24 @@ func (fr *fuzzRun) stepBase(name, typ string, seen []string) v1alpha1.WorkflowSt
 		s.If = `context.flag == true`
 	case 5:
 		s.If = "status.nope.succeeded"
+	case 6, 7:
+		// An input from a step before this one (available only once that
+		// step succeeded), passed as a parameter or only visible as inputs.
+		if fr.exports[other] {
+			s.Inputs = v1alpha1.StepInputs{{From: "o-" + other}}
+		}
+	case 8:
+		if fr.exports[other] {
+			s.Inputs = v1alpha1.StepInputs{{From: "o-" + other, ParameterKey: "in.value"}}
+		}
+	case 9:
+		s.If = fmt.Sprintf("inputs[%q] != _|_", "o-"+other)
+	}
+	// Every step of a defined type exports an output; step groups and the
+	// built-in suspend step have nothing to read it from.
+	if _, ok := fuzzDefinitions[typ]; ok {
+		s.Outputs = v1alpha1.StepOutputs{{Name: "o-" + name, ValueFrom: "context.stepName"}}
+		fr.exports[name] = true
 	}
 	s.Timeout = pick(in, "", "", "", "2s", "10s", "1m", "30s")
 	if in.intn(3) == 0 {
@@ -368,13 +390,16 @@ func (fr *fuzzRun) tick() {
 }
 
 // checkFailures: every failed step has a reason and a message, and a
-// failed run a message.
+// failed run a message; no message is over the bound.
 func (fr *fuzzRun) checkFailures() {
 	st := fr.run.Status
 	for _, s := range st.Steps {
 		for _, ss := range append([]v1alpha1.StepStatus{s.StepStatus}, s.SubStepsStatus...) {
 			if ss.Phase == v1alpha1.WorkflowStepPhaseFailed && (ss.Reason == "" || ss.Message == "") {
 				fr.fatalf("step %s failed with reason %q and message %q; want both", ss.Name, ss.Reason, ss.Message)
+			}
+			if len(ss.Message) > engine.MaxMessageBytes {
+				fr.fatalf("step %s has a message of %d bytes, over %d", ss.Name, len(ss.Message), engine.MaxMessageBytes)
 			}
 		}
 	}

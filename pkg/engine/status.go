@@ -108,6 +108,7 @@ func finished(p v1alpha1.WorkflowStepPhase) bool {
 // its steps.
 func (t *tick) summarize() {
 	st := t.st
+	t.boundMessages()
 	if st.Terminated {
 		st.Phase = v1alpha1.WorkflowRunTerminated
 		st.Finished = true
@@ -149,6 +150,7 @@ func (t *tick) summarize() {
 	if st.Finished && st.EndTime.IsZero() {
 		st.EndTime = t.metaNow()
 	}
+	st.Message = truncate(st.Message, MaxMessageBytes)
 	t.setConditions()
 }
 

@@ -196,7 +196,7 @@ func (t *tick) start(ss *v1alpha1.StepStatus, s *graph.Step) {
 }
 
 func (t *tick) finish(ss *v1alpha1.StepStatus, phase v1alpha1.WorkflowStepPhase, reason, msg string) {
-	ss.Phase, ss.Reason, ss.Message = phase, reason, msg
+	ss.Phase, ss.Reason, ss.Message = phase, reason, truncate(msg, t.messageLimit())
 	ss.NextAttemptTime, ss.ResumeTime = nil, nil
 	ss.LastExecuteTime = t.metaNow()
 }
@@ -395,6 +395,9 @@ func (t *tick) resolveInputs(s *graph.Step, ss *v1alpha1.StepStatus) (map[string
 		recorded = append(recorded, v1alpha1.StepOutputValue{Name: in.From, Value: v})
 	}
 	if ss != nil {
+		if err := t.boundInputs(ss, recorded); err != nil {
+			return nil, err
+		}
 		ss.Inputs = recorded
 	}
 	return out, nil
