@@ -13,3 +13,7 @@ func (c *Controller) Held() (journals, ownWrites, waking int) {
 	}
 	return r.memo.Len(), r.own.len(), waking
 }
+
+// RefusedForSize is refusedForSize, for the table test against the API
+// server's real answers.
+var RefusedForSize = refusedForSize
