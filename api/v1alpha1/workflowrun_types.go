@@ -174,6 +174,13 @@ type StepStatus struct {
 	// +optional
 	Retries int32 `json:"retries,omitempty"`
 
+	// JournalFailures counts the evaluations of this attempt in a row whose
+	// journal record could not be saved (Stepflow extension). Each such
+	// evaluation may have sent its effect; past a bound the step fails with
+	// reason JournalError instead of sending it again.
+	// +optional
+	JournalFailures int32 `json:"journalFailures,omitempty"`
+
 	// NextAttemptTime is when the next retry is due, while the step waits
 	// out its backoff.
 	//

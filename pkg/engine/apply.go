@@ -29,6 +29,11 @@ const (
 	interruptedDelay = time.Second
 )
 
+// MaxJournalFailures bounds the evaluations of one attempt in a row whose
+// journal record could not be saved (steps[].journalFailures); the step then
+// fails with reason JournalError.
+const MaxJournalFailures = 5
+
 // apply records one evaluation's outcome in the step's status.
 func (t *tick) apply(p *pending) {
 	s, out := p.step, p.out
@@ -73,7 +78,15 @@ func (t *tick) apply(p *pending) {
 		if errors.Is(out.Err, journal.ErrSave) {
 			// The effect may have happened but its record is lost: evaluate
 			// the same attempt again, so it is sent with the same
-			// Idempotency-Key, rather than starting a new attempt.
+			// Idempotency-Key, rather than starting a new attempt. Each
+			// time may send it again, so only MaxJournalFailures times.
+			ss.JournalFailures++
+			if ss.JournalFailures >= MaxJournalFailures {
+				t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonJournal, fmt.Sprintf(
+					"step %q: its journal record could not be saved %d times in a row; failed rather than send its effect again: %s",
+					s.Name, ss.JournalFailures, out.Message))
+				break
+			}
 			ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseRunning, ReasonJournal, out.Message
 			at := metav1.NewTime(ceilSecond(t.now.Add(defaultInitial)))
 			ss.NextAttemptTime = &at
@@ -91,6 +104,9 @@ func (t *tick) apply(p *pending) {
 	}
 	if out.Phase != eval.Broken && out.Phase != eval.Interrupted {
 		ss.Retries = 0
+	}
+	if out.Phase != eval.Interrupted && !(out.Phase == eval.Broken && errors.Is(out.Err, journal.ErrSave)) {
+		ss.JournalFailures = 0
 	}
 	ss.Message = truncate(ss.Message, t.messageLimit())
 	if changedStep(&before, ss) {

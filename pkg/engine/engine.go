@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -109,7 +110,10 @@ func Tick(ctx context.Context, in Input) (Result, error) {
 	}
 	t.summarize()
 	if in.Journal != nil {
-		if err := in.Journal.Flush(ctx); err != nil {
+		// Log lines that could not be saved do not hold the run up: a
+		// status not written would leave every count in it (retries,
+		// journal failures) where it was, and the tick would repeat.
+		if err := in.Journal.Flush(ctx); err != nil && !errors.Is(err, journal.ErrLogsNotSaved) {
 			return Result{}, fmt.Errorf("saving the journal of run %s/%s: %w", in.Run.Namespace, in.Run.Name, err)
 		}
 	}

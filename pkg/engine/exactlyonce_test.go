@@ -229,3 +229,32 @@ func TestOperationsWithLostStatusKeepRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalFailuresAreBounded: while the journal cannot be saved, each
+// evaluation of the attempt may send its effect again; after
+// MaxJournalFailures the step fails with reason JournalError, and no more
+// effects go out.
+func TestJournalFailuresAreBounded(t *testing.T) {
+	r := newOnceRig(t, "a")
+	r.store.FailSaves(1000)
+	var st v1alpha1.WorkflowRunStatus
+	for i := 0; i < 3*engine.MaxJournalFailures; i++ {
+		st = r.tick(true)
+		if st.Finished {
+			break
+		}
+		if next := st.Steps[0].NextAttemptTime; next != nil {
+			r.now = next.Time
+		}
+	}
+	s := st.Steps[0]
+	if s.Phase != v1alpha1.WorkflowStepPhaseFailed || s.Reason != engine.ReasonJournal {
+		t.Fatalf("step %s/%s (%q) after %d POSTs; want failed with reason %s", s.Phase, s.Reason, s.Message, r.srv.posts.Load(), engine.ReasonJournal)
+	}
+	if got := r.srv.posts.Load(); got != engine.MaxJournalFailures {
+		t.Errorf("%d POSTs, want %d (one per evaluation up to the bound)", got, engine.MaxJournalFailures)
+	}
+	if !strings.Contains(s.Message, `step "a"`) || !strings.Contains(s.Message, "could not be saved") {
+		t.Errorf("message %q does not say which step and what failed", s.Message)
+	}
+}

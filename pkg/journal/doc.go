@@ -15,7 +15,7 @@
 // step each start a new attempt with a new StepID, and so with an empty
 // journal. One op call of one attempt is named by Key(StepID, Path), where
 // Path is the call's CUE path in the template; the Entry under that key is
-// what the call returned. A Journal holds the entries of one run together
+// what the call returned, and which op returned it (Entry.Op). A Journal holds the entries of one run together
 // with the run's context variables set at run time (#DoVar, the "set context
 // variable" operation), and keeps both in a Store. In a cluster the Store is
 // one ConfigMap per run, which holds at most 1 MiB; hence Limits.
@@ -41,7 +41,7 @@
 //	            #ConditionalWait, #Fail, #Break   run it; record nothing
 //
 // One key moves through these states; nothing moves it back, except that
-// ForgetSteps and Reset drop it:
+// Retain drops it once its attempt is abandoned (see Dropping):
 //
 //	Effect:   none ──op succeeds──▶ recorded ──▶ replayed at every later evaluation
 //	           ↺ op fails (the next evaluation calls it again)
@@ -56,6 +56,11 @@
 //
 // What follows from the rule:
 //
+//   - A replay stays with its op: if the step's definition was edited
+//     during the attempt and another op now sits at the call's path, the
+//     call fails for good, naming the step, the path and both ops, instead
+//     of passing one op's recorded result off as another's. Retrying the
+//     step starts a new attempt with the new definition.
 //   - An Effect call runs once per step attempt, with the parameters of its
 //     first successful run. If its parameters change in a later evaluation
 //     (they depend on a read that changed), the recorded result is still
@@ -98,14 +103,48 @@
 //     steps[].resumed), one object written once, and suspends are not
 //     recorded here at all.
 //
-// # Size and concurrency
+// If the Save of a record keeps failing, each evaluation of the attempt may
+// send the effect again; the engine counts those evaluations in the step's
+// status and fails the step (JournalError) after a bound.
+//
+// # Dropping
+//
+// Nothing that starts a new attempt (the engine's retry, RetryFrom,
+// Restart) touches the journal: they only change the run's status. Were
+// they to drop the old attempt's entries and the status write then be lost
+// (a conflict with a resume written meanwhile, a crash), the old attempt
+// would run again without its records and send its effects twice. Instead
+// the engine, at the start of each tick, whose input is by definition the
+// saved status, calls Retain with the attempts still live in it (unfinished
+// steps, and steps yet to start under the id they will start with) and
+// Restarted with the run's restart count, which drops the variables set
+// before the last restart (Data.Restarts says which restart they belong
+// to). So entries of finished, retried and restarted attempts go, but only
+// after the status that abandons them is saved. Drops are saved with the
+// next Save made for another reason, never by a write of their own.
+//
+// # Size
 //
 // Record refuses an entry over Limits.MaxEntryBytes, or one that would take
-// the journal over Limits.MaxTotalBytes, with an op.Permanent error: the
-// step fails rather than the Store. ForgetSteps drops the entries of
-// attempts that will not be evaluated again (a finished or retried step),
-// and Reset drops everything when the run restarts.
+// the entries and variables over Limits.MaxTotalBytes, with an op.Permanent
+// error: the step fails rather than the Store. #Log lines (StepLog) are kept
+// apart, within their own bounds per line, per step and per run; cut lines
+// and dropped lines are marked. No log line can keep an effect from being
+// recorded, and a Flush that fails with only log lines to save says so
+// (ErrLogsNotSaved): the engine goes on without them.
+//
+// # Concurrency
 //
 // A Journal is safe for concurrent use: the steps of a DAG run concurrently.
 // Saves are made one at a time, in the order of the changes they carry.
+//
+// Two processes write a run's journal: the controller (records, #DoVar,
+// logs) and the CLI (context set). A Store's Save fails with ErrConflict if
+// another writer saved since its last Load or Save (kubestore: a
+// resourceVersion precondition); the Journal then loads the other writer's
+// data and puts its own changes since its last Save over it: entries are
+// added once (an entry already there stays), drops and variables are its
+// own, and so are the log lines of the steps it logged. No writer loses
+// another's record or variable, and a run without conflicts makes no more
+// writes than before.
 package journal

@@ -146,10 +146,12 @@ type Journal struct {
 	d  Data
 	// chg are the changes not saved yet.
 	chg changes
-	// gen counts changes; saved is the gen of the last successful Save.
-	// The journal is dirty while they differ. Drops made by Retain do not
-	// count: they go with the next Save made for another reason.
+	// gen counts changes to variables; saved is the gen of the last
+	// successful Save. The journal is dirty while they differ, or while
+	// logsDirty says a log line is not saved yet. Drops made by Retain do
+	// not count: they go with the next Save made for another reason.
 	gen, saved uint64
+	logsDirty  bool
 }
 
 // Open loads the run's journal from s.
@@ -219,7 +221,8 @@ func (j *Journal) Record(ctx context.Context, key string, e Entry) error {
 	}
 	j.chg.put[key] = e
 	delete(j.chg.drop, key)
-	j.gen++
+	// No gen++: the record is saved now or undone, so it never leaves the
+	// journal dirty (a failed record must not fail the tick's Flush too).
 	j.mu.Unlock()
 	if err := j.saveLocked(ctx); err != nil {
 		// Keep the journal what the store holds: a record that was not
@@ -289,13 +292,22 @@ func (j *Journal) Flush(ctx context.Context) error {
 	j.saveMu.Lock()
 	defer j.saveMu.Unlock()
 	j.mu.Lock()
-	dirty := j.gen != j.saved
+	vars, logs := j.gen != j.saved, j.logsDirty
 	j.mu.Unlock()
-	if !dirty {
+	if !vars && !logs {
 		return nil
 	}
-	return j.saveLocked(ctx)
+	err := j.saveLocked(ctx)
+	if err != nil && !vars {
+		return fmt.Errorf("%w: %w", ErrLogsNotSaved, err)
+	}
+	return err
 }
+
+// ErrLogsNotSaved is wrapped by Flush's error when only log lines were
+// left to save: they stay in memory for the next Save, and a caller may go
+// on without them (they are for people, not for the exactly-once rule).
+var ErrLogsNotSaved = errors.New("only #Log lines were not saved")
 
 // saveTries bounds the Saves of one change while other writers keep
 // changing the store first.
@@ -307,9 +319,10 @@ const saveTries = 5
 func (j *Journal) saveLocked(ctx context.Context) error {
 	for try := 1; ; try++ {
 		j.mu.Lock()
-		snap, gen, chg := copyData(j.d), j.gen, j.chg
+		snap, gen, chg, logs := copyData(j.d), j.gen, j.chg, j.logsDirty
 		j.chg = changes{}
 		j.chg.init()
+		j.logsDirty = false
 		j.mu.Unlock()
 		err := j.store.Save(ctx, snap)
 		if err == nil {
@@ -319,6 +332,7 @@ func (j *Journal) saveLocked(ctx context.Context) error {
 			return nil
 		}
 		j.mu.Lock()
+		j.logsDirty = j.logsDirty || logs
 		j.chg = chg.then(j.chg)
 		j.mu.Unlock()
 		if !errors.Is(err, ErrConflict) || try == saveTries {

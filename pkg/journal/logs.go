@@ -39,7 +39,7 @@ func (j *Journal) StepLog(step op.Step, _ int, line string) {
 			break
 		}
 	}
-	j.gen++
+	j.logsDirty = true
 }
 
 // droppedPrefix starts the line that stands for a step's dropped lines.

@@ -254,7 +254,7 @@ func TestStore(t *testing.T) {
 			// Both read the journal now.
 			ctrl = openJ(t, kubestore.New(c, backed(run), memo).WithLive(env.Client))
 			cli := openJ(t, kubestore.New(env.Client, backed(run), nil).WithLive(env.Client))
-			record(t, ctrl, "a-1/post")     // the controller records an effect
+			record(t, ctrl, "a-1/post")      // the controller records an effect
 			setVar(t, cli, "approved", true) // the CLI sets a variable
 			record(t, ctrl, "b-1/post")      // the controller, after the CLI
 			setVar(t, ctrl, "phase", "two")
