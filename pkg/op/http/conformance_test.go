@@ -14,8 +14,17 @@ func TestConformance(t *testing.T) {
 		w.Header().Set("X-Reply", "yes")
 		_, _ = io.WriteString(w, "hello")
 	})
+	slow, inFlight := optest.BlockingServer(t)
+	slowPost, postInFlight := optest.BlockingServer(t)
 	optest.Run(t, optest.Suite{
 		New: func() op.Family { return New(Options{}) },
+		// An endpoint that answers only when the call gives up.
+		Blocking: []optest.Blocking{
+			{Name: "slow GET", Do: "do", InFlight: inFlight,
+				Params: func() any { return &Params{Method: "GET", URL: slow + "/status"} }},
+			{Name: "slow POST", Do: "do", InFlight: postInFlight,
+				Params: func() any { return &Params{Method: "POST", URL: slowPost + "/notify", Request: Request{Body: "hi"}} }},
+		},
 		Cases: []optest.Case{{
 			Name:   "GET",
 			Do:     "do",

@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/optest"
@@ -25,8 +27,33 @@ func TestConformance(t *testing.T) {
 		p.Resource.APIVersion, p.Resource.Kind = "v1", "ConfigMap"
 		return p
 	}
+	// A family whose API server holds every request until it is given up.
+	slowFamily := func(inFlight *<-chan struct{}) func() op.Family {
+		url, arrived := optest.BlockingServer(t)
+		*inFlight = arrived
+		return func() op.Family {
+			c, err := client.New(&rest.Config{Host: url}, client.Options{Mapper: opClient.RESTMapper()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return New(Local(c))
+		}
+	}
+	var readIn, applyIn, listIn, deleteIn, patchIn <-chan struct{}
 	optest.Run(t, optest.Suite{
 		New: func() op.Family { return New(Local(opClient)) },
+		Blocking: []optest.Blocking{
+			{Name: "read from a slow API", Do: "read", New: slowFamily(&readIn), InFlight: readIn,
+				Params: func() any { return &readParams{Value: configMap(ns, "to-read", nil)} }},
+			{Name: "apply to a slow API", Do: "apply", New: slowFamily(&applyIn), InFlight: applyIn,
+				Params: func() any { return &applyParams{Value: configMap(ns, "applied", map[string]any{"a": "1"})} }},
+			{Name: "list from a slow API", Do: "list", New: slowFamily(&listIn), InFlight: listIn, Params: cmList},
+			{Name: "patch on a slow API", Do: "patch", New: slowFamily(&patchIn), InFlight: patchIn, Params: func() any {
+				return &patchParams{Value: configMap(ns, "to-read", nil), Patch: map[string]any{"data": map[string]any{"p": "1"}}}
+			}},
+			{Name: "delete on a slow API", Do: "delete", New: slowFamily(&deleteIn), InFlight: deleteIn,
+				Params: func() any { return &deleteParams{Value: configMap(ns, "p1", nil)} }},
+		},
 		Cases: []optest.Case{
 			{Name: "read", Do: "read", Params: func() any { return &readParams{Value: configMap(ns, "to-read", nil)} }},
 			{Name: "read missing", Do: "read", Params: func() any { return &readParams{Value: configMap(ns, "absent", nil)} }},

@@ -1,14 +1,29 @@
 // Package optest is the conformance suite every op family runs: each op
 // decodes into a fresh params value, honours context cancellation, returns
-// errors in the one shape (*op.Error), keeps no state shared between two
-// family instances, and an idempotent call run twice returns the same thing.
+// errors in the one shape, keeps no state shared between two family
+// instances, and an idempotent call run twice returns the same thing.
+//
+// The checks call the ops themselves, not through op.Direct: Direct
+// returns before calling an op whose context is already done, and puts
+// any error into an *op.Error, so through it an op that ignores its
+// context or mangles its errors would pass. Cancellation is checked on a
+// call that blocks (Suite.Blocking, e.g. against BlockingServer): its
+// context is cancelled while the op is in it.
+//
+// The one shape of an op's own error: it keeps its cause (a cancelled call
+// wraps context.Canceled), says by op.Permanent whether a retry can help
+// (invalid params: permanent; a cancelled call: not, since the step is
+// only interrupted), and an *op.Error in it names this call, not another.
 package optest
 
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
@@ -32,11 +47,32 @@ type Case struct {
 	Normalize func(any) any
 }
 
+// Blocking is a call that does not return until its context ends, such
+// as one to a BlockingServer: the suite cancels it while it is in flight.
+type Blocking struct {
+	Name string
+	// New, if set, builds the family for this call (e.g. with a client of
+	// a slow API server); default Suite.New.
+	New func() op.Family
+	Do  string
+	// Params builds the op's params.
+	Params func() any
+	// InFlight receives when the call has reached the point where it
+	// blocks (the server got the request).
+	InFlight <-chan struct{}
+}
+
 // Suite is a family under test.
 type Suite struct {
 	// New builds a fresh family instance with its dependencies.
 	New   func() op.Family
 	Cases []Case
+	// Blocking are the calls that check cancellation. A family whose ops
+	// can block (network, API server) must have at least one.
+	Blocking []Blocking
+	// Patience is how long a cancelled call may take to return
+	// (default 10s).
+	Patience time.Duration
 }
 
 // Run runs the conformance checks.
@@ -72,6 +108,10 @@ func Run(t *testing.T, s Suite) {
 		}
 	})
 
+	for _, b := range s.Blocking {
+		t.Run(b.Name+"/honours cancellation", func(t *testing.T) { cancellation(t, s, b) })
+	}
+
 	for _, c := range s.Cases {
 		c := c
 		t.Run(c.Name, func(t *testing.T) {
@@ -89,39 +129,27 @@ func Run(t *testing.T, s Suite) {
 					Op: o, Params: p, Class: o.Class(p), Step: step, Env: c.Env}
 			}
 
-			t.Run("cancelled context", func(t *testing.T) {
-				ctx, cancel := context.WithCancel(context.Background())
-				cancel()
-				_, err := op.Direct.Run(ctx, call())
-				if err == nil {
-					t.Fatalf("a cancelled context must fail the call")
-				}
-				checkShape(t, err)
-				if !errors.Is(err, context.Canceled) {
-					t.Errorf("error should wrap context.Canceled, got %v", err)
-				}
-			})
-
-			res1, err := op.Direct.Run(context.Background(), call())
+			first := call()
+			res1, err := o.Run(context.Background(), first)
 			if c.Invalid {
 				if err == nil {
 					t.Fatalf("invalid params must fail the call")
 				}
-				checkShape(t, err)
+				checkShape(t, first, err)
 				if !op.IsPermanent(err) {
 					t.Errorf("invalid params must give a permanent error, got %v", err)
 				}
 				return
 			}
 			if err != nil {
-				checkShape(t, err)
+				checkShape(t, first, err)
 				t.Fatalf("call failed: %v", err)
 			}
 			if o.Class(call().Params) != op.Idempotent {
 				return
 			}
 			t.Run("idempotent re-entry", func(t *testing.T) {
-				res2, err := op.Direct.Run(context.Background(), call())
+				res2, err := o.Run(context.Background(), call())
 				if err != nil {
 					t.Fatalf("second call failed: %v", err)
 				}
@@ -137,14 +165,96 @@ func Run(t *testing.T, s Suite) {
 	}
 }
 
-func checkShape(t *testing.T, err error) {
+// cancellation runs b, cancels its context once it is in flight, and
+// checks that the op returns within the patience with a cancellation in
+// the one shape.
+func cancellation(t *testing.T, s Suite, b Blocking) {
 	t.Helper()
-	var e *op.Error
-	if !errors.As(err, &e) {
-		t.Errorf("error is not an *op.Error: %T %v", err, err)
-		return
+	newFamily := s.New
+	if b.New != nil {
+		newFamily = b.New
 	}
-	if e.Op.Provider == "" || e.Op.Do == "" || e.Path == "" {
-		t.Errorf("op error lacks op name or path: %+v", e)
+	f := newFamily()
+	o, ok := f.Ops()[b.Do]
+	if !ok {
+		t.Fatalf("family %s has no op %q", f.Provider(), b.Do)
 	}
+	p := b.Params()
+	call := &op.Call{Name: op.Name{Provider: f.Provider(), Do: b.Do}, Path: "conformance." + b.Do, Op: o, Params: p,
+		Class: o.Class(p), Step: op.Step{RunUID: "uid-1", RunName: "run", Namespace: "default", StepName: "step", StepID: "step-1"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := o.Run(ctx, call)
+		done <- err
+	}()
+	patience := s.Patience
+	if patience <= 0 {
+		patience = 10 * time.Second
+	}
+	select {
+	case <-b.InFlight:
+	case err := <-done:
+		t.Fatalf("the call returned before it blocked (%v); the case does not test cancellation", err)
+	case <-time.After(patience):
+		t.Fatalf("the call did not reach its blocking point within %s", patience)
+	}
+	cancel()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(patience):
+		t.Fatalf("%s.%s did not return within %s of its context being cancelled: it does not honour cancellation", f.Provider(), b.Do, patience)
+	}
+	if err == nil {
+		t.Fatalf("%s.%s returned no error from a call whose context was cancelled", f.Provider(), b.Do)
+	}
+	checkShape(t, call, err)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("the error of a cancelled call must wrap context.Canceled, got %v", err)
+	}
+	if op.IsPermanent(err) {
+		t.Errorf("a cancelled call must not be a permanent error (the step was interrupted, not wrong): %v", err)
+	}
+}
+
+// checkShape checks an op's own error: it says something, and an
+// *op.Error in it names this call (op.Direct keeps an *op.Error it finds,
+// so another call's would reach the step as this one's).
+func checkShape(t *testing.T, call *op.Call, err error) {
+	t.Helper()
+	if err.Error() == "" {
+		t.Errorf("%s: the error has no message", call.Name)
+	}
+	var own *op.Error
+	if errors.As(err, &own) && (own.Op != call.Name || own.Path != call.Path) {
+		t.Errorf("%s at %q returned the error of another call (%s at %q): %v", call.Name, call.Path, own.Op, own.Path, err)
+	}
+}
+
+// BlockingServer starts an HTTP server whose every request blocks until
+// the request's context ends (or the test does), and signals on the
+// returned channel each time a request arrives. Against it an op's call
+// blocks until it is cancelled, as against a slow endpoint or API server.
+func BlockingServer(t testing.TB) (url string, inFlight <-chan struct{}) {
+	t.Helper()
+	arrived := make(chan struct{}, 64)
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-done:
+			http.Error(w, "the test ended", http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(func() {
+		close(done)
+		srv.Close()
+	})
+	return srv.URL, arrived
 }
