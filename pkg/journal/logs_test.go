@@ -90,3 +90,27 @@ func jsonSize(t *testing.T, v any) int {
 	}
 	return len(b)
 }
+
+// TestBigLogLineDoesNotBlockRecords: with the default bounds, a huge #Log
+// line does not take the room of effect records, nor make saves fail.
+func TestBigLogLineDoesNotBlockRecords(t *testing.T) {
+	ctx := context.Background()
+	m := journal.NewMemory()
+	j := open(t, m, journal.Limits{})
+	for i := 0; i < 50; i++ {
+		j.StepLog(op.Step{StepName: fmt.Sprintf("s%d", i)}, 0, strings.Repeat("x", 100<<10))
+	}
+	if err := j.Flush(ctx); err != nil {
+		t.Fatalf("flush with 50 × 100 KiB of log lines: %v", err)
+	}
+	if err := j.Record(ctx, "s0-1/post", journal.Entry{Message: "sent"}); err != nil {
+		t.Fatalf("record after big log lines: %v", err)
+	}
+	d, err := m.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := jsonSize(t, d.Logs); n > journal.DefaultMaxTotalBytes/4 {
+		t.Errorf("logs take %d bytes of the run's ConfigMap", n)
+	}
+}
