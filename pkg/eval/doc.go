@@ -40,10 +40,32 @@
 // apply; refer to a field only the server sets (metadata.uid, status) to
 // make it wait.
 //
-// Compiled templates and the stdlib are cached per template content, so a
-// repeated evaluation costs the fill, the decoding and the ops. CUE values
-// are not safe for concurrent use, so CUE work holds the evaluator's lock;
-// ops run without it. Each stretch of CUE work is bounded in time: a
-// template that does not finish fails the step, and the evaluator starts
-// over with a fresh CUE context.
+// Compiled templates and the stdlib are cached per template content (least
+// recently used out), so a repeated evaluation costs the fill, the decoding
+// and the ops. CUE values are not safe for concurrent use: the evaluator has
+// shards, each a CUE context with a lock, and CUE work holds its shard's
+// lock; ops run without it. A CUE context keeps everything it compiled, so
+// a shard that has compiled twice its cache is replaced by a fresh one.
+//
+// # Hostile input
+//
+// Templates, properties, context, if and valueFrom expressions are written
+// by users and are untrusted. The rules:
+//
+//   - Every stretch of CUE work is bounded in time (EvalTimeout), counted
+//     from when it holds its shard, never while it waits for one. A stretch
+//     over the bound fails the step (EvalTimeout) and its shard is
+//     abandoned to the runaway goroutine; work waiting for that shard moves
+//     to the fresh one that replaces it, rebuilding its value from the
+//     template, the inputs and the op results so far. A goroutine cannot be
+//     stopped: the CPU and memory of a runaway come back only with its
+//     process (see pkg/sandbox).
+//   - A panic in CUE work or an op call, on any goroutine the evaluator
+//     starts, fails the step (or returns an error) naming the step, the
+//     definition and the expression; its shard is replaced. Expressions are
+//     parsed and checked before CUE builds them.
+//   - Structs and lists nest at most MaxNesting levels, in templates (Check
+//     rejects them), properties, context and op results.
+//   - Inputs (Parameters, Context, op Returns) are shared by concurrent
+//     steps and are never modified.
 package eval

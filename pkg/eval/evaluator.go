@@ -346,6 +346,10 @@ func (ev *evaluation) fillJSON(v cue.Value, data []byte) cue.Value {
 	if len(data) == 0 {
 		return v
 	}
+	if !json.Valid(data) { // checked first: Extract parses CUE before JSON
+		ev.failf(ReasonParameter, "properties are not valid JSON")
+		return v
+	}
 	expr, err := cuejson.Extract("properties", data)
 	if err != nil {
 		ev.failf(ReasonParameter, "properties are not valid JSON: %v", err)

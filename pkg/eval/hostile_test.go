@@ -37,6 +37,9 @@ func TestMalformedExpressions(t *testing.T) {
 		"",
 		"\x00",
 		"x; y",
+		"==",
+		"== x",
+		"x...",
 	} {
 		t.Run(fmt.Sprintf("%q", expr), func(t *testing.T) {
 			if _, err := ev.Condition(expr, scope); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("if %q", expr)) {

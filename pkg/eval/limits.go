@@ -20,9 +20,15 @@ import (
 // parseExpr parses a user's expression (an if, an output's valueFrom).
 // CUE's parser gives up on some inputs ("x ==== y") by returning no
 // expression and no error, and on others returns a partial expression with
-// BadExpr nodes; neither may reach BuildExpr.
+// BadExpr nodes; neither may reach BuildExpr. Its expression mode also
+// dereferences settings only files have ("== x", "x..."): such a panic is
+// a syntax error too.
 func parseExpr(filename, src string) (ast.Expr, error) {
-	x, err := parser.ParseExpr(filename, src)
+	var x ast.Expr
+	var err error
+	if perr := catch(func() { x, err = parser.ParseExpr(filename, src) }); perr != nil {
+		return nil, errors.New("not a CUE expression")
+	}
 	if err != nil {
 		return nil, errors.New(describe(err))
 	}
