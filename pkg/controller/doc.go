@@ -10,4 +10,21 @@
 // The WorkflowStepDefinition reconciler compiles each definition and
 // reports the result as its Ready condition, so a template error shows on
 // the definition itself.
+//
+// Setup builds the whole controller in a manager made by NewManager: the
+// op set, the evaluator, the waker, the metrics, both reconcilers and the
+// probes. The binary, the load harness and the envtest suite all call it,
+// so the tests run what ships.
+//
+// What the run reconciler keeps in memory for a run (the journal copy that
+// bridges cache lag, the resourceVersion of its own last status patch, the
+// objects the waker watches for it) lives as long as the run moves: it is
+// dropped when the cache shows the run finished, and when the run is
+// deleted, even mid-flight.
+//
+// A status or journal write the API server refuses for its size (413,
+// etcd's "request is too large", a 422 FieldValueTooLong) would be refused
+// again, so it is not retried: the run ends failed with reason
+// WriteRefused in its Failed condition and a Warning event, both naming
+// the write and its size.
 package controller
