@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -104,7 +106,7 @@ func (t *tick) boundOutputs(ss *v1alpha1.StepStatus, outputs []v1alpha1.StepOutp
 	}
 	if n := valueBytes(outputs); n > 0 {
 		if total := t.runValueBytes(ss) + valueBytes(ss.Inputs) + n; total > MaxRunValueBytes {
-			return fmt.Errorf("outputs %s (%s) would bring the run's outputs and inputs to %s, over its budget of %s",
+			return fmt.Errorf("outputs %s are %s; with them the run's outputs and inputs would come to %s, over its budget of %s",
 				names(outputs), size(n), size(total), size(MaxRunValueBytes))
 		}
 	}
@@ -116,7 +118,7 @@ func (t *tick) boundOutputs(ss *v1alpha1.StepStatus, outputs []v1alpha1.StepOutp
 func (t *tick) boundInputs(ss *v1alpha1.StepStatus, inputs []v1alpha1.StepOutputValue) error {
 	if n := valueBytes(inputs); n > 0 {
 		if total := t.runValueBytes(ss) + valueBytes(ss.Outputs) + n; total > MaxRunValueBytes {
-			return fmt.Errorf("inputs %s (%s) would bring the run's outputs and inputs to %s, over its budget of %s",
+			return fmt.Errorf("inputs %s are %s; recorded, the run's outputs and inputs would come to %s, over its budget of %s",
 				names(inputs), size(n), size(total), size(MaxRunValueBytes))
 		}
 	}
@@ -124,14 +126,11 @@ func (t *tick) boundInputs(ss *v1alpha1.StepStatus, inputs []v1alpha1.StepOutput
 }
 
 func names(vs []v1alpha1.StepOutputValue) string {
-	s := ""
+	quoted := make([]string, len(vs))
 	for i, v := range vs {
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprintf("%q", v.Name)
+		quoted[i] = strconv.Quote(v.Name)
 	}
-	return s
+	return strings.Join(quoted, ", ")
 }
 
 // size writes a byte count for people: "100 KiB (102400 bytes)".

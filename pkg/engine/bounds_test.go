@@ -93,13 +93,13 @@ func TestStatusBounds(t *testing.T) {
 	}, {
 		name: "50 steps x 100 KiB of outputs", steps: fifty("big", 100<<10), mode: v1alpha1.WorkflowModeStep,
 		want: v1alpha1.WorkflowRunFailed, failed: "s05", reason: engine.ReasonOutput,
-		message: `outputs "o-s05" (100.0 KiB (102402 bytes)) would bring the run's outputs and inputs to 600.0 KiB (614412 bytes), over its budget of 512.0 KiB (524288 bytes)`,
+		message: `outputs "o-s05" are 100.0 KiB (102402 bytes); with them the run's outputs and inputs would come to 600.0 KiB (614412 bytes), over its budget of 512.0 KiB (524288 bytes)`,
 	}, {
 		name: "50 steps x 100 KiB of outputs, DAG", steps: fifty("big", 100<<10), mode: v1alpha1.WorkflowModeDAG,
 		want: v1alpha1.WorkflowRunFailed, reason: engine.ReasonOutput, message: "over its budget of 512.0 KiB",
 	}, {
 		name: "one output read by 10 steps", steps: consumers, mode: v1alpha1.WorkflowModeDAG,
-		want: v1alpha1.WorkflowRunFailed, reason: engine.ReasonInput, message: `inputs "o-src" (100.0 KiB (102402 bytes)) would bring`,
+		want: v1alpha1.WorkflowRunFailed, reason: engine.ReasonInput, message: `inputs "o-src" are 100.0 KiB (102402 bytes); recorded, the run's outputs and inputs would come to`,
 	}, {
 		name: "50 steps x 100 KiB failure messages", steps: fifty("loud", 100<<10), mode: v1alpha1.WorkflowModeDAG,
 		want: v1alpha1.WorkflowRunFailed, failed: "s00", reason: eval.ReasonFail, message: "… (truncated, 102400 bytes)",
