@@ -58,4 +58,17 @@
 // new attempt, hence a new id. Times in the status are whole seconds, as
 // the API server keeps them, and timers round up so a wake-up is never
 // early.
+//
+// An op error a retry may fix starts a new attempt after a backoff, up to
+// the step's retry.limit (DefaultRetryLimit without one; limit 0 means
+// none); then the step fails with FailedAfterRetries.
+//
+// # Bounds
+//
+// The status is written whole, in one API object, so what a template can
+// put there is bounded: an output over MaxOutputBytes, or outputs and
+// recorded inputs over the run's MaxRunValueBytes, fail their step
+// (OutputError, InputError) with a message naming the value and its size;
+// a message over MaxMessageBytes (less in runs with many steps) is
+// truncated and marked "… (truncated, N bytes)".
 package engine
