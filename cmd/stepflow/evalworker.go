@@ -21,7 +21,11 @@ func newEvalWorkerCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return sandbox.Serve(os.Stdin, os.Stdout, sandbox.WorkerOptions{Ops: workerOps()})
+			// stdout carries the protocol: anything else printed goes to
+			// stderr, the controller's log.
+			proto := os.Stdout
+			os.Stdout = os.Stderr
+			return sandbox.Serve(os.Stdin, proto, sandbox.WorkerOptions{Ops: workerOps()})
 		},
 	}
 }
