@@ -143,6 +143,9 @@ func (sh *shard) compile(def Definition) (cue.Value, error) {
 }
 
 func (sh *shard) build(def Definition) (cue.Value, error) {
+	if err := checkSourceNesting(def.filename(), []byte(def.Template), sh.maxDepth); err != nil {
+		return cue.Value{}, err
+	}
 	f, err := parser.ParseFile(def.filename(), def.Template)
 	if err != nil {
 		return cue.Value{}, err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
@@ -247,9 +248,10 @@ func nestedMap(n int) map[string]any {
 
 // Nesting is bounded in templates, parameters, properties JSON and
 // context; Check rejects a template that nests too deep, so the definition
-// is not Ready.
+// is not Ready. A deep template is refused before CUE parses it: the parse
+// alone of 200,000 levels is over the time bound.
 func TestNestingIsBounded(t *testing.T) {
-	ev, err := eval.New(eval.Options{Ops: testOps(), MaxNesting: 100})
+	ev, err := eval.New(eval.Options{Ops: testOps(), MaxNesting: 100, EvalTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +268,11 @@ func TestNestingIsBounded(t *testing.T) {
 		{name: "list at the bound", template: "x: " + nestedList(100) + "\n"},
 		{name: "20000-deep struct", template: "x: " + nestedStruct(20000) + "\n", check: true,
 			reason: eval.ReasonTemplate, want: []string{"deeper than 100 levels", "20000-deep-struct.cue:1:404"}},
+		{name: "200000-deep struct", template: "x: " + nestedStruct(200000) + "\n", check: true,
+			reason: eval.ReasonTemplate, want: []string{"deeper than 100 levels", "200000-deep-struct.cue:1:404"}},
+		{name: "label chain at the bound", template: "x: " + strings.Repeat("a: ", 100) + "1\n"},
+		{name: "label chain", template: "x: " + strings.Repeat("a: ", 101) + "1\n", check: true,
+			reason: eval.ReasonTemplate, want: []string{"deeper than 100 levels", "label-chain.cue:1:"}},
 		{name: "list", template: "x: 1\ny: " + nestedList(101) + "\n", check: true,
 			reason: eval.ReasonTemplate, want: []string{"deeper than 100 levels", "list.cue:2:104"}},
 		{name: "params at the bound", template: "x: parameter\n", params: nestedMap(100)},
