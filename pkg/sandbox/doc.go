@@ -40,7 +40,8 @@
 //     evaluates the same attempt again soon, with no retry counted. An
 //     attempt interrupted Options.MaxInterruptions times in a row is taken
 //     for the culprit and fails with reason EvalInterrupted.
-//   - No worker to be had (it cannot be started) is eval.Broken: retryable.
+//   - No worker to be had (it cannot be started) is eval.Interrupted too,
+//     with no strike: the engine tries again soon, for as long as it lasts.
 //
 // A dead worker is replaced at once. Condition and Check have no outcome
 // phases: they are repeated on another worker when interrupted.

@@ -410,9 +410,9 @@ func (p *Pool) Evaluate(ctx context.Context, req eval.Request) eval.Outcome {
 			Message: where + "evaluation interrupted, its worker process died (" + e.why + "); evaluating again"}
 	case fateCancelled:
 		return eval.Outcome{Phase: eval.Broken, Reason: eval.ReasonOp, Message: where + "evaluation cancelled: " + e.why}
-	default:
-		return eval.Outcome{Phase: eval.Broken, Reason: eval.ReasonInterrupted, Message: where + e.why,
-			Err: errors.New(e.why)}
+	default: // no worker to be had: not the step's trouble, and no strike
+		return eval.Outcome{Phase: eval.Interrupted, Reason: eval.ReasonInterrupted,
+			Message: where + e.why + "; evaluating again"}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -385,4 +386,35 @@ func procStatusOf(pid, field string) int64 {
 		}
 	}
 	return -1
+}
+
+// No worker to be had is the pool's trouble, not the step's: the outcome
+// is Interrupted, every time, never Failed.
+func TestNoWorkerIsInterrupted(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "worker")
+	exe, err := os.ReadFile("/bin/true") // starts, and exits at once
+	if err != nil {
+		t.Skip(err)
+	}
+	if err := os.WriteFile(bin, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := sandbox.New(sandbox.Options{Ops: testOps(), Binary: bin, Workers: 1, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := os.Remove(bin); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		out := p.Evaluate(context.Background(), eval.Request{Definition: eval.Definition{Name: "ok", Template: "x: 1\n"},
+			Step: op.Step{StepName: "s", StepID: "same-attempt"}})
+		if out.Phase != eval.Interrupted {
+			t.Fatalf("evaluation %d without a worker: %s %s: %s", i, out.Phase, out.Reason, out.Message)
+		}
+		if i == 4 {
+			t.Log(out.Message)
+		}
+	}
 }
