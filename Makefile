@@ -2,13 +2,19 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help test unit control-plane helm generate build bench vet run
+.PHONY: help test unit control-plane helm generate build bench vet run fuzz
+
+# The packages whose tests also run with the race detector in make test:
+# the engine and the evaluator run steps concurrently, the journal is
+# written from them.
+RACE_PKGS := ./pkg/engine/... ./pkg/eval/... ./pkg/journal/...
 
 help:
 	@echo "make test           unit + envtest integration tests (builds the control plane first)"
 	@echo "make run            local control plane + controller + definitions + an example run (Ctrl-C stops)"
 	@echo "make build          build bin/stepflow"
 	@echo "make bench          evaluator and engine benchmarks"
+	@echo "make fuzz           run each fuzz target for FUZZTIME (default 60s); crashers land in testdata/fuzz"
 	@echo "make e2e            the Ginkgo end-to-end suite alone, verbose"
 	@echo "make load           load test: 1000 five-step runs against a local control plane"
 	@echo "make generate       regenerate deepcopy, CRDs (controller-gen) and the chart's step definitions"
@@ -26,7 +32,8 @@ helm:
 
 test: control-plane helm
 	$(GO) vet ./...
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 ./...
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 $$($(GO) list ./... | grep -v -e /pkg/engine -e /pkg/eval -e /pkg/journal)
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 -race $(RACE_PKGS)
 
 unit: helm
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /e2e)
@@ -40,6 +47,18 @@ build:
 generate:
 	hack/generate.sh
 	$(GO) run ./hack/gendefs
+
+# Fuzzing: go test runs every target over its seeds (make test does); this
+# runs each one for FUZZTIME. Keep every crasher it writes under the
+# package's testdata/fuzz/<Target>/ as a seed, and fix the cause.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./pkg/eval/:FuzzCondition ./pkg/eval/:FuzzValueFrom ./pkg/eval/:FuzzTemplate ./pkg/engine/:FuzzTick
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/eval/ ./pkg/engine/
