@@ -66,6 +66,9 @@ func (r *DefinitionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err == nil {
 		err = r.Evaluator.Check(src.Definition)
 	}
+	if errors.Is(err, eval.ErrInterrupted) {
+		return ctrl.Result{}, err // not the template's trouble: again, with backoff
+	}
 	if err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "TemplateError", err.Error()
 		var over *eval.OverrunError

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"errors"
 	"time"
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
@@ -63,6 +64,12 @@ type Outcome struct {
 	// when Request.Data asked for it.
 	Data any
 }
+
+// ErrInterrupted is wrapped by the error of a Check or Condition that
+// could not be carried out for trouble that is not the template's (an
+// evaluator process died, none could be started). Trying again later may
+// work.
+var ErrInterrupted = errors.New("evaluation interrupted")
 
 // OverrunError is a Check or Condition that went over its time or memory
 // bound (Reason is ReasonTimeout or ReasonMemory). Retrying it as it is

@@ -460,7 +460,7 @@ func (p *Pool) Condition(expr string, scope map[string]any) (bool, error) {
 		}
 		last = e.why
 	}
-	return false, fmt.Errorf("if %q: no evaluator worker could evaluate it: %s", expr, last)
+	return false, fmt.Errorf("if %q: %w: %s", expr, eval.ErrInterrupted, last)
 }
 
 // Check compiles a definition in a worker, as eval.Evaluator.Check does.
@@ -484,5 +484,5 @@ func (p *Pool) Check(def eval.Definition) error {
 		}
 		last = e.why
 	}
-	return fmt.Errorf("definition %q: no evaluator worker could compile it: %s", def.Name, last)
+	return fmt.Errorf("definition %q: %w: %s", def.Name, eval.ErrInterrupted, last)
 }

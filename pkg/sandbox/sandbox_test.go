@@ -417,4 +417,11 @@ func TestNoWorkerIsInterrupted(t *testing.T) {
 			t.Log(out.Message)
 		}
 	}
+	// Check and Condition say so, for the definition reconciler to retry.
+	if err := p.Check(eval.Definition{Name: "ok", Template: "x: 1\n"}); !errors.Is(err, eval.ErrInterrupted) {
+		t.Errorf("check without a worker: %v", err)
+	}
+	if _, err := p.Condition("true", nil); !errors.Is(err, eval.ErrInterrupted) {
+		t.Errorf("condition without a worker: %v", err)
+	}
 }
