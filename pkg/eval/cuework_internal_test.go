@@ -57,13 +57,13 @@ func TestWithCUECatchesPanics(t *testing.T) {
 // A Value whose work panics reports it, naming what it evaluated.
 func TestValuePanicIsAnError(t *testing.T) {
 	e := newTestEvaluator(t, Options{Shards: 1})
-	out := e.Evaluate(context.Background(), Request{Definition: Definition{Name: "d", Template: "x: 1\n"}})
+	out := e.Evaluate(context.Background(), Request{Definition: Definition{Name: "d", Template: "x: 1\n"}, Step: op.Step{StepName: "s"}})
 	if out.Phase != Succeeded {
 		t.Fatalf("%s: %s", out.Phase, out.Message)
 	}
 	err := out.Value.use(`valueFrom "x"`, func(*shard, cue.Value) { panic("boom") })
-	if err == nil || !contains(err.Error(), `valueFrom "x"`, "boom") {
-		t.Errorf("err = %v, want one naming the expression and the panic", err)
+	if err == nil || !contains(err.Error(), `step "s" (definition "d"): valueFrom "x"`, "boom") {
+		t.Errorf("err = %v, want one naming the step, definition, expression and the panic", err)
 	}
 	// The value is rebuilt on the replacement shard.
 	if x, err := out.Value.Eval("x + 1"); err != nil || fmt.Sprint(x) != "2" {

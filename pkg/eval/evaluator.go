@@ -174,11 +174,14 @@ func (ev *evaluation) failf(reason, format string, args ...any) {
 	ev.end(Failed, reason, ev.where()+fmt.Sprintf(format, args...))
 }
 
-func (ev *evaluation) where() string {
-	if ev.req.Step.StepName != "" {
-		return fmt.Sprintf("step %q (definition %q): ", ev.req.Step.StepName, ev.req.Definition.Name)
+func (ev *evaluation) where() string { return where(ev.req.Step.StepName, ev.req.Definition.Name) }
+
+// where names a step and its definition at the start of a message.
+func where(step, definition string) string {
+	if step != "" {
+		return fmt.Sprintf("step %q (definition %q): ", step, definition)
 	}
-	return fmt.Sprintf("definition %q: ", ev.req.Definition.Name)
+	return fmt.Sprintf("definition %q: ", definition)
 }
 
 // cue runs fn on the evaluation's shard and reports whether the evaluation
@@ -236,7 +239,8 @@ func (ev *evaluation) rebuild() {
 
 // value is the evaluated template as it stands, for the outcome.
 func (ev *evaluation) value() *Value {
-	return &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: ev.v, rebuild: ev.rebuilder()}
+	return &Value{e: ev.e, slot: ev.slot, step: ev.req.Step.StepName, definition: ev.req.Definition.Name,
+		sh: ev.sh, v: ev.v, rebuild: ev.rebuilder()}
 }
 
 // rebuilder returns a function that makes the value as it stands now again

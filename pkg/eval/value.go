@@ -13,6 +13,8 @@ import (
 type Value struct {
 	e    *Evaluator
 	slot int
+	// step and definition are named in errors of the CUE work itself.
+	step, definition string
 	// rebuild makes v again on another shard, when sh was abandoned.
 	rebuild func(sh *shard) (cue.Value, error)
 
@@ -46,11 +48,11 @@ func (v *Value) use(what string, fn func(sh *shard, x cue.Value)) error {
 		case errors.Is(err, errShardLost) && lost < maxShardLosses && v.rebuild != nil:
 			v.sh, v.stale = v.e.shards[v.slot].Load(), true
 		case errors.Is(err, errTimeout):
-			return fmt.Errorf("%s: evaluation did not finish within %s", what, v.e.opts.EvalTimeout)
+			return fmt.Errorf("%s%s: evaluation did not finish within %s", where(v.step, v.definition), what, v.e.opts.EvalTimeout)
 		case errors.As(err, &perr):
-			return fmt.Errorf("%s: CUE failed: %v", what, perr)
+			return fmt.Errorf("%s%s: CUE failed: %v", where(v.step, v.definition), what, perr)
 		default:
-			return fmt.Errorf("%s: %v", what, err)
+			return fmt.Errorf("%s%s: %v", where(v.step, v.definition), what, err)
 		}
 	}
 }
