@@ -123,16 +123,25 @@ func (t *tick) shouldRun(s *graph.Step) (run bool, reason, msg string) {
 	}
 	scope, err := t.conditionScope(s)
 	if err != nil {
-		return true, ReasonCondition, err.Error()
+		return true, ReasonCondition, conditionError(s, err)
 	}
 	ok, err := t.in.Evaluator.Condition(cond, scope)
 	if err != nil {
-		return true, ReasonCondition, err.Error()
+		return true, ReasonCondition, conditionError(s, err)
 	}
 	if !ok {
 		return false, ReasonSkip, fmt.Sprintf("if %s is false", cond)
 	}
 	return true, "", ""
+}
+
+// conditionError names the step and its definition (step type) around an
+// error of its if expression, which names the expression itself.
+func conditionError(s *graph.Step, err error) string {
+	if s.Spec.Type == "" {
+		return fmt.Sprintf("step %q: %v", s.Name, err)
+	}
+	return fmt.Sprintf("step %q (definition %q): %v", s.Name, s.Spec.Type, err)
 }
 
 // failedUpstream names a step this one transitively waits for that failed
