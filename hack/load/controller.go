@@ -107,7 +107,23 @@ func (p *controllerProcess) usage() (procUsage, error) {
 		return procUsage{}, fmt.Errorf("the controller exited; see %s", p.logPath)
 	default:
 	}
-	return readProc(p.cmd.Process.Pid)
+	u, err := readProc(p.cmd.Process.Pid)
+	if err != nil {
+		return u, err
+	}
+	// The controller evaluates in eval-worker processes of its own; their
+	// CPU and memory are the controller's cost too.
+	for _, pid := range childrenOf(p.cmd.Process.Pid) {
+		w, err := readProc(pid)
+		if err != nil {
+			continue // a worker that just exited
+		}
+		u.workers++
+		u.workerCPU += w.cpu
+		u.workerPeakRSS += w.peakRSS
+		u.workerRSS += w.rss
+	}
+	return u, nil
 }
 
 func (p *controllerProcess) separate() bool   { return true }
@@ -186,6 +202,11 @@ type procUsage struct {
 	cpu time.Duration
 	// peakRSS is VmHWM, rss VmRSS, in bytes.
 	peakRSS, rss int64
+	// workers are the process's eval-worker children: how many, and the
+	// sums of their CPU time, VmHWM and VmRSS.
+	workers                  int
+	workerCPU                time.Duration
+	workerPeakRSS, workerRSS int64
 }
 
 // readProc reads utime+stime from /proc/<pid>/stat and VmHWM and VmRSS
@@ -251,11 +272,34 @@ var clockTicks = func() int64 {
 // kube-apiserver and etcd envtest started.
 func childrenNamed(names ...string) map[string]int {
 	out := map[string]int{}
+	for comm, pid := range children(os.Getpid()) {
+		for _, n := range names {
+			if comm == n {
+				out[n] = pid
+			}
+		}
+	}
+	return out
+}
+
+// childrenOf lists the pids of pid's children.
+func childrenOf(pid int) []int {
+	var out []int
+	for _, c := range children(pid) {
+		out = append(out, c)
+	}
+	return out
+}
+
+// children finds pid's children in /proc, by pid, keyed by command name
+// (with the pid appended after the first of a name).
+func children(parent int) map[string]int {
+	out := map[string]int{}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return out
 	}
-	self := strconv.Itoa(os.Getpid())
+	self := strconv.Itoa(parent)
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -274,11 +318,10 @@ func childrenNamed(names ...string) map[string]int {
 			continue
 		}
 		comm := string(stat[open+1 : end])
-		for _, n := range names {
-			if comm == n {
-				out[n] = pid
-			}
+		if _, dup := out[comm]; dup {
+			comm += "/" + strconv.Itoa(pid)
 		}
+		out[comm] = pid
 	}
 	return out
 }

@@ -341,6 +341,14 @@ func (r *report) printController(p func(string, ...any)) {
 	p("%-14s CPU %.1fs during the load (%.1f ms/run, %.0f%% of one CPU), %.1fs in all; peak RSS %.0f MiB (VmHWM), RSS %.0f MiB at the end",
 		who, cpu.Seconds(), float64(cpu.Milliseconds())/float64(r.n), 100*cpu.Seconds()/r.window.Seconds(),
 		r.after.usage.cpu.Seconds(), mib(r.after.usage.peakRSS), mib(r.after.usage.rss))
+	if a, b := r.after.usage, r.before.usage; a.workers > 0 {
+		wcpu := a.workerCPU - b.workerCPU
+		all := cpu + wcpu
+		p("%-14s CPU %.1fs during the load (%.1f ms/run) in %d processes; peak RSS %.0f MiB (sum of VmHWM), RSS %.0f MiB at the end",
+			"eval workers", wcpu.Seconds(), float64(wcpu.Milliseconds())/float64(r.n), a.workers, mib(a.workerPeakRSS), mib(a.workerRSS))
+		p("%-14s CPU %.1f ms/run (%.0f%% of one CPU); peak RSS %.0f MiB",
+			"ctrl+workers", float64(all.Milliseconds())/float64(r.n), 100*all.Seconds()/r.window.Seconds(), mib(a.peakRSS+a.workerPeakRSS))
+	}
 	var plane []string
 	for _, name := range []string{"kube-apiserver", "etcd"} {
 		a, okA := r.after.plane[name]
@@ -407,7 +415,7 @@ func (r *report) printTargets(p func(string, ...any)) {
 	}
 	perRun, _ := r.apiPerRun()
 	p99 := r.statusStep.quantile(0.99)
-	rss := mib(r.after.usage.peakRSS)
+	rss := mib(r.after.usage.peakRSS + r.after.usage.workerPeakRSS)
 	throughput := check(r.runsPerMin() >= targetRunsPerMin)
 	if r.o.rate > 0 && r.o.rate*60 < targetRunsPerMin {
 		throughput = fmt.Sprintf("not measured, paced at %g/min", r.o.rate*60)
