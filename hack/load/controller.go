@@ -72,6 +72,7 @@ func startProcess(ctx context.Context, o options, cl *cluster) (*controllerProce
 			"--kube-api-burst", strconv.Itoa(o.burst),
 		},
 	}
+	p.args = append(p.args, strings.Fields(o.controllerArgs)...)
 	if o.binary == "" {
 		p.built = bin
 	}

@@ -76,6 +76,8 @@ type options struct {
 	definitions string
 	workDir     string
 	audit       bool
+	// controllerArgs are more flags for `stepflow controller`.
+	controllerArgs string
 }
 
 func main() {
@@ -92,6 +94,7 @@ func main() {
 	flag.StringVar(&o.binary, "stepflow", "", "the stepflow binary to run; default: go build ./cmd/stepflow into the work directory")
 	flag.BoolVar(&o.inProcess, "inprocess", false, "run the controller in this process, under a CPU profile")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "load-cpu.pprof", "with -inprocess: where to write the CPU profile of the load")
+	flag.StringVar(&o.controllerArgs, "controller-args", "", "more flags for the separate controller process, space-separated (e.g. --eval-workers=-1: evaluate in-process)")
 	flag.StringVar(&o.memProfile, "memprofile", "load-heap.pprof", "with -inprocess: where to write a heap profile after the load")
 	flag.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory of kube-apiserver and etcd; default $KUBEBUILDER_ASSETS, else hack/control-plane.sh")
 	flag.StringVar(&o.crds, "crds", "charts/stepflow/crds", "directory of the CRDs")
