@@ -1,7 +1,10 @@
 package engine_test
 
 import (
+	"fmt"
+
 	"context"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,5 +84,74 @@ func TestInterruptedEvaluatesTheSameAttemptAgain(t *testing.T) {
 	}
 	if posts.Load() != 1 {
 		t.Errorf("the POST went out %d times over three evaluations of one attempt, want 1", posts.Load())
+	}
+}
+
+// flakyCondition fails the first n if evaluations as a pool does when its
+// workers keep dying (eval.ErrInterrupted), then evaluates for real.
+type flakyCondition struct {
+	*eval.Evaluator
+	n atomic.Int32
+}
+
+func (e *flakyCondition) Condition(expr string, scope map[string]any) (bool, error) {
+	if e.n.Add(-1) >= 0 {
+		return false, fmt.Errorf("if %q: %w: worker died", expr, eval.ErrInterrupted)
+	}
+	return e.Evaluator.Condition(expr, scope)
+}
+
+// An if the evaluator could not evaluate for its own reasons is decided
+// again a moment later; the step neither fails nor is skipped meanwhile.
+func TestInterruptedConditionIsDecidedLater(t *testing.T) {
+	run := &v1alpha1.WorkflowRun{}
+	run.Name, run.Namespace, run.UID = "int-if", "default", "uid"
+	run.Spec.WorkflowSpec = &v1alpha1.WorkflowSpec{Steps: []v1alpha1.WorkflowStep{{WorkflowStepBase: v1alpha1.WorkflowStepBase{
+		Name: "post", Type: "post", If: `context.go == "yes"`}}}}
+	run.Spec.Context = &runtime.RawExtension{Raw: []byte(`{"go":"yes"}`)}
+	var posts atomic.Int32
+	ops := op.RunnerFunc(func(ctx context.Context, call *op.Call) (op.Result, error) {
+		posts.Add(1)
+		return op.Result{Returns: map[string]any{"statusCode": 200, "body": "{}"}}, nil
+	})
+	inner, err := eval.New(eval.Options{Ops: scenarioCatalog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &flakyCondition{Evaluator: inner}
+	ev.n.Store(1)
+	store := journal.NewMemory()
+	st := v1alpha1.WorkflowRunStatus{}
+	for i, now := range []time.Time{t0, t0.Add(time.Second)} {
+		j, err := journal.Open(context.Background(), store, journal.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := run.DeepCopy()
+		r.Status = st
+		res, err := engine.Tick(context.Background(), engine.Input{
+			Run: r, Steps: r.Spec.WorkflowSpec.Steps, Evaluator: ev, Ops: ops, Journal: j,
+			Definitions: engine.DefinitionMap{"post": {Name: "post", Template: "import \"vela/op\"\nreq: op.#HTTPPost & {url: \"http://x/y\"}\n"}},
+			Now:         func() time.Time { return now },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = res.Status
+		if i == 0 {
+			if st.Finished || len(st.Steps) > 0 && st.Steps[0].Phase != v1alpha1.WorkflowStepPhasePending {
+				t.Fatalf("after an interrupted if: run %s finished=%v steps %+v", st.Phase, st.Finished, st.Steps)
+			}
+			if want := now.Add(time.Second); !res.WakeAt.Equal(want) {
+				t.Fatalf("after an interrupted if: wake at %s, want %s", res.WakeAt, want)
+			}
+			continue
+		}
+		if ss := st.Steps[0]; ss.Phase != v1alpha1.WorkflowStepPhaseSucceeded {
+			t.Fatalf("second tick: step %s (%s): %s", ss.Phase, ss.Reason, ss.Message)
+		}
+	}
+	if posts.Load() != 1 {
+		t.Errorf("POST sent %d times, want 1", posts.Load())
 	}
 }

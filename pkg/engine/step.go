@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -46,6 +47,12 @@ func (t *tick) visit(s *graph.Step, group deadline) (changed bool, ready []*pend
 	}
 	if ss == nil || ss.Phase == v1alpha1.WorkflowStepPhasePending {
 		run, reason, msg := t.shouldRun(s)
+		if reason == reasonConditionInterrupted {
+			// Infrastructure trouble, not the expression's fault: the step
+			// stays pending and its if is evaluated again shortly.
+			t.wakeAt(t.now.Add(interruptedDelay))
+			return false, nil
+		}
 		ss = t.ensure(s)
 		if !run {
 			t.finish(ss, v1alpha1.WorkflowStepPhaseSkipped, reason, msg)
@@ -126,6 +133,9 @@ func (t *tick) shouldRun(s *graph.Step) (run bool, reason, msg string) {
 		return true, ReasonCondition, conditionError(s, err)
 	}
 	ok, err := t.in.Evaluator.Condition(cond, scope)
+	if errors.Is(err, eval.ErrInterrupted) {
+		return false, reasonConditionInterrupted, ""
+	}
 	if err != nil {
 		return true, ReasonCondition, conditionError(s, err)
 	}
@@ -134,6 +144,11 @@ func (t *tick) shouldRun(s *graph.Step) (run bool, reason, msg string) {
 	}
 	return true, "", ""
 }
+
+// reasonConditionInterrupted is shouldRun's answer when the evaluator could
+// not evaluate the if for reasons of its own (its worker process died):
+// decide again later.
+const reasonConditionInterrupted = "conditionInterrupted"
 
 // conditionError names the step and its definition (step type) around an
 // error of its if expression, which names the expression itself.
