@@ -17,7 +17,6 @@ import (
 
 	"github.com/stepflow-dev/stepflow/pkg/controller"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
-	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
@@ -97,25 +96,16 @@ func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config
 	if err != nil {
 		return err
 	}
-	var pool *sandbox.Pool
 	copts := controller.Options{
 		SystemNamespace:         o.systemNamespace,
 		MaxConcurrentReconciles: o.concurrency,
 		StepParallelism:         o.parallelism,
 	}
 	if o.evalWorkers >= 0 {
-		copts.NewEvaluator = func(ops *op.Registry) (controller.Evaluator, error) {
-			var err error
-			pool, err = sandbox.New(sandbox.Options{Ops: ops, Workers: o.evalWorkers,
-				MemoryLimit: o.evalMemoryMiB << 20, EvalTimeout: o.evalTimeout})
-			return pool, err
-		}
+		copts.Sandbox = &sandbox.Options{Workers: o.evalWorkers,
+			MemoryLimit: o.evalMemoryMiB << 20, EvalTimeout: o.evalTimeout}
 	}
-	_, err = controller.Setup(mgr, copts)
-	if pool != nil {
-		defer pool.Close()
-	}
-	if err != nil {
+	if _, err := controller.Setup(mgr, copts); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
-	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
@@ -30,7 +29,5 @@ func newEvalWorkerCmd() *cobra.Command {
 	}
 }
 
-// workerOps names the same ops as the controller's op set. A worker only
-// finds op calls and decodes their parameters; the controller runs them,
-// so the worker's ops have no cluster.
-func workerOps() op.Catalog { return opset.Standard(kube.Local(nil), nil) }
+// workerOps names the same ops as the controller's op set, with no cluster.
+func workerOps() op.Catalog { return opset.Catalog() }

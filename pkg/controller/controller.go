@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stepflow-dev/stepflow/api"
@@ -17,6 +19,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
+	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
 // Options are what the controller is built from. The zero value of every
@@ -30,9 +33,13 @@ type Options struct {
 	// StepParallelism bounds the steps of one run evaluated at once in DAG
 	// mode (default 8).
 	StepParallelism int
-	// NewEvaluator builds the evaluator over the op set; nil builds an
-	// in-process eval.Evaluator with its default bounds. The binary gives
-	// a sandbox.Pool of worker processes.
+	// Sandbox, when set, evaluates in a sandbox.Pool of worker processes
+	// with these options (Ops is filled in), closed when the manager
+	// stops: what the binary does. Nil evaluates in-process, where nothing
+	// can stop a runaway template.
+	Sandbox *sandbox.Options
+	// NewEvaluator, when set, builds the evaluator over the op set instead
+	// (tests that watch the pool itself); it takes precedence over Sandbox.
 	NewEvaluator func(ops *op.Registry) (Evaluator, error)
 	// Metrics is where the controller's metrics are registered (default
 	// controller-runtime's registry, served on the manager's metrics
@@ -50,6 +57,8 @@ type Controller struct {
 	Runs        *RunReconciler
 	Definitions *DefinitionReconciler
 	Metrics     *Metrics
+	// Pool is the evaluator's worker pool when Options.Sandbox was set.
+	Pool *sandbox.Pool
 }
 
 // NewManager returns a manager for the controller. It fills in what the
@@ -89,7 +98,26 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if o.StepParallelism <= 0 {
 		o.StepParallelism = 8
 	}
-	if o.NewEvaluator == nil {
+	var pool *sandbox.Pool
+	switch {
+	case o.NewEvaluator != nil:
+	case o.Sandbox != nil:
+		o.NewEvaluator = func(ops *op.Registry) (Evaluator, error) {
+			so := *o.Sandbox
+			so.Ops = ops
+			p, err := sandbox.New(so)
+			if err != nil {
+				return nil, err
+			}
+			pool = p
+			// The workers end with the manager.
+			return p, mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+				<-ctx.Done()
+				p.Close()
+				return nil
+			}))
+		}
+	default:
 		o.NewEvaluator = func(ops *op.Registry) (Evaluator, error) { return eval.New(eval.Options{Ops: ops}) }
 	}
 	if o.Metrics == nil {
@@ -119,6 +147,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		},
 		Definitions: &DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev},
 		Metrics:     metrics,
+		Pool:        pool,
 	}
 	if err := c.Runs.setup(mgr, o.MaxConcurrentReconciles); err != nil {
 		return nil, err

@@ -37,11 +37,30 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
+	"github.com/stepflow-dev/stepflow/pkg/op/opset"
+	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
 var env *testenv.Env
 
+// workerEnv makes the test binary an evaluator worker process: the
+// controllers of these tests evaluate in a sandbox.Pool, as the binary's
+// does, with this test binary as the worker.
+const workerEnv = "STEPFLOW_CONTROLLER_TEST_WORKER"
+
+// testSandbox is the pool the tests' controllers evaluate in.
+func testSandbox() *sandbox.Options {
+	return &sandbox.Options{Binary: os.Args[0], Env: []string{workerEnv + "=1"}, Workers: 2, Stderr: os.Stderr}
+}
+
 func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) == "1" {
+		if err := sandbox.Serve(os.Stdin, os.Stdout, sandbox.WorkerOptions{Ops: opset.Catalog()}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	// The scheme the binary uses.
 	scheme, err := api.NewScheme()
 	if err != nil {
@@ -76,7 +95,7 @@ func startStoppableController(t *testing.T, systemNS string) (*controller.Contro
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := controller.Setup(mgr, controller.Options{SystemNamespace: systemNS, Metrics: prometheus.NewRegistry()})
+	c, err := controller.Setup(mgr, controller.Options{SystemNamespace: systemNS, Metrics: prometheus.NewRegistry(), Sandbox: testSandbox()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,3 +25,8 @@ func Standard(clusters kube.Clusters, observer kube.Observer) *op.Registry {
 		transform.New(),
 	)
 }
+
+// Catalog is the standard op set with no cluster behind it: enough to find
+// op calls and decode their parameters, which is all an evaluator worker
+// process does (pkg/sandbox); its calls are run by the controller.
+func Catalog() *op.Registry { return Standard(kube.Local(nil), nil) }
