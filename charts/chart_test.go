@@ -89,6 +89,9 @@ func TestDefaults(t *testing.T) {
 		"--step-parallelism=8",
 		"--kube-api-qps=50",
 		"--kube-api-burst=100",
+		"--eval-workers=2",
+		"--eval-memory-limit=256",
+		"--eval-timeout=10s",
 		"--leader-elect=false",
 		"--metrics-bind-address=:8080",
 		"--health-probe-bind-address=:8081",
@@ -134,6 +137,7 @@ replicas: 2
 concurrency: {maxConcurrentReconciles: 32}
 stepParallelism: 4
 kubeAPI: {qps: 7.5, burst: 20}
+evaluator: {workers: 4, memoryLimitMiB: 512, timeout: 3s}
 leaderElection: {enabled: true, namespace: leases}
 metrics: {enabled: false}
 logDevelopment: true
@@ -154,6 +158,9 @@ rbac:
 		"--step-parallelism=4",
 		"--kube-api-qps=7.5",
 		"--kube-api-burst=20",
+		"--eval-workers=4",
+		"--eval-memory-limit=512",
+		"--eval-timeout=3s",
 		"--leader-elect=true",
 		"--leader-election-namespace=leases",
 		"--metrics-bind-address=0",
