@@ -53,20 +53,7 @@ func TestInterruptedEvaluatesTheSameAttemptAgain(t *testing.T) {
 	store := journal.NewMemory()
 	st := v1alpha1.WorkflowRunStatus{}
 	for i, now := range []time.Time{t0, t0.Add(time.Second), t0.Add(2 * time.Second)} {
-		j, err := journal.Open(context.Background(), store, journal.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := run.DeepCopy()
-		r.Status = st
-		res, err := engine.Tick(context.Background(), engine.Input{
-			Run: r, Steps: r.Spec.WorkflowSpec.Steps, Evaluator: ev, Ops: ops, Journal: j,
-			Definitions: engine.DefinitionMap{"post": {Name: "post", Template: "import \"vela/op\"\nreq: op.#HTTPPost & {url: \"http://x/y\"}\n"}},
-			Now:         func() time.Time { return now },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := tickPost(t, run, st, ev, ops, store, now)
 		st = res.Status
 		ss := st.Steps[0]
 		if i < 2 {
@@ -123,20 +110,7 @@ func TestInterruptedConditionIsDecidedLater(t *testing.T) {
 	store := journal.NewMemory()
 	st := v1alpha1.WorkflowRunStatus{}
 	for i, now := range []time.Time{t0, t0.Add(time.Second)} {
-		j, err := journal.Open(context.Background(), store, journal.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := run.DeepCopy()
-		r.Status = st
-		res, err := engine.Tick(context.Background(), engine.Input{
-			Run: r, Steps: r.Spec.WorkflowSpec.Steps, Evaluator: ev, Ops: ops, Journal: j,
-			Definitions: engine.DefinitionMap{"post": {Name: "post", Template: "import \"vela/op\"\nreq: op.#HTTPPost & {url: \"http://x/y\"}\n"}},
-			Now:         func() time.Time { return now },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := tickPost(t, run, st, ev, ops, store, now)
 		st = res.Status
 		if i == 0 {
 			if st.Finished || len(st.Steps) > 0 && st.Steps[0].Phase != v1alpha1.WorkflowStepPhasePending {
@@ -154,4 +128,25 @@ func TestInterruptedConditionIsDecidedLater(t *testing.T) {
 	if posts.Load() != 1 {
 		t.Errorf("POST sent %d times, want 1", posts.Load())
 	}
+}
+
+// tickPost runs one tick of run, whose steps are of type "post" (one
+// POST), from status st, with the journal in store.
+func tickPost(t *testing.T, run *v1alpha1.WorkflowRun, st v1alpha1.WorkflowRunStatus, ev engine.Evaluator, ops op.Runner, store journal.Store, now time.Time) engine.Result {
+	t.Helper()
+	j, err := journal.Open(context.Background(), store, journal.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run.DeepCopy()
+	r.Status = st
+	res, err := engine.Tick(context.Background(), engine.Input{
+		Run: r, Steps: r.Spec.WorkflowSpec.Steps, Evaluator: ev, Ops: ops, Journal: j,
+		Definitions: engine.DefinitionMap{"post": {Name: "post", Template: "import \"vela/op\"\nreq: op.#HTTPPost & {url: \"http://x/y\"}\n"}},
+		Now:         func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
