@@ -57,10 +57,12 @@
 // What follows from the rule:
 //
 //   - A replay stays with its op: if the step's definition was edited
-//     during the attempt and another op now sits at the call's path, the
-//     call fails for good, naming the step, the path and both ops, instead
-//     of passing one op's recorded result off as another's. Retrying the
-//     step starts a new attempt with the new definition.
+//     during the attempt and another kind of call now sits at the call's
+//     path (another op, or for an op.Describer such as HTTP another kind of
+//     call of it: a DELETE where a POST was recorded), the call fails for
+//     good, naming the step, the path and both, instead of passing one
+//     effect's recorded result off as another's. Retrying the step starts a
+//     new attempt with the new definition.
 //   - An Effect call runs once per step attempt, with the parameters of its
 //     first successful run. If its parameters change in a later evaluation
 //     (they depend on a read that changed), the recorded result is still

@@ -25,9 +25,10 @@ func Key(stepID, path string) string { return stepID + "/" + path }
 
 // Entry is what one op call of a step attempt returned.
 type Entry struct {
-	// Op is the op that made the call (op.Name.String()). A call at the
-	// same path by another op, after the definition changed mid-attempt,
-	// is not given this entry (see the package doc).
+	// Op is the kind of call that made the entry (op.Call.Kind: the op's
+	// name, and for HTTP its method). A call at the same path of another
+	// kind, after the definition changed mid-attempt, is not given this
+	// entry (see the package doc).
 	Op string `json:"o,omitempty"`
 	// Returns is the op's Result.Returns as JSON.
 	Returns json.RawMessage `json:"r,omitempty"`

@@ -56,7 +56,7 @@ func (j *Journal) runEffect(ctx context.Context, base op.Runner, call *op.Call) 
 	if err != nil {
 		return res, err
 	}
-	e := Entry{Op: call.Name.String(), Message: res.Message}
+	e := Entry{Op: call.Kind(), Message: res.Message}
 	if res.Returns != nil {
 		if e.Returns, err = json.Marshal(res.Returns); err != nil {
 			return op.Result{}, callError(call, op.Permanentf("journal entry %q: returns: %v", key, err))
@@ -97,7 +97,7 @@ func (j *Journal) runControl(ctx context.Context, base op.Runner, call *op.Call)
 		// This attempt already suspended here and was resumed.
 		return op.Result{Returns: res.Returns}, nil
 	}
-	if err := j.Record(ctx, key, Entry{Op: call.Name.String(), Suspended: true}); err != nil {
+	if err := j.Record(ctx, key, Entry{Op: call.Kind(), Suspended: true}); err != nil {
 		return op.Result{}, callError(call, err)
 	}
 	return res, nil
@@ -110,11 +110,11 @@ func (j *Journal) runControl(ctx context.Context, base op.Runner, call *op.Call)
 // exactly-once promise for the old one. Entries recorded before entries
 // named their op are replayed.
 func sameOp(call *op.Call, e Entry) error {
-	if e.Op == "" || e.Op == call.Name.String() {
+	if e.Op == "" || e.Op == call.Kind() {
 		return nil
 	}
 	return callError(call, op.Permanentf("step %q: the journal entry at path %q of attempt %s was recorded by op %s, but the step's definition now calls %s there (the definition changed during the attempt); retry the step to start a new attempt",
-		call.Step.StepName, call.Path, call.Step.StepID, e.Op, call.Name))
+		call.Step.StepName, call.Path, call.Step.StepID, e.Op, call.Kind()))
 }
 
 // callError puts err into the one shape of op errors.

@@ -80,6 +80,27 @@ type Call struct {
 // Key is the call's identity within a run: stepId and op path.
 func (c *Call) Key() string { return c.Step.StepID + "/" + c.Path }
 
+// Describer is implemented by an op whose calls differ in kind by their
+// parameters, as an HTTP call by its method: a POST and a DELETE are two
+// different effects even though both are http.do.
+type Describer interface {
+	// Describe names the kind of call params make ("POST").
+	Describe(params any) string
+}
+
+// Kind names what the call does: the op's name, followed by its
+// Describe when the op is a Describer ("http.do POST"). The journal keeps
+// it with each effect it records, so that a replay stays with the kind of
+// call that was made.
+func (c *Call) Kind() string {
+	if d, ok := c.Op.(Describer); ok && c.Params != nil {
+		if k := d.Describe(c.Params); k != "" {
+			return c.Name.String() + " " + k
+		}
+	}
+	return c.Name.String()
+}
+
 // Env carries the per-run services some ops need. Any field may be nil; an op
 // that needs a missing one fails with a clear error.
 type Env struct {

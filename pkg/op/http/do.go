@@ -45,6 +45,17 @@ func (*doOp) Class(params any) op.Class {
 	return p.class()
 }
 
+var _ op.Describer = (*doOp)(nil)
+
+// Describe implements op.Describer: the method, since a POST and a DELETE
+// at the same path are different effects.
+func (*doOp) Describe(params any) string {
+	if p, ok := params.(*Params); ok {
+		return p.method()
+	}
+	return ""
+}
+
 // Run implements op.Op.
 func (d *doOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
