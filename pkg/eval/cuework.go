@@ -30,6 +30,17 @@ func (e *Evaluator) withCUE(ctx context.Context, slot int, sh *shard, fn func())
 	if err := sh.acquire(ctx); err != nil {
 		return err
 	}
+	if e.opts.Unbounded {
+		defer sh.release()
+		err := catch(fn)
+		switch {
+		case err != nil:
+			e.replace(slot, sh, true)
+		case sh.full():
+			e.replace(slot, sh, false)
+		}
+		return err
+	}
 	done := make(chan error, 1)
 	go func() {
 		defer sh.release()

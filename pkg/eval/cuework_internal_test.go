@@ -30,7 +30,13 @@ func newTestEvaluator(t *testing.T, opts Options) *Evaluator {
 // A panic in CUE work becomes an error, and the shard it happened on is
 // replaced: its context may be half updated.
 func TestWithCUECatchesPanics(t *testing.T) {
-	e := newTestEvaluator(t, Options{Shards: 1})
+	for _, unbounded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unbounded=%v", unbounded), func(t *testing.T) { testWithCUECatchesPanics(t, unbounded) })
+	}
+}
+
+func testWithCUECatchesPanics(t *testing.T, unbounded bool) {
+	e := newTestEvaluator(t, Options{Shards: 1, Unbounded: unbounded})
 	sh := e.shards[0].Load()
 	err := e.withCUE(context.Background(), 0, sh, func() {
 		var m map[string]int

@@ -24,6 +24,12 @@ type Options struct {
 	// EvalTimeout bounds each stretch of CUE work in one evaluation
 	// (default 10s).
 	EvalTimeout time.Duration
+	// Unbounded runs CUE work on the caller's goroutine with no timer:
+	// for an evaluator whose whole process is bounded from outside and
+	// killed on overrun (an eval worker, pkg/sandbox). Panics are still
+	// caught. It saves a goroutine, its stack growth and a timer per
+	// stretch of CUE work.
+	Unbounded bool
 	// MaxRounds bounds the rounds of one evaluation (default 256).
 	MaxRounds int
 	// Concurrency bounds the op calls of one step run at once (default 8).

@@ -47,7 +47,9 @@ func Serve(in io.Reader, out io.Writer, opts WorkerOptions) error {
 	}
 	debug.SetGCPercent(workerGCPercent)
 	// One shard: the parent lets one session at a time do CUE work here.
-	ev, err := eval.New(eval.Options{Ops: opts.Ops, Shards: 1, EvalTimeout: m.Hello.EvalTimeout})
+	// Unbounded: the parent times the CUE work and kills this process
+	// when it overruns; a timer of its own here would only cost.
+	ev, err := eval.New(eval.Options{Ops: opts.Ops, Shards: 1, EvalTimeout: m.Hello.EvalTimeout, Unbounded: true})
 	if err != nil {
 		return err
 	}
