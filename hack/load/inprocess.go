@@ -15,6 +15,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stepflow-dev/stepflow/pkg/controller"
+	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
 // controllerInProcess runs the controller, built by controller.Setup as
@@ -48,7 +49,12 @@ func startInProcess(ctx context.Context, o options, cl *cluster) (*controllerInP
 	if err != nil {
 		return nil, err
 	}
-	if _, err := controller.Setup(mgr, controller.Options{MaxConcurrentReconciles: o.concurrency}); err != nil {
+	copts := controller.Options{MaxConcurrentReconciles: o.concurrency}
+	if !o.inProcessEval {
+		// As the binary does: workers are this binary (see main).
+		copts.Sandbox = &sandbox.Options{Binary: os.Args[0], Env: []string{workerEnv + "=1"}}
+	}
+	if _, err := controller.Setup(mgr, copts); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -64,7 +70,29 @@ func (c *controllerInProcess) describe() string {
 
 func (c *controllerInProcess) metricsURL() string { return c.metrics }
 
-func (c *controllerInProcess) usage() (procUsage, error) { return readProc(os.Getpid()) }
+func (c *controllerInProcess) usage() (procUsage, error) {
+	u, err := readProc(os.Getpid())
+	if err != nil {
+		return u, err
+	}
+	// The eval workers are children running this same binary; etcd and
+	// kube-apiserver are children too, but not the controller's.
+	self, _ := os.Executable()
+	for _, pid := range childrenOf(os.Getpid()) {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || exe != self {
+			continue
+		}
+		w, err := readProc(pid)
+		if err != nil {
+			continue
+		}
+		u.workers++
+		u.workerCPU += w.cpu
+		u.workerPeakRSS += w.peakRSS
+		u.workerRSS += w.rss
+	}
+	return u, nil
+}
 
 func (c *controllerInProcess) separate() bool { return false }
 

@@ -54,6 +54,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/stepflow-dev/stepflow/pkg/op/opset"
+	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
 // options are the flags.
@@ -78,9 +81,21 @@ type options struct {
 	audit       bool
 	// controllerArgs are more flags for `stepflow controller`.
 	controllerArgs string
+	inProcessEval  bool
 }
 
+// workerEnv makes this binary an evaluator worker process of the
+// -inprocess controller's pool, as `stepflow eval-worker` is for the binary.
+const workerEnv = "STEPFLOW_LOAD_EVAL_WORKER"
+
 func main() {
+	if os.Getenv(workerEnv) == "1" {
+		if err := sandbox.Serve(os.Stdin, os.Stdout, sandbox.WorkerOptions{Ops: opset.Catalog()}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	o := options{}
 	flag.IntVar(&o.runs, "n", 1000, "runs to create")
 	flag.IntVar(&o.parallel, "parallel", 16, "goroutines creating (and, with -suspend, resuming) runs")
@@ -95,6 +110,7 @@ func main() {
 	flag.BoolVar(&o.inProcess, "inprocess", false, "run the controller in this process, under a CPU profile")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "load-cpu.pprof", "with -inprocess: where to write the CPU profile of the load")
 	flag.StringVar(&o.controllerArgs, "controller-args", "", "more flags for the separate controller process, space-separated (e.g. --eval-workers=-1: evaluate in-process)")
+	flag.BoolVar(&o.inProcessEval, "inprocess-eval", false, "with -inprocess: evaluate in the controller's own goroutines instead of worker processes")
 	flag.StringVar(&o.memProfile, "memprofile", "load-heap.pprof", "with -inprocess: where to write a heap profile after the load")
 	flag.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory of kube-apiserver and etcd; default $KUBEBUILDER_ASSETS, else hack/control-plane.sh")
 	flag.StringVar(&o.crds, "crds", "charts/stepflow/crds", "directory of the CRDs")

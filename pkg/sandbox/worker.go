@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,10 @@ func Serve(in io.Reader, out io.Writer, opts WorkerOptions) error {
 		return fmt.Errorf("eval worker: %w", err)
 	}
 	debug.SetGCPercent(workerGCPercent)
+	// One session at a time does CUE work here: a second P would only run
+	// the GC's idle mark workers and wake-ups, CPU the controller's other
+	// workers could use.
+	runtime.GOMAXPROCS(1)
 	// One shard: the parent lets one session at a time do CUE work here.
 	// Unbounded: the parent times the CUE work and kills this process
 	// when it overruns; a timer of its own here would only cost.
