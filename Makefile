@@ -57,7 +57,7 @@ FUZZ_TARGETS := ./pkg/eval/:FuzzCondition ./pkg/eval/:FuzzValueFrom ./pkg/eval/:
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t#*:} ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $${t%%:*}; \
 	done
 
 bench:
