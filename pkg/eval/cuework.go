@@ -30,7 +30,9 @@ func (e *Evaluator) withCUE(ctx context.Context, slot int, sh *shard, fn func())
 	if err := sh.acquire(ctx); err != nil {
 		return err
 	}
-	if e.opts.Unbounded {
+	// run does fn and then hands the shard on: replaced after a panic (its
+	// context may be half updated) or once it has compiled enough.
+	run := func() error {
 		defer sh.release()
 		err := catch(fn)
 		switch {
@@ -41,18 +43,11 @@ func (e *Evaluator) withCUE(ctx context.Context, slot int, sh *shard, fn func())
 		}
 		return err
 	}
+	if e.opts.Unbounded {
+		return run()
+	}
 	done := make(chan error, 1)
-	go func() {
-		defer sh.release()
-		err := catch(fn)
-		switch {
-		case err != nil:
-			e.replace(slot, sh, true)
-		case sh.full():
-			e.replace(slot, sh, false)
-		}
-		done <- err
-	}()
+	go func() { done <- run() }()
 	t := time.NewTimer(e.opts.EvalTimeout)
 	defer t.Stop()
 	select {
@@ -75,6 +70,19 @@ func (e *Evaluator) withAnyShard(ctx context.Context, fn func(sh *shard)) error 
 		}
 		return err
 	}
+}
+
+// stretchError says, after prefix, how a stretch of CUE work that withCUE
+// ran failed: out of time, a caught panic, or another error.
+func (e *Evaluator) stretchError(prefix string, err error) error {
+	var perr *panicError
+	switch {
+	case errors.Is(err, errTimeout):
+		return fmt.Errorf("%sevaluation did not finish within %s", prefix, e.opts.EvalTimeout)
+	case errors.As(err, &perr):
+		return fmt.Errorf("%sCUE failed: %v", prefix, perr)
+	}
+	return fmt.Errorf("%s%v", prefix, err)
 }
 
 // panicError is a panic caught at the evaluator's boundary: a bug in CUE

@@ -180,10 +180,11 @@ func (ev *evaluation) failf(reason, format string, args ...any) {
 	ev.end(Failed, reason, ev.where()+fmt.Sprintf(format, args...))
 }
 
-func (ev *evaluation) where() string { return where(ev.req.Step.StepName, ev.req.Definition.Name) }
+func (ev *evaluation) where() string { return Where(ev.req.Step.StepName, ev.req.Definition.Name) }
 
-// where names a step and its definition at the start of a message.
-func where(step, definition string) string {
+// Where names a step and its definition at the start of a message:
+// `step "s" (definition "d"): `, or `definition "d": ` with no step.
+func Where(step, definition string) string {
 	if step != "" {
 		return fmt.Sprintf("step %q (definition %q): ", step, definition)
 	}
@@ -349,7 +350,7 @@ func (ev *evaluation) prepare() {
 		return
 	}
 	ev.v = v
-	ev.out.Value = &Value{e: ev.e, slot: ev.slot, sh: ev.sh, v: v}
+	ev.out.Value = ev.value()
 }
 
 func (ev *evaluation) fillJSON(v cue.Value, data []byte) cue.Value {

@@ -28,14 +28,6 @@ import (
 // stall the fuzzer.
 const fuzzTimeout = 2 * time.Second
 
-func newFuzzEvaluator(f *testing.F) *eval.Evaluator {
-	ev, err := eval.New(eval.Options{Ops: testOps(), EvalTimeout: fuzzTimeout})
-	if err != nil {
-		f.Fatal(err)
-	}
-	return ev
-}
-
 // internalError reports whether an error or message comes from a panic
 // caught at the evaluator's boundary.
 func internalError(msg string) bool { return strings.Contains(msg, "internal error") }
@@ -91,7 +83,7 @@ func FuzzCondition(f *testing.F) {
 		f.Add(expr, []byte(`{"env": "prod", "replicas": 3}`))
 	}
 	f.Add(`context.deep.a.a.a`, []byte(`{"deep": {"a": {"a": {"a": true}}}}`))
-	ev := newFuzzEvaluator(f)
+	ev := newEvaluator(f, fuzzTimeout)
 	f.Fuzz(func(t *testing.T, expr string, ctxJSON []byte) {
 		_, err := ev.Condition(expr, conditionScope(ctxJSON))
 		if err == nil {
@@ -148,7 +140,7 @@ func FuzzValueFrom(f *testing.F) {
 	} {
 		f.Add(expr)
 	}
-	ev := newFuzzEvaluator(f)
+	ev := newEvaluator(f, fuzzTimeout)
 	out := ev.Evaluate(context.Background(), eval.Request{
 		Definition: eval.Definition{Name: "apply-config", Template: valueFromTemplate},
 		Parameters: map[string]any{"name": "demo", "data": map[string]any{"a": "1", "b": "2"}},
@@ -209,7 +201,7 @@ func FuzzTemplate(f *testing.F) {
 	for _, s := range fuzzTemplateSeeds(f) {
 		f.Add(string(s[0]), s[1])
 	}
-	ev := newFuzzEvaluator(f)
+	ev := newEvaluator(f, fuzzTimeout)
 	phases := map[eval.Phase]bool{eval.Succeeded: true, eval.Waiting: true, eval.Suspending: true, eval.Failed: true, eval.Broken: true}
 	f.Fuzz(func(t *testing.T, template string, properties []byte) {
 		def := eval.Definition{Name: "fuzzed", Template: template}

@@ -41,18 +41,13 @@ func (v *Value) use(what string, fn func(sh *shard, x cue.Value)) error {
 			}
 			fn(v.sh, v.v)
 		})
-		var perr *panicError
 		switch {
 		case err == nil:
 			return rerr
 		case errors.Is(err, errShardLost) && lost < maxShardLosses && v.rebuild != nil:
 			v.sh, v.stale = v.e.shards[v.slot].Load(), true
-		case errors.Is(err, errTimeout):
-			return fmt.Errorf("%s%s: evaluation did not finish within %s", where(v.step, v.definition), what, v.e.opts.EvalTimeout)
-		case errors.As(err, &perr):
-			return fmt.Errorf("%s%s: CUE failed: %v", where(v.step, v.definition), what, perr)
 		default:
-			return fmt.Errorf("%s%s: %v", where(v.step, v.definition), what, err)
+			return v.e.stretchError(Where(v.step, v.definition)+what+": ", err)
 		}
 	}
 }
@@ -165,14 +160,8 @@ func (e *Evaluator) Condition(expr string, scope map[string]any) (bool, error) {
 		}
 		out = b
 	})
-	var perr *panicError
-	switch {
-	case errors.Is(err, errTimeout):
-		return false, fmt.Errorf("if %q: evaluation did not finish within %s", expr, e.opts.EvalTimeout)
-	case errors.As(err, &perr):
-		return false, fmt.Errorf("if %q: CUE failed: %v", expr, perr)
-	case err != nil:
-		return false, fmt.Errorf("if %q: %v", expr, err)
+	if err != nil {
+		return false, e.stretchError(fmt.Sprintf("if %q: ", expr), err)
 	}
 	return out, condErr
 }
