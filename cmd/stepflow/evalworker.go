@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
@@ -24,10 +23,7 @@ func newEvalWorkerCmd() *cobra.Command {
 			// stderr, the controller's log.
 			proto := os.Stdout
 			os.Stdout = os.Stderr
-			return sandbox.Serve(os.Stdin, proto, sandbox.WorkerOptions{Ops: workerOps()})
+			return sandbox.Serve(os.Stdin, proto, sandbox.WorkerOptions{Ops: opset.Catalog()})
 		},
 	}
 }
-
-// workerOps names the same ops as the controller's op set, with no cluster.
-func workerOps() op.Catalog { return opset.Catalog() }

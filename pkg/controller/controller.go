@@ -38,9 +38,6 @@ type Options struct {
 	// stops: what the binary does. Nil evaluates in-process, where nothing
 	// can stop a runaway template.
 	Sandbox *sandbox.Options
-	// NewEvaluator, when set, builds the evaluator over the op set instead
-	// (tests that watch the pool itself); it takes precedence over Sandbox.
-	NewEvaluator func(ops *op.Registry) (Evaluator, error)
 	// Metrics is where the controller's metrics are registered (default
 	// controller-runtime's registry, served on the manager's metrics
 	// endpoint). Tests that build several controllers in one process give
@@ -98,38 +95,32 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if o.StepParallelism <= 0 {
 		o.StepParallelism = 8
 	}
-	var pool *sandbox.Pool
-	switch {
-	case o.NewEvaluator != nil:
-	case o.Sandbox != nil:
-		o.NewEvaluator = func(ops *op.Registry) (Evaluator, error) {
-			so := *o.Sandbox
-			so.Ops = ops
-			p, err := sandbox.New(so)
-			if err != nil {
-				return nil, err
-			}
-			pool = p
-			// The workers end with the manager.
-			return p, mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-				<-ctx.Done()
-				p.Close()
-				return nil
-			}))
-		}
-	default:
-		o.NewEvaluator = func(ops *op.Registry) (Evaluator, error) { return eval.New(eval.Options{Ops: ops}) }
-	}
 	if o.Metrics == nil {
 		o.Metrics = ctrlmetrics.Registry
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	waker := NewWaker()
 	ops := opset.Standard(kube.Local(mgr.GetClient()), waker)
-	ev, err := o.NewEvaluator(ops)
-	if err != nil {
+	var (
+		ev   Evaluator
+		pool *sandbox.Pool
+		err  error
+	)
+	if o.Sandbox != nil {
+		so := *o.Sandbox
+		so.Ops = ops
+		if pool, err = sandbox.New(so); err != nil {
+			return nil, err
+		}
+		ev = pool
+		// The workers end with the manager.
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			<-ctx.Done()
+			return pool.Close()
+		})); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	} else if ev, err = eval.New(eval.Options{Ops: ops}); err != nil {
 		return nil, err
 	}
 	metrics, err := NewMetrics(o.Metrics)

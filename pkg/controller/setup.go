@@ -131,9 +131,6 @@ func (r *RunReconciler) runEvents() predicate.Funcs {
 // once; Setup calls it.
 func (r *RunReconciler) setup(mgr ctrl.Manager, maxConcurrent int) error {
 	r.init()
-	if maxConcurrent <= 0 {
-		maxConcurrent = 4
-	}
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.WorkflowRun{}, builder.WithPredicates(r.runEvents())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrent}).

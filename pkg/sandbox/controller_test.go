@@ -27,7 +27,6 @@ import (
 	"github.com/stepflow-dev/stepflow/internal/testenv"
 	"github.com/stepflow-dev/stepflow/pkg/controller"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
-	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
@@ -73,23 +72,19 @@ parameter: url: string
 	}
 
 	start := func() (*sandbox.Pool, func()) {
-		var pool *sandbox.Pool
 		skip := true
 		mgr, err := controller.NewManager(env.Config, ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = controller.Setup(mgr, controller.Options{SystemNamespace: ns, Metrics: prometheus.NewRegistry(),
-			NewEvaluator: func(ops *op.Registry) (controller.Evaluator, error) {
-				var err error
-				pool, err = sandbox.New(sandbox.Options{Ops: ops, Binary: os.Args[0], Env: []string{workerEnv + "=1"},
-					Workers: 2, EvalTimeout: 3 * time.Second, MemoryLimit: 512 << 20, Stderr: os.Stderr})
-				return pool, err
-			}})
+		c, err := controller.Setup(mgr, controller.Options{SystemNamespace: ns, Metrics: prometheus.NewRegistry(),
+			Sandbox: &sandbox.Options{Binary: os.Args[0], Env: []string{workerEnv + "=1"},
+				Workers: 2, EvalTimeout: 3 * time.Second, MemoryLimit: 512 << 20, Stderr: os.Stderr}})
 		if err != nil {
 			t.Fatal(err)
 		}
+		pool := c.Pool
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = mgr.Start(cctx) }()

@@ -22,10 +22,9 @@ type Options struct {
 	// ops as the workers' WorkerOptions.Ops. Required.
 	Ops op.Catalog
 	// Binary is the worker executable (default os.Executable()), started
-	// with Args (default "eval-worker") and the parent's environment plus
-	// Env.
+	// with the argument DefaultWorkerCommand and the parent's environment
+	// plus Env.
 	Binary string
-	Args   []string
 	Env    []string
 	// Workers is the number of worker processes (default GOMAXPROCS).
 	Workers int
@@ -75,9 +74,6 @@ func New(opts Options) (*Pool, error) {
 			return nil, fmt.Errorf("sandbox: finding the worker binary: %w", err)
 		}
 		opts.Binary = exe
-	}
-	if opts.Args == nil {
-		opts.Args = []string{DefaultWorkerCommand}
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -196,7 +192,7 @@ func (p *Pool) replace(w *worker) {
 }
 
 // strike counts an interruption of key and reports whether it was one
-// too many; clear forgets key after a session of it ended normally.
+// too many; forget forgets key after a session of it ended normally.
 func (p *Pool) strike(key string) (n int, tooMany bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -212,12 +208,10 @@ func (p *Pool) strike(key string) (n int, tooMany bool) {
 	return n, false
 }
 
-func (p *Pool) clear(key string) {
+func (p *Pool) forget(key string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.strikes[key]; ok {
-		delete(p.strikes, key)
-	}
+	delete(p.strikes, key)
 }
 
 // fate is how a session ended.
@@ -365,11 +359,8 @@ const retries = 3
 // Evaluate runs one evaluation of a step in a worker; see the package doc
 // for the outcomes that are the pool's own.
 func (p *Pool) Evaluate(ctx context.Context, req eval.Request) eval.Outcome {
-	where := fmt.Sprintf("definition %q: ", req.Definition.Name)
-	if req.Step.StepName != "" {
-		where = fmt.Sprintf("step %q (definition %q): ", req.Step.StepName, req.Definition.Name)
-	}
-	r := &evalRequest{Definition: evalDef{Name: req.Definition.Name, Template: req.Definition.Template},
+	where := func() string { return eval.Where(req.Step.StepName, req.Definition.Name) }
+	r := &evalRequest{Definition: req.Definition,
 		Context: req.Context, Step: req.Step, Outputs: req.Outputs, Data: req.Data}
 	switch x := req.Parameters.(type) {
 	case nil:
@@ -380,7 +371,7 @@ func (p *Pool) Evaluate(ctx context.Context, req eval.Request) eval.Outcome {
 	default:
 		raw, err := json.Marshal(x)
 		if err != nil {
-			return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonParameter, Message: where + "parameters are not JSON: " + err.Error()}
+			return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonParameter, Message: where() + "parameters are not JSON: " + err.Error()}
 		}
 		r.Parameters = raw
 	}
@@ -391,28 +382,28 @@ func (p *Pool) Evaluate(ctx context.Context, req eval.Request) eval.Outcome {
 	s, e := p.open(ctx, &message{Kind: kindEval, Eval: r}, req.Runner, req.Step, req.Env)
 	switch e.fate {
 	case fateDone:
-		p.clear(key)
+		p.forget(key)
 		return s.outcome(e.done)
 	case fateTimeout:
-		p.clear(key)
+		p.forget(key)
 		return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonTimeout,
-			Message: where + fmt.Sprintf("CUE evaluation did not finish within %s; its worker process was stopped", p.opts.EvalTimeout)}
+			Message: where() + fmt.Sprintf("CUE evaluation did not finish within %s; its worker process was stopped", p.opts.EvalTimeout)}
 	case fateMemory:
-		p.clear(key)
+		p.forget(key)
 		return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonMemory,
-			Message: where + fmt.Sprintf("CUE evaluation went over the memory limit of %d MiB; its worker process died (%s)", p.opts.MemoryLimit>>20, e.why)}
+			Message: where() + fmt.Sprintf("CUE evaluation went over the memory limit of %d MiB; its worker process died (%s)", p.opts.MemoryLimit>>20, e.why)}
 	case fateInterrupted:
 		if n, tooMany := p.strike(key); tooMany {
 			return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonInterrupted,
-				Message: where + fmt.Sprintf("the evaluator worker died %d times while evaluating this attempt (last: %s)", n, e.why)}
+				Message: where() + fmt.Sprintf("the evaluator worker died %d times while evaluating this attempt (last: %s)", n, e.why)}
 		}
 		return eval.Outcome{Phase: eval.Interrupted, Reason: eval.ReasonInterrupted,
-			Message: where + "evaluation interrupted, its worker process died (" + e.why + "); evaluating again"}
+			Message: where() + "evaluation interrupted, its worker process died (" + e.why + "); evaluating again"}
 	case fateCancelled:
-		return eval.Outcome{Phase: eval.Broken, Reason: eval.ReasonOp, Message: where + "evaluation cancelled: " + e.why}
+		return eval.Outcome{Phase: eval.Broken, Reason: eval.ReasonOp, Message: where() + "evaluation cancelled: " + e.why}
 	default: // no worker to be had: not the step's trouble, and no strike
 		return eval.Outcome{Phase: eval.Interrupted, Reason: eval.ReasonInterrupted,
-			Message: where + e.why + "; evaluating again"}
+			Message: where() + e.why + "; evaluating again"}
 	}
 }
 
@@ -468,7 +459,7 @@ func (p *Pool) Condition(expr string, scope map[string]any) (bool, error) {
 func (p *Pool) Check(def eval.Definition) error {
 	var last string
 	for i := 0; i < retries; i++ {
-		_, e := p.open(context.Background(), &message{Kind: kindCheck, Check: &evalDef{Name: def.Name, Template: def.Template}}, nil, op.Step{}, op.Env{})
+		_, e := p.open(context.Background(), &message{Kind: kindCheck, Check: &def}, nil, op.Step{}, op.Env{})
 		switch e.fate {
 		case fateDone:
 			if e.done.Err != "" {

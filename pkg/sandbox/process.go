@@ -40,7 +40,7 @@ type worker struct {
 
 // start starts one worker process and its reader.
 func (p *Pool) start() (*worker, error) {
-	cmd := exec.Command(p.opts.Binary, p.opts.Args...)
+	cmd := exec.Command(p.opts.Binary, DefaultWorkerCommand)
 	// A worker that dies prints one goroutine's stack, not thousands of
 	// lines into the controller's log.
 	cmd.Env = append(append(cmd.Environ(), "GOTRACEBACK=single"), p.opts.Env...)
@@ -65,8 +65,7 @@ func (p *Pool) start() (*worker, error) {
 	logged := make(chan struct{})
 	go w.logStderr(bufio.NewScanner(stderr), logged)
 	go w.read(logged)
-	if err := w.conn.send(&message{Kind: kindHello, Hello: &hello{MemoryLimit: p.opts.MemoryLimit,
-		EvalTimeout: 3*p.opts.EvalTimeout + time.Minute}}); err != nil {
+	if err := w.conn.send(&message{Kind: kindHello, Hello: &hello{MemoryLimit: p.opts.MemoryLimit}}); err != nil {
 		w.kill()
 		return nil, fmt.Errorf("starting evaluator worker: %w", err)
 	}

@@ -35,32 +35,25 @@ type message struct {
 	// Call numbers the op calls within a session (call, result).
 	Call uint64 `json:"c,omitempty"`
 
-	Hello  *hello       `json:"hello,omitempty"`
-	Eval   *evalRequest `json:"eval,omitempty"`
-	Cond   *condRequest `json:"cond,omitempty"`
-	Check  *evalDef     `json:"check,omitempty"`
-	OpCall *opCall      `json:"op,omitempty"`
-	Result *opResult    `json:"res,omitempty"`
-	Done   *sessionDone `json:"done,omitempty"`
+	Hello  *hello           `json:"hello,omitempty"`
+	Eval   *evalRequest     `json:"eval,omitempty"`
+	Cond   *condRequest     `json:"cond,omitempty"`
+	Check  *eval.Definition `json:"check,omitempty"`
+	OpCall *opCall          `json:"op,omitempty"`
+	Result *opResult        `json:"res,omitempty"`
+	Done   *sessionDone     `json:"done,omitempty"`
 }
 
 // hello carries the worker's limits.
 type hello struct {
 	// MemoryLimit bounds the growth of the worker's address space, in
-	// bytes; 0 is none.
+	// bytes; 0 is none. There is no time bound here: the parent times the
+	// CUE work and kills the worker.
 	MemoryLimit int64 `json:"memoryLimit,omitempty"`
-	// EvalTimeout is the worker evaluator's own bound, a backstop behind
-	// the parent's (which kills the worker first).
-	EvalTimeout time.Duration `json:"evalTimeout,omitempty"`
-}
-
-type evalDef struct {
-	Name     string `json:"name"`
-	Template string `json:"template"`
 }
 
 type evalRequest struct {
-	Definition evalDef         `json:"def"`
+	Definition eval.Definition `json:"def"`
 	Parameters json.RawMessage `json:"params,omitempty"`
 	Context    map[string]any  `json:"context,omitempty"`
 	Step       op.Step         `json:"step"`

@@ -54,7 +54,7 @@ func Serve(in io.Reader, out io.Writer, opts WorkerOptions) error {
 	// One shard: the parent lets one session at a time do CUE work here.
 	// Unbounded: the parent times the CUE work and kills this process
 	// when it overruns; a timer of its own here would only cost.
-	ev, err := eval.New(eval.Options{Ops: opts.Ops, Shards: 1, EvalTimeout: m.Hello.EvalTimeout, Unbounded: true})
+	ev, err := eval.New(eval.Options{Ops: opts.Ops, Shards: 1, Unbounded: true})
 	if err != nil {
 		return err
 	}
@@ -138,14 +138,14 @@ func (w *server) run(ctx context.Context, s *workerSession, m *message) *session
 		return d
 	case m.Kind == kindCheck && m.Check != nil:
 		d := &sessionDone{}
-		if err := w.ev.Check(eval.Definition{Name: m.Check.Name, Template: m.Check.Template}); err != nil {
+		if err := w.ev.Check(*m.Check); err != nil {
 			d.Err = err.Error()
 		}
 		return d
 	case m.Kind == kindEval && m.Eval != nil:
 		r := m.Eval
 		req := eval.Request{
-			Definition: eval.Definition{Name: r.Definition.Name, Template: r.Definition.Template},
+			Definition: r.Definition,
 			Context:    r.Context,
 			Step:       r.Step,
 			Runner:     proxy{w: w, s: s},
