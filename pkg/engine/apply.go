@@ -39,7 +39,7 @@ func (t *tick) apply(p *pending) {
 	s, out := p.step, p.out
 	ss := t.ensure(s)
 	before := *ss
-	if out.Data != nil && t.in.Debug != nil && t.in.Run.Annotations[DebugAnnotation] == "true" {
+	if out.Data != nil && t.debug() {
 		t.in.Debug.StepValue(s.Name, ss.ID, out.Data)
 	}
 	switch out.Phase {

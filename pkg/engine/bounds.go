@@ -38,11 +38,14 @@ const (
 // messageLimit is the bound of one message of this run: MaxMessageBytes,
 // or a share of messageBudget for runs with many steps.
 func (t *tick) messageLimit() int {
-	n := 1
-	if t.g != nil {
-		n += len(t.g.All())
+	if t.msgLimit == 0 {
+		n := 1
+		if t.g != nil {
+			n += len(t.g.All())
+		}
+		t.msgLimit = max(minMessageBytes, min(MaxMessageBytes, messageBudget/n))
 	}
-	return max(minMessageBytes, min(MaxMessageBytes, messageBudget/n))
+	return t.msgLimit
 }
 
 // truncate returns msg if it fits in limit bytes, else its start, cut at a
@@ -59,13 +62,12 @@ func truncate(msg string, limit int) string {
 	return msg[:cut] + mark
 }
 
-// boundMessages truncates every step message and the run's.
+// boundMessages truncates every step message (summarize bounds the run's).
 func (t *tick) boundMessages() {
 	limit := t.messageLimit()
 	eachStep(t.st, func(ss *v1alpha1.StepStatus) {
 		ss.Message = truncate(ss.Message, limit)
 	})
-	t.st.Message = truncate(t.st.Message, MaxMessageBytes)
 }
 
 // runValueBytes is the size of the output and recorded input values in the

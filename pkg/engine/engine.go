@@ -132,6 +132,9 @@ type tick struct {
 	wake      time.Time
 	runCtx    map[string]any
 	evaluated map[string]bool
+	// msgLimit is the bound of one step's message, from the number of
+	// steps (messageLimit works it out once per tick).
+	msgLimit int
 }
 
 // wakeAt records that the run needs a tick at w.
@@ -224,20 +227,17 @@ type pending struct {
 	early bool
 }
 
+// debug reports whether the run asks for its steps' evaluated values.
+func (t *tick) debug() bool {
+	return t.in.Debug != nil && t.in.Run.Annotations[DebugAnnotation] == "true"
+}
+
 func (t *tick) evaluate(ctx context.Context, ready []*pending) {
-	debug := t.in.Debug != nil && t.in.Run.Annotations[DebugAnnotation] == "true"
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, t.in.Parallelism)
 	for _, p := range ready {
 		if p.early {
 			continue
-		}
-		// What the tick reads from the evaluated template is read by the
-		// evaluator, which may be in another process.
-		p.req.Data = debug
-		p.req.Outputs = nil
-		for _, o := range p.step.Spec.Outputs {
-			p.req.Outputs = append(p.req.Outputs, o.ValueFrom)
 		}
 		wg.Add(1)
 		sem <- struct{}{}

@@ -39,15 +39,8 @@ func TestInterruptedEvaluatesTheSameAttemptAgain(t *testing.T) {
 	run := &v1alpha1.WorkflowRun{}
 	run.Name, run.Namespace, run.UID = "int", "default", "uid"
 	run.Spec.WorkflowSpec = &v1alpha1.WorkflowSpec{Steps: []v1alpha1.WorkflowStep{{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "post", Type: "post"}}}}
-	var posts atomic.Int32
-	ops := op.RunnerFunc(func(ctx context.Context, call *op.Call) (op.Result, error) {
-		posts.Add(1)
-		return op.Result{Returns: map[string]any{"statusCode": 200, "body": "{}"}}, nil
-	})
-	inner, err := eval.New(eval.Options{Ops: scenarioCatalog()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ops, posts := countPosts()
+	inner := newScenarioEvaluator(t)
 	ev := &interrupting{Evaluator: inner}
 	ev.n.Store(2)
 	store := journal.NewMemory()
@@ -96,15 +89,8 @@ func TestInterruptedConditionIsDecidedLater(t *testing.T) {
 	run.Spec.WorkflowSpec = &v1alpha1.WorkflowSpec{Steps: []v1alpha1.WorkflowStep{{WorkflowStepBase: v1alpha1.WorkflowStepBase{
 		Name: "post", Type: "post", If: `context.go == "yes"`}}}}
 	run.Spec.Context = &runtime.RawExtension{Raw: []byte(`{"go":"yes"}`)}
-	var posts atomic.Int32
-	ops := op.RunnerFunc(func(ctx context.Context, call *op.Call) (op.Result, error) {
-		posts.Add(1)
-		return op.Result{Returns: map[string]any{"statusCode": 200, "body": "{}"}}, nil
-	})
-	inner, err := eval.New(eval.Options{Ops: scenarioCatalog()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ops, posts := countPosts()
+	inner := newScenarioEvaluator(t)
 	ev := &flakyCondition{Evaluator: inner}
 	ev.n.Store(1)
 	store := journal.NewMemory()
@@ -128,6 +114,25 @@ func TestInterruptedConditionIsDecidedLater(t *testing.T) {
 	if posts.Load() != 1 {
 		t.Errorf("POST sent %d times, want 1", posts.Load())
 	}
+}
+
+// countPosts answers every op call as a 200 and counts the calls.
+func countPosts() (op.Runner, *atomic.Int32) {
+	posts := &atomic.Int32{}
+	return op.RunnerFunc(func(ctx context.Context, call *op.Call) (op.Result, error) {
+		posts.Add(1)
+		return op.Result{Returns: map[string]any{"statusCode": 200, "body": "{}"}}, nil
+	}), posts
+}
+
+// newScenarioEvaluator is an in-process evaluator over the scenarios' ops.
+func newScenarioEvaluator(t *testing.T) *eval.Evaluator {
+	t.Helper()
+	ev, err := eval.New(eval.Options{Ops: scenarioCatalog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
 }
 
 // tickPost runs one tick of run, whose steps are of type "post" (one

@@ -220,7 +220,9 @@ func (t *tick) start(ss *v1alpha1.StepStatus, s *graph.Step) {
 }
 
 func (t *tick) finish(ss *v1alpha1.StepStatus, phase v1alpha1.WorkflowStepPhase, reason, msg string) {
-	ss.Phase, ss.Reason, ss.Message = phase, reason, truncate(msg, t.messageLimit())
+	// summarize bounds the message with every other one at the end of
+	// the tick.
+	ss.Phase, ss.Reason, ss.Message = phase, reason, msg
 	ss.NextAttemptTime, ss.ResumeTime = nil, nil
 	ss.LastExecuteTime = t.metaNow()
 }
@@ -367,6 +369,12 @@ func (t *tick) request(s *graph.Step, ss *v1alpha1.StepStatus) *pending {
 			StepName: s.Name, StepID: ss.ID},
 		Env:    op.Env{Log: t.in.Logs},
 		Runner: t.in.Ops,
+		// What the tick reads from the evaluated template is read by the
+		// evaluator, which may be in another process.
+		Data: t.debug(),
+	}
+	for _, o := range s.Spec.Outputs {
+		p.req.Outputs = append(p.req.Outputs, o.ValueFrom)
 	}
 	if t.in.Journal != nil {
 		p.req.Env.Vars = t.in.Journal
