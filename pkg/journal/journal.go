@@ -149,10 +149,10 @@ type Journal struct {
 	chg changes
 	// gen counts changes to variables; saved is the gen of the last
 	// successful Save. The journal is dirty while they differ, or while
-	// logsDirty says a log line is not saved yet. Drops made by Retain do
-	// not count: they go with the next Save made for another reason.
+	// chg.logs names a step whose log lines are not saved yet. Drops made
+	// by Retain do not count: they go with the next Save made for another
+	// reason.
 	gen, saved uint64
-	logsDirty  bool
 }
 
 // Open loads the run's journal from s.
@@ -293,7 +293,7 @@ func (j *Journal) Flush(ctx context.Context) error {
 	j.saveMu.Lock()
 	defer j.saveMu.Unlock()
 	j.mu.Lock()
-	vars, logs := j.gen != j.saved, j.logsDirty
+	vars, logs := j.gen != j.saved, len(j.chg.logs) > 0
 	j.mu.Unlock()
 	if !vars && !logs {
 		return nil
@@ -320,10 +320,9 @@ const saveTries = 5
 func (j *Journal) saveLocked(ctx context.Context) error {
 	for try := 1; ; try++ {
 		j.mu.Lock()
-		snap, gen, chg, logs := copyData(j.d), j.gen, j.chg, j.logsDirty
+		snap, gen, chg := copyData(j.d), j.gen, j.chg
 		j.chg = changes{}
 		j.chg.init()
-		j.logsDirty = false
 		j.mu.Unlock()
 		err := j.store.Save(ctx, snap)
 		if err == nil {
@@ -333,7 +332,6 @@ func (j *Journal) saveLocked(ctx context.Context) error {
 			return nil
 		}
 		j.mu.Lock()
-		j.logsDirty = j.logsDirty || logs
 		j.chg = chg.then(j.chg)
 		j.mu.Unlock()
 		if !errors.Is(err, ErrConflict) || try == saveTries {

@@ -39,7 +39,6 @@ func (j *Journal) StepLog(step op.Step, _ int, line string) {
 			break
 		}
 	}
-	j.logsDirty = true
 }
 
 // droppedPrefix starts the line that stands for a step's dropped lines.
