@@ -19,12 +19,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
@@ -101,11 +100,8 @@ func startCluster(ctx context.Context, o options) (*cluster, error) {
 		}
 	}()
 
-	cl.scheme = runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, v1beta1.AddToScheme} {
-		if err := add(cl.scheme); err != nil {
-			return nil, err
-		}
+	if cl.scheme, err = api.NewScheme(); err != nil {
+		return nil, err
 	}
 	harness, err := env.AddUser(envtest.User{Name: harnessUser, Groups: []string{"system:masters"}}, nil)
 	if err != nil {

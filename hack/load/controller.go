@@ -114,7 +114,17 @@ func (p *controllerProcess) usage() (procUsage, error) {
 	}
 	// The controller evaluates in eval-worker processes of its own; their
 	// CPU and memory are the controller's cost too.
-	for _, pid := range childrenOf(p.cmd.Process.Pid) {
+	var workers []int
+	for pid := range children(p.cmd.Process.Pid) {
+		workers = append(workers, pid)
+	}
+	u.addWorkers(workers)
+	return u, nil
+}
+
+// addWorkers adds the usage of the eval-worker processes pids to u.
+func (u *procUsage) addWorkers(pids []int) {
+	for _, pid := range pids {
 		w, err := readProc(pid)
 		if err != nil {
 			continue // a worker that just exited
@@ -124,7 +134,6 @@ func (p *controllerProcess) usage() (procUsage, error) {
 		u.workerPeakRSS += w.peakRSS
 		u.workerRSS += w.rss
 	}
-	return u, nil
 }
 
 func (p *controllerProcess) separate() bool   { return true }
@@ -273,7 +282,7 @@ var clockTicks = func() int64 {
 // kube-apiserver and etcd envtest started.
 func childrenNamed(names ...string) map[string]int {
 	out := map[string]int{}
-	for comm, pid := range children(os.Getpid()) {
+	for pid, comm := range children(os.Getpid()) {
 		for _, n := range names {
 			if comm == n {
 				out[n] = pid
@@ -283,19 +292,9 @@ func childrenNamed(names ...string) map[string]int {
 	return out
 }
 
-// childrenOf lists the pids of pid's children.
-func childrenOf(pid int) []int {
-	var out []int
-	for _, c := range children(pid) {
-		out = append(out, c)
-	}
-	return out
-}
-
-// children finds pid's children in /proc, by pid, keyed by command name
-// (with the pid appended after the first of a name).
-func children(parent int) map[string]int {
-	out := map[string]int{}
+// children finds parent's children in /proc: their command names by pid.
+func children(parent int) map[int]string {
+	out := map[int]string{}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return out
@@ -318,11 +317,7 @@ func children(parent int) map[string]int {
 		if len(fields) < 2 || fields[1] != self {
 			continue
 		}
-		comm := string(stat[open+1 : end])
-		if _, dup := out[comm]; dup {
-			comm += "/" + strconv.Itoa(pid)
-		}
-		out[comm] = pid
+		out[pid] = string(stat[open+1 : end])
 	}
 	return out
 }

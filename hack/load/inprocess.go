@@ -78,19 +78,13 @@ func (c *controllerInProcess) usage() (procUsage, error) {
 	// The eval workers are children running this same binary; etcd and
 	// kube-apiserver are children too, but not the controller's.
 	self, _ := os.Executable()
-	for _, pid := range childrenOf(os.Getpid()) {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || exe != self {
-			continue
+	var workers []int
+	for pid := range children(os.Getpid()) {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == self {
+			workers = append(workers, pid)
 		}
-		w, err := readProc(pid)
-		if err != nil {
-			continue
-		}
-		u.workers++
-		u.workerCPU += w.cpu
-		u.workerPeakRSS += w.peakRSS
-		u.workerRSS += w.rss
 	}
+	u.addWorkers(workers)
 	return u, nil
 }
 
