@@ -310,7 +310,10 @@ func (ev *evaluation) prepare() {
 		ev.failf(ReasonTemplate, "%s", describe(err))
 		return
 	}
+	// Each FillPath evaluates the whole template again, so parameter and
+	// context given as Go data go in together, in one.
 	v := base
+	fill := make(map[string]any, 2)
 	switch p := ev.req.Parameters.(type) {
 	case nil:
 	case json.RawMessage:
@@ -323,7 +326,7 @@ func (ev *evaluation) prepare() {
 			ev.failf(ReasonParameter, "%v", err)
 			return
 		}
-		v = v.FillPath(cue.MakePath(cue.Str("parameter")), data)
+		fill["parameter"] = data
 	}
 	if ev.ended {
 		return
@@ -334,7 +337,10 @@ func (ev *evaluation) prepare() {
 			ev.failf(ReasonParameter, "%v", err)
 			return
 		}
-		v = v.FillPath(cue.MakePath(cue.Str("context")), data)
+		fill["context"] = data
+	}
+	if len(fill) > 0 {
+		v = v.FillPath(cue.Path{}, fill)
 	}
 	params := v.LookupPath(cue.MakePath(cue.Str("parameter")))
 	if err := params.Validate(); err != nil {
