@@ -19,6 +19,15 @@ type Workflow struct {
 	// +optional
 	Mode *WorkflowExecuteMode `json:"mode,omitempty"`
 
+	// ServiceAccountName is the ServiceAccount, in the namespace of the
+	// runs, that runs of this workflow act as when they name none
+	// themselves (see WorkflowRunSpec.ServiceAccountName). Stepflow
+	// extension.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
 	WorkflowSpec `json:",inline"`
 }
 

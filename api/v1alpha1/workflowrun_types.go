@@ -47,6 +47,16 @@ type WorkflowRunSpec struct {
 	// from.
 	// +optional
 	WorkflowRef string `json:"workflowRef,omitempty"`
+
+	// ServiceAccountName is the ServiceAccount, in the run's own namespace,
+	// whose rights the run's ops act with: every object a step reads or
+	// writes and every Secret an op reads. Without it the referenced
+	// Workflow's applies, then the controller's default (stepflow-runner).
+	// Stepflow extension.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // WorkflowRunStatus is what the controller has observed and done so far.
