@@ -58,10 +58,14 @@ type Input struct {
 	Run *v1alpha1.WorkflowRun
 	// Steps and Mode are the run's steps, already resolved from
 	// spec.workflowSpec or the Workflow named by spec.workflowRef.
-	Steps       []v1alpha1.WorkflowStep
-	Mode        *v1alpha1.WorkflowExecuteMode
-	Definitions Definitions
-	Evaluator   Evaluator
+	Steps []v1alpha1.WorkflowStep
+	Mode  *v1alpha1.WorkflowExecuteMode
+	// ServiceAccount is the identity the run's op calls act as, resolved
+	// by the caller (the run's spec.serviceAccountName, its Workflow's,
+	// else the default); every op.Step of the tick carries it.
+	ServiceAccount string
+	Definitions    Definitions
+	Evaluator      Evaluator
 	// Ops runs op calls; the tick wraps it with Journal's exactly-once rule.
 	Ops     op.Runner
 	Journal *journal.Journal

@@ -366,7 +366,7 @@ func (t *tick) request(s *graph.Step, ss *v1alpha1.StepStatus) *pending {
 		Parameters: props,
 		Context:    t.stepContext(s, ss.ID),
 		Step: op.Step{RunUID: string(t.in.Run.UID), RunName: t.in.Run.Name, Namespace: t.in.Run.Namespace,
-			StepName: s.Name, StepID: ss.ID},
+			StepName: s.Name, StepID: ss.ID, ServiceAccount: t.in.ServiceAccount},
 		Env:    op.Env{Log: t.in.Logs},
 		Runner: t.in.Ops,
 		// What the tick reads from the evaluated template is read by the

@@ -60,6 +60,11 @@ type Step struct {
 	StepName  string
 	// StepID is the id of this step attempt (context.stepSessionID).
 	StepID string
+	// ServiceAccount is the ServiceAccount, in Namespace, whose rights the
+	// call acts with (spec.serviceAccountName of the run or its Workflow,
+	// else the controller's default). Ops that reach a cluster or read a
+	// Secret act as this identity; "" means the default.
+	ServiceAccount string
 }
 
 // Call is one op call found in a step's evaluated template.
