@@ -2,43 +2,45 @@
 // step may reach. A Policy is built once from a Config and asked about
 // every connection.
 //
-// The model:
+// A destination is a host name (as written in the URL, "" for an IP
+// literal) and the address it resolved to (IP and port). A rule matches
+// either addresses (a CIDR, for the API server with a port) or host names
+// (a glob in path.Match syntax, case-insensitive: "*.corp.example"). The
+// rules are tried in this order, and the first that matches decides:
 //
-//   - A destination is a host name (as written in the URL, "" for an IP
-//     literal) and the address it resolved to (IP and port). Every rule
-//     either matches addresses (a CIDR, sometimes with a port) or host names
-//     (a glob in path.Match syntax, case-insensitive: "*.corp.example").
-//   - The rules are tried in this order, and the first that matches decides:
-//
-//     1. the operator's deny rules (Config.DenyCIDRs, Config.DenyHosts);
-//     2. the built-in API server rules: the addresses of Config.APIServers
+//  1. the operator's denies (Config.DenyCIDRs, Config.DenyHosts);
+//  2. the built-in API server denies: the addresses of Config.APIServers
 //     (the host of the controller's rest.Config, resolved when the Policy
 //     is built, and in a cluster the kubernetes.default service IP). No
-//     allow rule opens them: an HTTP step must not borrow the path to the
-//     API server that its kube ops are authorized for;
-//     3. the operator's allow rules (Config.AllowCIDRs, Config.AllowHosts);
-//     4. the other built-in denies: link-local 169.254.0.0/16 and fe80::/10,
-//     where cloud metadata services live, and, with Config.DenyLoopback (a
-//     cluster install), loopback 127.0.0.0/8 and ::1 and the unspecified
+//     allow opens them: an HTTP step must not borrow the way to the API
+//     server that only kube ops are meant to take;
+//  3. the operator's allows (Config.AllowCIDRs, Config.AllowHosts);
+//  4. the other built-in denies: link-local 169.254.0.0/16 and fe80::/10,
+//     where cloud metadata services live, and with Config.DenyLoopback (a
+//     cluster install) loopback 127.0.0.0/8 and ::1 and the unspecified
 //     addresses 0.0.0.0/8 and ::, which reach the local host too;
-//     5. anything else is allowed.
+//  5. anything else is allowed.
 //
-//     So an operator's deny always wins, an operator's allow is an
-//     exception to the built-in denies of step 4 (`make run` and the tests
-//     allow 127.0.0.0/8 that way), and the API server is never reachable.
-//   - The check runs where it cannot be dodged: at dial time, on the
-//     address the name resolved to, in the net.Dialer's Control hook, after
-//     the socket exists and before it sends a packet (Policy.DialContext).
-//     A name that resolves to an allowed address now and a denied one later
-//     (DNS rebinding) is checked on each connection, and so is every hop of
-//     a redirect. Host name rules are checked before the name is resolved,
-//     and again at dial time with the address.
-//   - CheckURL checks what a URL alone shows (its host name, or its IP
-//     literal): the HTTP op calls it before a request and on each redirect
-//     for a clear message, and it is the only check on the target when a
-//     proxy carries the request (the dial then goes to the proxy, which
-//     resolves the name itself).
-//   - A refusal is a *DeniedError naming the destination and the rule, in
-//     the words of the Config ("deny-cidr 10.0.0.0/8") or of the built-in
-//     rule ("link-local 169.254.0.0/16").
+// So an operator's deny always wins, an operator's allow is an exception
+// to the built-in denies of step 4 (`make run` and the tests allow
+// 127.0.0.0/8 that way), and the API server is never reachable.
+//
+// Where the check runs:
+//
+//   - At dial time, on the address the name resolved to, in the
+//     net.Dialer's Control hook: after the socket exists, before it sends
+//     a packet (Policy.DialContext). A name that resolves to an allowed
+//     address now and a denied one later (DNS rebinding) is checked on
+//     each connection, and so is every hop of a redirect. Host name rules
+//     are checked once before the name is resolved, and again with the
+//     address.
+//   - On a URL (CheckURL), on what the URL alone shows: its host name, or
+//     its IP literal. The HTTP op checks each request and each redirect
+//     this way for a clear message. It is the only check on the target
+//     when a proxy carries the request: the dial then goes to the proxy,
+//     which resolves the name itself.
+//
+// A refusal is a *DeniedError that names the destination and the rule, in
+// the words of the Config ("deny-cidr 10.0.0.0/8") or of the built-in rule
+// ("link-local 169.254.0.0/16").
 package netfence
