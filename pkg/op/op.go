@@ -52,6 +52,17 @@ type Op interface {
 	Run(ctx context.Context, call *Call) (Result, error)
 }
 
+// Pure is implemented by ops whose result is a function of their params
+// alone: no I/O, no Env, no Step, nothing a runner adds (a journal passes
+// their calls through). An evaluator may run them where it evaluates
+// instead of sending them to its runner: an evaluator worker process
+// (pkg/sandbox) does, saving a round trip to the controller per call.
+type Pure interface {
+	Op
+	// Pure marks the op; it does nothing.
+	Pure()
+}
+
 // Step identifies the step attempt an op call belongs to.
 type Step struct {
 	RunUID    string

@@ -11,13 +11,16 @@
 // started with a hidden subcommand (`stepflow eval-worker`) that calls
 // Serve. A worker runs an ordinary in-process eval.Evaluator under an
 // address-space limit (RLIMIT_AS, with the Go memory limit below it). Its
-// op calls are not run in the worker: each is sent to the parent (op name,
-// CUE path, class, parameters as JSON), where the session's real Runner
-// runs it, journal and Kubernetes clients included, and its op.Result or
-// error is sent back. So every effect, every journal record and every
-// client stays in the parent; the worker only computes. A session is one
-// Evaluate, Condition or Check; a worker serves several sessions at once,
-// multiplexed by session id, and a session stays on the worker it started
+// op calls are sent to the parent (op name, CUE path, class, parameters),
+// where the session's real Runner runs them, journal and Kubernetes
+// clients included, and their op.Result or error is sent back. So every
+// effect, every journal record and every client stays in the parent; the
+// worker only computes. The calls of op.Pure ops (wait, fail, string
+// conversions) are computation like CUE, with nothing for a runner to
+// add: the worker runs those itself, saving a round trip each. A session
+// is one Evaluate, Condition or Check; a worker serves several sessions at
+// once, multiplexed by session id, and a session stays on the worker it
+// started
 // on, where its CUE values live.
 //
 // # Time
@@ -48,9 +51,10 @@
 //
 // # Protocol
 //
-// Messages are JSON values, one encoder per direction, over the worker's
-// stdin (parent to worker) and stdout (worker to parent); its stderr goes
-// to the parent's log. The parent sends hello (the limits) first, then
+// Messages are CBOR values (RFC 8949: cheaper to encode and decode than
+// JSON, and integers stay integers), over the worker's stdin (parent to
+// worker) and stdout (worker to parent); its stderr goes to the parent's
+// log. The parent sends hello (the limits) first, then
 // eval, cond, check (open a session), result (an op call's result) and
 // cancel; the worker sends call (an op call of a session) and done (the
 // session's outcome). The worker exits when its stdin closes.

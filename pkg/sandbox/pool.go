@@ -224,6 +224,7 @@ const (
 	fateInterrupted             // its worker died for another reason
 	fateCancelled               // the caller gave up
 	fateNoWorker                // no worker to be had
+	fateUnsendable              // the request does not encode: nothing was sent
 )
 
 // ending is what a session's caller receives.
@@ -262,14 +263,18 @@ func (s *session) finish(e ending) {
 
 // open starts a session of m on a worker and waits for its end.
 func (p *Pool) open(ctx context.Context, m *message, runner op.Runner, step op.Step, env op.Env) (*session, ending) {
-	w, err := p.pick()
 	s := &session{id: p.nextID.Add(1), ctx: ctx, runner: runner, step: step, env: env,
 		end: make(chan ending, 1), errs: map[uint64]error{}}
+	m.ID = s.id
+	req, err := encode(m)
+	if err != nil {
+		return s, ending{fate: fateUnsendable, why: err.Error()}
+	}
+	w, err := p.pick()
 	if err != nil {
 		return s, ending{fate: fateNoWorker, why: err.Error()}
 	}
 	s.w = w
-	m.ID = s.id
 	if !w.register(s) {
 		return s, ending{fate: fateInterrupted, why: "the worker exited before the evaluation started"}
 	}
@@ -282,7 +287,7 @@ func (p *Pool) open(ctx context.Context, m *message, runner op.Runner, step op.S
 		}
 		return s, <-s.end
 	}
-	if err := w.conn.send(m); err != nil {
+	if err := w.conn.write(req); err != nil {
 		w.release(s)
 		w.kill() // a broken pipe: the worker is gone or going
 		return s, <-s.end
@@ -299,14 +304,7 @@ func (p *Pool) open(ctx context.Context, m *message, runner op.Runner, step op.S
 // call runs one op call a worker sent for s, and sends back its result.
 func (s *session) call(m *message) {
 	res, err := s.runOp(m)
-	r := &opResult{Stop: res.Stop, Message: res.Message}
-	if res.Returns != nil {
-		raw, merr := json.Marshal(res.Returns)
-		if merr != nil && err == nil {
-			err = op.Permanent(fmt.Errorf("op %s at %q: encoding its result: %v", m.OpCall.Name, m.OpCall.Path, merr))
-		}
-		r.Returns = raw
-	}
+	r := &opResult{Returns: res.Returns, Stop: res.Stop, Message: res.Message}
 	if err != nil {
 		r.Err, r.Permanent = err.Error(), op.IsPermanent(err)
 	}
@@ -329,7 +327,12 @@ func (s *session) call(m *message) {
 			s.w.release(s)
 		}
 	}
-	_ = s.w.conn.send(&message{Kind: kindResult, ID: s.id, Call: m.Call, Result: r})
+	if err := s.w.conn.send(&message{Kind: kindResult, ID: s.id, Call: m.Call, Result: r}); errors.As(err, new(*encodeError)) {
+		// Returns that are not plain data: the call fails, as it would
+		// when its journal record did not encode.
+		r = &opResult{Err: fmt.Sprintf("op %s at %q: its result is not plain data: %v", m.OpCall.Name, m.OpCall.Path, err), Permanent: true}
+		_ = s.w.conn.send(&message{Kind: kindResult, ID: s.id, Call: m.Call, Result: r})
+	}
 }
 
 func (s *session) runOp(m *message) (op.Result, error) {
@@ -365,15 +368,11 @@ func (p *Pool) Evaluate(ctx context.Context, req eval.Request) eval.Outcome {
 	switch x := req.Parameters.(type) {
 	case nil:
 	case json.RawMessage:
-		r.Parameters = x
+		r.ParametersJSON = x
 	case []byte:
-		r.Parameters = x
+		r.ParametersJSON = x
 	default:
-		raw, err := json.Marshal(x)
-		if err != nil {
-			return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonParameter, Message: where() + "parameters are not JSON: " + err.Error()}
-		}
-		r.Parameters = raw
+		r.Parameters = x
 	}
 	key := req.Step.StepID
 	if key == "" {
@@ -401,6 +400,9 @@ func (p *Pool) Evaluate(ctx context.Context, req eval.Request) eval.Outcome {
 			Message: where() + "evaluation interrupted, its worker process died (" + e.why + "); evaluating again"}
 	case fateCancelled:
 		return eval.Outcome{Phase: eval.Broken, Reason: eval.ReasonOp, Message: where() + "evaluation cancelled: " + e.why}
+	case fateUnsendable:
+		return eval.Outcome{Phase: eval.Failed, Reason: eval.ReasonParameter,
+			Message: where() + "parameters or context are not plain data: " + e.why}
 	default: // no worker to be had: not the step's trouble, and no strike
 		return eval.Outcome{Phase: eval.Interrupted, Reason: eval.ReasonInterrupted,
 			Message: where() + e.why + "; evaluating again"}
@@ -442,6 +444,8 @@ func (p *Pool) Condition(expr string, scope map[string]any) (bool, error) {
 				return false, errors.New(e.done.Err)
 			}
 			return e.done.Bool, nil
+		case fateUnsendable:
+			return false, fmt.Errorf("if %q: its scope is not plain data: %s", expr, e.why)
 		case fateTimeout:
 			return false, &eval.OverrunError{Reason: eval.ReasonTimeout,
 				Message: fmt.Sprintf("if %q: evaluation did not finish within %s", expr, p.opts.EvalTimeout)}
@@ -466,6 +470,8 @@ func (p *Pool) Check(def eval.Definition) error {
 				return errors.New(e.done.Err)
 			}
 			return nil
+		case fateUnsendable:
+			return fmt.Errorf("definition %q: %s", def.Name, e.why)
 		case fateTimeout:
 			return &eval.OverrunError{Reason: eval.ReasonTimeout,
 				Message: fmt.Sprintf("definition %q: compiling did not finish within %s; its worker process was stopped", def.Name, p.opts.EvalTimeout)}

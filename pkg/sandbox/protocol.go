@@ -2,13 +2,13 @@ package sandbox
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"reflect"
 	"sync"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
@@ -54,11 +54,14 @@ type hello struct {
 
 type evalRequest struct {
 	Definition eval.Definition `json:"def"`
-	Parameters json.RawMessage `json:"params,omitempty"`
-	Context    map[string]any  `json:"context,omitempty"`
-	Step       op.Step         `json:"step"`
-	Outputs    []string        `json:"outputs,omitempty"`
-	Data       bool            `json:"data,omitempty"`
+	// Parameters are Go data, or JSON text in ParametersJSON when the
+	// caller gave them so.
+	Parameters     any            `json:"params,omitempty"`
+	ParametersJSON []byte         `json:"paramsJSON,omitempty"`
+	Context        map[string]any `json:"context,omitempty"`
+	Step           op.Step        `json:"step"`
+	Outputs        []string       `json:"outputs,omitempty"`
+	Data           bool           `json:"data,omitempty"`
 }
 
 type condRequest struct {
@@ -67,18 +70,19 @@ type condRequest struct {
 }
 
 type opCall struct {
-	Name   op.Name         `json:"name"`
-	Path   string          `json:"path"`
-	Class  op.Class        `json:"class"`
-	Params json.RawMessage `json:"params"`
+	Name  op.Name  `json:"name"`
+	Path  string   `json:"path"`
+	Class op.Class `json:"class"`
+	// Params is the op's params struct, encoded.
+	Params cbor.RawMessage `json:"params"`
 }
 
 type opResult struct {
-	Returns   json.RawMessage `json:"returns,omitempty"`
-	Stop      *op.Stop        `json:"stop,omitempty"`
-	Message   string          `json:"message,omitempty"`
-	Err       string          `json:"err,omitempty"`
-	Permanent bool            `json:"permanent,omitempty"`
+	Returns   any      `json:"returns,omitempty"`
+	Stop      *op.Stop `json:"stop,omitempty"`
+	Message   string   `json:"message,omitempty"`
+	Err       string   `json:"err,omitempty"`
+	Permanent bool     `json:"permanent,omitempty"`
 }
 
 // sessionDone ends a session: an Evaluate's outcome, a Condition's answer
@@ -110,24 +114,80 @@ type outputResult struct {
 	Err   string `json:"err,omitempty"`
 }
 
-// conn is one end of the protocol: one encoder and one decoder, each over
-// a buffered stream. Send is safe for concurrent use; Receive is not.
+// conn is one end of the protocol: a buffered writer and a decoder over
+// a buffered reader. Send is safe for concurrent use; Receive is not.
 type conn struct {
 	mu  sync.Mutex
 	bw  *bufio.Writer
-	enc *json.Encoder
-	dec *json.Decoder
+	dec *cbor.Decoder
+}
+
+// Messages are CBOR (RFC 8949): several times cheaper to encode and
+// decode than JSON, and its integers stay integers. Decoded into Go
+// interfaces, maps are map[string]any and integers int64 (big ones
+// *big.Int), as CUE's own decoding gives them.
+var (
+	encMode = mustEncMode(cbor.EncOptions{Time: cbor.TimeRFC3339Nano})
+	decMode = mustDecMode(cbor.DecOptions{
+		DefaultMapType:   reflect.TypeOf(map[string]any(nil)),
+		IntDec:           cbor.IntDecConvertSignedOrBigInt,
+		BigIntDec:        cbor.BigIntDecodePointer,
+		MaxNestedLevels:  256,
+		MaxArrayElements: 1 << 24,
+		MaxMapPairs:      1 << 24,
+	})
+)
+
+func mustEncMode(o cbor.EncOptions) cbor.EncMode {
+	m, err := o.EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func mustDecMode(o cbor.DecOptions) cbor.DecMode {
+	m, err := o.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
 }
 
 func newConn(r io.Reader, w io.Writer) *conn {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	return &conn{bw: bw, enc: json.NewEncoder(bw), dec: json.NewDecoder(bufio.NewReaderSize(r, 64<<10))}
+	return &conn{bw: bw, dec: decMode.NewDecoder(bufio.NewReaderSize(r, 64<<10))}
 }
 
+// encodeError is a message that could not be encoded: nothing was
+// written, and the stream is as good as before.
+type encodeError struct{ err error }
+
+func (e *encodeError) Error() string { return "encoding a message: " + e.err.Error() }
+func (e *encodeError) Unwrap() error { return e.err }
+
+// send writes m whole, or nothing when it does not encode.
 func (c *conn) send(m *message) error {
+	b, err := encode(m)
+	if err != nil {
+		return err
+	}
+	return c.write(b)
+}
+
+func encode(m *message) ([]byte, error) {
+	b, err := encMode.Marshal(m)
+	if err != nil {
+		return nil, &encodeError{err}
+	}
+	return b, nil
+}
+
+// write writes an encoded message.
+func (c *conn) write(b []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.enc.Encode(m); err != nil {
+	if _, err := c.bw.Write(b); err != nil {
 		return err
 	}
 	return c.bw.Flush()
@@ -141,79 +201,14 @@ func (c *conn) receive() (*message, error) {
 	return m, nil
 }
 
-// decodeParams decodes an op call's JSON parameters into the params
-// struct of o, with whole numbers in untyped fields as int64, as CUE's own
-// decoding gives them.
-func decodeParams(o op.Op, raw json.RawMessage) (any, error) {
+// decodeParams decodes an op call's encoded parameters into the params
+// struct of o.
+func decodeParams(o op.Op, raw cbor.RawMessage) (any, error) {
 	params := o.NewParams()
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	if err := d.Decode(params); err != nil {
+	if err := decMode.Unmarshal(raw, params); err != nil {
 		return nil, err
 	}
-	numbers(reflect.ValueOf(params))
 	return params, nil
-}
-
-// numbers replaces the json.Numbers that UseNumber left in interface
-// values under v by int64 or float64.
-func numbers(v reflect.Value) {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if !v.IsNil() {
-			numbers(v.Elem())
-		}
-	case reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
-				numbers(v.Field(i))
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		for i := 0; i < v.Len(); i++ {
-			numbers(v.Index(i))
-		}
-	case reflect.Map:
-		if v.Type().Elem().Kind() != reflect.Interface {
-			for _, k := range v.MapKeys() {
-				e := reflect.New(v.Type().Elem()).Elem()
-				e.Set(v.MapIndex(k))
-				numbers(e)
-				v.SetMapIndex(k, e)
-			}
-			return
-		}
-		for _, k := range v.MapKeys() {
-			v.SetMapIndex(k, reflect.ValueOf(plainNumbers(v.MapIndex(k).Interface())))
-		}
-	case reflect.Interface:
-		if !v.IsNil() && v.CanSet() {
-			if x := plainNumbers(v.Interface()); x != nil {
-				v.Set(reflect.ValueOf(x))
-			}
-		}
-	}
-}
-
-// plainNumbers does numbers for plain JSON data (maps, slices, scalars).
-func plainNumbers(x any) any {
-	switch t := x.(type) {
-	case json.Number:
-		if i, err := t.Int64(); err == nil {
-			return i
-		}
-		f, _ := t.Float64()
-		return f
-	case map[string]any:
-		for k, e := range t {
-			t[k] = plainNumbers(e)
-		}
-	case []any:
-		for i, e := range t {
-			t[i] = plainNumbers(e)
-		}
-	}
-	return x
 }
 
 // remoteError is an op call's error as the worker sees it: the parent's

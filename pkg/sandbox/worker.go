@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,7 +100,10 @@ func (w *server) handle(m *message) {
 			delete(w.sessions, m.ID)
 			w.mu.Unlock()
 			cancel()
-			_ = w.c.send(&message{Kind: kindDone, ID: m.ID, Done: done})
+			if err := w.c.send(&message{Kind: kindDone, ID: m.ID, Done: done}); errors.As(err, new(*encodeError)) {
+				_ = w.c.send(&message{Kind: kindDone, ID: m.ID, Done: &sessionDone{Phase: eval.Failed, Reason: eval.ReasonTemplate,
+					Err: err.Error(), Message: "eval worker: the outcome is not plain data: " + err.Error()}})
+			}
 		}()
 	case kindResult:
 		if s := w.session(m.ID); s != nil && m.Result != nil {
@@ -152,17 +154,11 @@ func (w *server) run(ctx context.Context, s *workerSession, m *message) *session
 			Outputs:    r.Outputs,
 			Data:       r.Data,
 		}
-		if len(r.Parameters) > 0 {
-			// As Go data, as the engine hands them to an in-process
-			// evaluator: CUE fills Go values several times faster than it
-			// parses JSON. What does not decode goes on as JSON, for eval
-			// to report.
-			var params any
-			if err := json.Unmarshal(r.Parameters, &params); err == nil {
-				req.Parameters = params
-			} else {
-				req.Parameters = r.Parameters
-			}
+		switch {
+		case r.Parameters != nil:
+			req.Parameters = r.Parameters
+		case len(r.ParametersJSON) > 0:
+			req.Parameters = json.RawMessage(r.ParametersJSON)
 		}
 		return doneOf(w.ev.Evaluate(ctx, req))
 	}
@@ -195,7 +191,12 @@ type proxy struct {
 }
 
 func (p proxy) Run(ctx context.Context, call *op.Call) (op.Result, error) {
-	params, err := json.Marshal(call.Params)
+	// A pure op is computation, like the CUE around it: it runs here. Not
+	// when the template made it an Effect, whose record the journal keeps.
+	if _, ok := call.Op.(op.Pure); ok && call.Class != op.Effect {
+		return op.Direct.Run(ctx, call)
+	}
+	params, err := encMode.Marshal(call.Params)
 	if err != nil {
 		return op.Result{}, op.Permanent(fmt.Errorf("op %s at %q: encoding its parameters: %v", call.Name, call.Path, err))
 	}
@@ -211,15 +212,7 @@ func (p proxy) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	}
 	select {
 	case r := <-ch:
-		res := op.Result{Stop: r.Stop, Message: r.Message}
-		if len(r.Returns) > 0 {
-			d := json.NewDecoder(bytes.NewReader(r.Returns))
-			d.UseNumber()
-			if err := d.Decode(&res.Returns); err != nil {
-				return op.Result{}, fmt.Errorf("op %s at %q: decoding its result: %v", call.Name, call.Path, err)
-			}
-			res.Returns = plainNumbers(res.Returns)
-		}
+		res := op.Result{Returns: r.Returns, Stop: r.Stop, Message: r.Message}
 		return res, r.opError(id)
 	case <-ctx.Done():
 		p.s.mu.Lock()

@@ -36,6 +36,8 @@ func (f *Family) Ops() map[string]op.Op { return f.ops }
 
 var _ op.Family = (*Family)(nil)
 
+var _ = []op.Pure{&waitOp{}, &stopOp{}, &messageOp{}}
+
 type messageParams struct {
 	Message string `json:"message"`
 }
@@ -49,6 +51,7 @@ type waitOp struct{}
 
 func (*waitOp) NewParams() any     { return &waitParams{} }
 func (*waitOp) Class(any) op.Class { return op.Control }
+func (*waitOp) Pure()              {}
 func (*waitOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
@@ -88,6 +91,7 @@ type stopOp struct{ kind op.StopKind }
 
 func (*stopOp) NewParams() any     { return &messageParams{} }
 func (*stopOp) Class(any) op.Class { return op.Control }
+func (*stopOp) Pure()              {}
 func (s *stopOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
@@ -100,6 +104,7 @@ type messageOp struct{}
 
 func (*messageOp) NewParams() any     { return &messageParams{} }
 func (*messageOp) Class(any) op.Class { return op.Idempotent }
+func (*messageOp) Pure()              {}
 func (*messageOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err

@@ -38,6 +38,8 @@ func (*Family) Ops() map[string]op.Op {
 
 var _ op.Family = (*Family)(nil)
 
+var _ = []op.Pure{convertString{}, patchK8sObject{}}
+
 // stringParams is util.#ConvertString's $params (and op.#ConvertString).
 type stringParams struct {
 	Bt []byte `json:"bt"`
@@ -47,6 +49,7 @@ type convertString struct{}
 
 func (convertString) NewParams() any     { return &stringParams{} }
 func (convertString) Class(any) op.Class { return op.Idempotent }
+func (convertString) Pure()              {}
 func (convertString) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
@@ -69,6 +72,7 @@ type patchK8sObject struct{}
 
 func (patchK8sObject) NewParams() any     { return &patchParams{} }
 func (patchK8sObject) Class(any) op.Class { return op.Idempotent }
+func (patchK8sObject) Pure()              {}
 func (patchK8sObject) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
