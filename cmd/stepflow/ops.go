@@ -26,7 +26,7 @@ func buildOps(restConfig func() (*rest.Config, error)) (*op.Registry, error) {
 		connErr error
 	)
 	clusters := kube.Local(nil)
-	lazy := kube.ClustersFunc(func(ctx context.Context, name string) (client.Client, error) {
+	lazy := kube.ClustersFunc(func(ctx context.Context, step op.Step, name string) (client.Client, error) {
 		once.Do(func() {
 			var cfg *rest.Config
 			if cfg, connErr = restConfig(); connErr != nil {
@@ -41,7 +41,7 @@ func buildOps(restConfig func() (*rest.Config, error)) (*op.Registry, error) {
 		if connErr != nil {
 			return nil, connErr
 		}
-		return clusters.Cluster(ctx, name)
+		return clusters.Cluster(ctx, step, name)
 	})
 	return opset.Standard(lazy, nil), nil
 }

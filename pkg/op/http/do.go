@@ -69,13 +69,13 @@ func (d *doOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err != nil {
 		return op.Result{}, err
 	}
-	if err := d.f.secretHeaders(ctx, call.Step.Namespace, p.Request.HeadersFromSecret, pl.header); err != nil {
+	if err := d.f.secretHeaders(ctx, call.Step, p.Request.HeadersFromSecret, pl.header); err != nil {
 		return op.Result{}, err
 	}
 	if call.Class == op.Effect && pl.header.Get(IdempotencyHeader) == "" {
 		pl.header.Set(IdempotencyHeader, IdempotencyKey(call.Step, call.Path))
 	}
-	client, err := d.f.clientFor(ctx, call.Step.Namespace, p.TLSConfig)
+	client, err := d.f.clientFor(ctx, call.Step, p.TLSConfig)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -146,15 +146,17 @@ func headerMap(h nethttp.Header) map[string][]string {
 	return m
 }
 
-// secretHeaders sets each header of hs to its value from a Secret in
-// namespace. Values never appear in errors.
-func (f *Family) secretHeaders(ctx context.Context, namespace string, hs []SecretHeader, into nethttp.Header) error {
+// secretHeaders sets each header of hs to its value from a Secret in the
+// step's namespace, read as the step's identity. Values never appear in
+// errors.
+func (f *Family) secretHeaders(ctx context.Context, step op.Step, hs []SecretHeader, into nethttp.Header) error {
+	namespace := step.Namespace
 	read := map[string]map[string][]byte{}
 	for _, h := range hs {
 		data, ok := read[h.Secret]
 		if !ok {
 			var err error
-			if data, err = f.secret(ctx, namespace, h.Secret); err != nil {
+			if data, err = f.secret(ctx, step, namespace, h.Secret); err != nil {
 				return fmt.Errorf("request.headersFromSecret %s: %w", h.Name, err)
 			}
 			read[h.Secret] = data
@@ -173,27 +175,30 @@ func (f *Family) secretHeaders(ctx context.Context, namespace string, hs []Secre
 }
 
 // clientFor returns the client for cfg: the Family's own when cfg is nil,
-// else the one for the TLS material in cfg's Secret.
-func (f *Family) clientFor(ctx context.Context, namespace string, cfg *TLSConfig) (*resty.Client, error) {
+// else the one for the TLS material in cfg's Secret, read as the step's
+// identity.
+func (f *Family) clientFor(ctx context.Context, step op.Step, cfg *TLSConfig) (*resty.Client, error) {
 	if cfg == nil {
 		return f.client, nil
 	}
+	namespace := step.Namespace
 	if cfg.Namespace != "" {
 		namespace = cfg.Namespace
 	}
-	data, err := f.secret(ctx, namespace, cfg.Secret)
+	data, err := f.secret(ctx, step, namespace, cfg.Secret)
 	if err != nil {
 		return nil, fmt.Errorf("tls_config: %w", err)
 	}
 	return f.tls.get(namespace+"/"+cfg.Secret, data)
 }
 
-// secret reads a Secret through the Family's SecretReader.
-func (f *Family) secret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+// secret reads a Secret through the Family's SecretReader, as step's
+// identity.
+func (f *Family) secret(ctx context.Context, step op.Step, namespace, name string) (map[string][]byte, error) {
 	if f.secrets == nil {
 		return nil, op.Permanentf("secret %s/%s is needed, but this op was given no secret reader", namespace, name)
 	}
-	data, err := f.secrets.GetSecret(ctx, namespace, name)
+	data, err := f.secrets.GetSecret(ctx, step, namespace, name)
 	if err != nil {
 		return nil, fmt.Errorf("reading secret %s/%s: %w", namespace, name, err)
 	}

@@ -451,7 +451,7 @@ func TestHeadersFromSecret(t *testing.T) {
 		{"missing secret", store, header("Authorization", "nope", "token"), false, "team-a/nope"},
 		{"missing key", store, header("Authorization", "api", "nokey"), true, "nokey"},
 		{"value not fit for a header", store, header("Authorization", "api", "bad"), true, "team-a/api"},
-		{"reader says permanent", SecretReaderFunc(func(context.Context, string, string) (map[string][]byte, error) {
+		{"reader says permanent", SecretReaderFunc(func(context.Context, op.Step, string, string) (map[string][]byte, error) {
 			return nil, op.Permanentf("forbidden")
 		}), header("Authorization", "api", "token"), true, "forbidden"},
 	}

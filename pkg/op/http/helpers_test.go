@@ -110,7 +110,7 @@ func opError(t *testing.T, err error) *op.Error {
 // secrets is a SecretReader over fixed data, keyed "namespace/name".
 type secrets map[string]map[string][]byte
 
-func (s secrets) GetSecret(_ context.Context, namespace, name string) (map[string][]byte, error) {
+func (s secrets) GetSecret(_ context.Context, _ op.Step, namespace, name string) (map[string][]byte, error) {
 	data, ok := s[namespace+"/"+name]
 	if !ok {
 		return nil, fmt.Errorf("secret %s/%s not found", namespace, name)

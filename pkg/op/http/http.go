@@ -17,19 +17,20 @@ const (
 	DefaultMaxBodyBytes = 16 << 20
 )
 
-// SecretReader reads the data of a Kubernetes Secret. An error it marks
-// op.Permanent (a Secret that does not exist, say) stays permanent; any
-// other error is retried.
+// SecretReader reads the data of a Kubernetes Secret as the identity of
+// the step that needs it (op.Step.ServiceAccount). An error it marks
+// op.Permanent (a Secret that does not exist, or that the identity may not
+// read) stays permanent; any other error is retried.
 type SecretReader interface {
-	GetSecret(ctx context.Context, namespace, name string) (map[string][]byte, error)
+	GetSecret(ctx context.Context, step op.Step, namespace, name string) (map[string][]byte, error)
 }
 
 // SecretReaderFunc adapts a function to SecretReader.
-type SecretReaderFunc func(ctx context.Context, namespace, name string) (map[string][]byte, error)
+type SecretReaderFunc func(ctx context.Context, step op.Step, namespace, name string) (map[string][]byte, error)
 
 // GetSecret implements SecretReader.
-func (f SecretReaderFunc) GetSecret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
-	return f(ctx, namespace, name)
+func (f SecretReaderFunc) GetSecret(ctx context.Context, step op.Step, namespace, name string) (map[string][]byte, error) {
+	return f(ctx, step, namespace, name)
 }
 
 var _ SecretReader = SecretReaderFunc(nil)

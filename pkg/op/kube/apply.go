@@ -41,7 +41,7 @@ func (o *applyOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err != nil {
 		return op.Result{}, err
 	}
-	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -86,7 +86,7 @@ func (o *applyInParallelOp) Run(ctx context.Context, call *op.Call) (op.Result, 
 			return op.Result{}, fmt.Errorf("value[%d]: %w", i, err)
 		}
 	}
-	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
 	if err != nil {
 		return op.Result{}, err
 	}

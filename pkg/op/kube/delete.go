@@ -47,7 +47,7 @@ func (o *deleteOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if !byName && p.Filter == nil {
 		return op.Result{}, op.Permanentf("delete %s: value.metadata.name or filter is required", describe(obj))
 	}
-	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
 	if err != nil {
 		return op.Result{}, err
 	}

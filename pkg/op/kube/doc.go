@@ -2,8 +2,14 @@
 // objects from step templates (vela/kube and the flat vela/op twins).
 //
 // Every op names a cluster ("" is the one the controller runs in) and gets
-// its client from a Clusters registry, which the caller builds; Local serves
-// just the local cluster. Objects cross the op boundary as the plain maps
+// its client from a Clusters registry, which the caller builds, for the
+// step's identity (op.Step.ServiceAccount): the client acts as that
+// ServiceAccount, so a step can touch what its identity may and nothing
+// more (see pkg/tenancy). LocalAs serves just the local cluster as each
+// step's identity; Local serves it with one client for every step, the
+// controller's own identity in a single-tenant install. SecretReader reads
+// the Secrets other families need (HTTP headers, TLS material) the same
+// way. Objects cross the op boundary as the plain maps
 // CUE decodes to and travel as unstructured objects, so any kind the API
 // server serves works, custom resources included; a kind the server does not
 // serve fails permanently. A namespaced object without metadata.namespace
@@ -31,7 +37,7 @@
 // Results and errors: read reports a missing object in $returns.err and does
 // not fail; delete treats a missing object as deleted. Parameters that can
 // never work (no apiVersion, kind or name, an unknown kind or cluster, an
-// object the API server rejects as invalid) fail with an op.Permanent error;
-// any other failure (API server unreachable, conflict, forbidden) is
-// retryable.
+// object the API server rejects as invalid, a request the step's identity
+// may not make, as pkg/tenancy's clients report it) fail with an op.Permanent error; any other failure (API
+// server unreachable, conflict) is retryable.
 package kube

@@ -17,28 +17,40 @@ const FieldOwner = "stepflow"
 // runs in.
 const LocalCluster = "local"
 
-// Clusters resolves a cluster name from a template to a client. The name ""
-// is the local cluster. An unknown name should be an op.Permanent error.
+// Clusters resolves a cluster name from a template to a client that acts
+// as the step's identity (op.Step.ServiceAccount in op.Step.Namespace):
+// every request an op makes, and every Secret read for it, has that
+// identity's rights and no more. The name "" is the local cluster. An
+// unknown name should be an op.Permanent error.
 type Clusters interface {
-	Cluster(ctx context.Context, name string) (client.Client, error)
+	Cluster(ctx context.Context, step op.Step, name string) (client.Client, error)
 }
 
 // ClustersFunc adapts a function to Clusters.
-type ClustersFunc func(ctx context.Context, name string) (client.Client, error)
+type ClustersFunc func(ctx context.Context, step op.Step, name string) (client.Client, error)
 
 // Cluster implements Clusters.
-func (f ClustersFunc) Cluster(ctx context.Context, name string) (client.Client, error) {
-	return f(ctx, name)
+func (f ClustersFunc) Cluster(ctx context.Context, step op.Step, name string) (client.Client, error) {
+	return f(ctx, step, name)
 }
 
 var _ Clusters = ClustersFunc(nil)
 
-// Local is the registry of a controller that manages only its own cluster:
-// "" and "local" resolve to c, any other name is an unknown cluster.
+// Local is the registry of a controller that manages only its own cluster
+// and acts with its own identity for every step (a single-tenant install,
+// the CLI): "" and "local" resolve to c, any other name is an unknown
+// cluster.
 func Local(c client.Client) Clusters {
-	return ClustersFunc(func(_ context.Context, name string) (client.Client, error) {
+	return LocalAs(func(context.Context, op.Step) (client.Client, error) { return c, nil })
+}
+
+// LocalAs is the registry of a controller that manages only its own
+// cluster and acts as each step's identity: "" and "local" resolve to the
+// client as returns for the step, any other name is an unknown cluster.
+func LocalAs(as func(ctx context.Context, step op.Step) (client.Client, error)) Clusters {
+	return ClustersFunc(func(ctx context.Context, step op.Step, name string) (client.Client, error) {
 		if name == "" || name == LocalCluster {
-			return c, nil
+			return as(ctx, step)
 		}
 		return nil, op.Permanentf("unknown cluster %q", name)
 	})
@@ -90,10 +102,10 @@ func (f *Family) Ops() map[string]op.Op {
 
 var _ op.Family = (*Family)(nil)
 
-// clusterFor resolves name, keeping a permanent error permanent and naming
-// the cluster in any other.
-func clusterFor(ctx context.Context, clusters Clusters, name string) (client.Client, error) {
-	c, err := clusters.Cluster(ctx, name)
+// clusterFor resolves name for step, keeping a permanent error permanent
+// and naming the cluster in any other.
+func clusterFor(ctx context.Context, clusters Clusters, step op.Step, name string) (client.Client, error) {
+	c, err := clusters.Cluster(ctx, step, name)
 	if err != nil {
 		if op.IsPermanent(err) {
 			return nil, err

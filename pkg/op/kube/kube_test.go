@@ -440,14 +440,45 @@ func TestInvalidParams(t *testing.T) {
 
 func TestLocalClusters(t *testing.T) {
 	clusters := Local(opClient)
+	step := op.Step{Namespace: "tenant-a", ServiceAccount: "deployer"}
 	for _, name := range []string{"", LocalCluster} {
-		if c, err := clusters.Cluster(context.Background(), name); err != nil || c != opClient {
+		if c, err := clusters.Cluster(context.Background(), step, name); err != nil || c != opClient {
 			t.Errorf("Cluster(%q) = %v, %v", name, c, err)
 		}
 	}
-	_, err := clusters.Cluster(context.Background(), "x")
+	_, err := clusters.Cluster(context.Background(), step, "x")
 	if !op.IsPermanent(err) || err.Error() != `unknown cluster "x"` {
 		t.Errorf("Cluster(x) error = %v", err)
+	}
+}
+
+// LocalAs hands each step the client of its own identity.
+func TestLocalAsActsAsTheStep(t *testing.T) {
+	var asked []op.Step
+	clusters := LocalAs(func(_ context.Context, s op.Step) (client.Client, error) {
+		asked = append(asked, s)
+		return opClient, nil
+	})
+	for _, tc := range []struct {
+		step    op.Step
+		cluster string
+		ok      bool
+	}{
+		{op.Step{Namespace: "tenant-a", ServiceAccount: "deployer"}, "", true},
+		{op.Step{Namespace: "tenant-b"}, LocalCluster, true},
+		{op.Step{Namespace: "tenant-a"}, "elsewhere", false},
+	} {
+		asked = nil
+		_, err := clusters.Cluster(context.Background(), tc.step, tc.cluster)
+		if tc.ok != (err == nil) {
+			t.Errorf("%+v on %q: error %v", tc.step, tc.cluster, err)
+		}
+		if tc.ok && (len(asked) != 1 || asked[0] != tc.step) {
+			t.Errorf("%+v on %q: asked for %+v", tc.step, tc.cluster, asked)
+		}
+		if !tc.ok && len(asked) != 0 {
+			t.Errorf("an unknown cluster asked for a client: %+v", asked)
+		}
 	}
 }
 
@@ -489,14 +520,15 @@ func TestSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets := Secrets(Local(opClient))
-	data, err := secrets.GetSecret(ctx, ns, "tls")
+	step := op.Step{Namespace: ns, StepName: "s"}
+	data, err := secrets.GetSecret(ctx, step, ns, "tls")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(data["ca.crt"]) != "pem" || string(data["token"]) != "\x00\x01\x02" || len(data) != 2 {
 		t.Errorf("data = %q", data)
 	}
-	if _, err := secrets.GetSecret(ctx, ns, "missing"); !apierrors.IsNotFound(err) {
+	if _, err := secrets.GetSecret(ctx, step, ns, "missing"); !apierrors.IsNotFound(err) {
 		t.Errorf("missing secret: want a not-found error, got %v", err)
 	}
 }

@@ -59,7 +59,7 @@ func (o *patchOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if scheme.Scheme.Recognizes(obj.GroupVersionKind()) {
 		patchType = types.StrategicMergePatchType
 	}
-	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
 	if err != nil {
 		return op.Result{}, err
 	}

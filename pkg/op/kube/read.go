@@ -39,7 +39,7 @@ func (o *readOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err != nil {
 		return op.Result{}, err
 	}
-	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -95,7 +95,7 @@ func (o *listOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := checkType(p.Resource.APIVersion, p.Resource.Kind, "resource."); err != nil {
 		return op.Result{}, err
 	}
-	c, err := clusterFor(ctx, o.clusters, p.Cluster)
+	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
 	if err != nil {
 		return op.Result{}, err
 	}

@@ -8,10 +8,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stepflow-dev/stepflow/pkg/op"
 )
 
 // SecretReader reads Secrets from the local cluster, for op families that
-// take credentials from them (TLS material, request headers).
+// take credentials from them (TLS material, request headers), as the
+// identity of the step that needs them.
 type SecretReader struct {
 	clusters Clusters
 }
@@ -19,16 +22,18 @@ type SecretReader struct {
 // Secrets returns a SecretReader over the local cluster of clusters.
 func Secrets(clusters Clusters) *SecretReader { return &SecretReader{clusters: clusters} }
 
-// GetSecret returns the data of Secret namespace/name: one GET. The error of
-// a missing Secret satisfies apierrors.IsNotFound.
-func (r *SecretReader) GetSecret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+// GetSecret returns the data of Secret namespace/name, read as step's
+// identity: one GET. The error of a missing Secret satisfies
+// apierrors.IsNotFound; a Secret the identity may not read is a permanent
+// error naming it.
+func (r *SecretReader) GetSecret(ctx context.Context, step op.Step, namespace, name string) (map[string][]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if namespace == "" || name == "" {
 		return nil, fmt.Errorf("secret %q in namespace %q: both a namespace and a name are required", name, namespace)
 	}
-	c, err := clusterFor(ctx, r.clusters, "")
+	c, err := clusterFor(ctx, r.clusters, step, "")
 	if err != nil {
 		return nil, err
 	}
