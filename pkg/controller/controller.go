@@ -6,8 +6,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -16,9 +20,11 @@ import (
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
+	"github.com/stepflow-dev/stepflow/pkg/opcache"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
@@ -43,6 +49,10 @@ type Options struct {
 	// endpoint). Tests that build several controllers in one process give
 	// each its own registry.
 	Metrics prometheus.Registerer
+	// OpsCache tunes the cache of what kube ops read (IdleTimeout,
+	// MaxInformers, ForbiddenRetry, SyncTimeout; zero values are
+	// opcache's defaults); Setup fills in the rest.
+	OpsCache opcache.Options
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logs, when set, also receives every #Log line of every step.
@@ -56,12 +66,17 @@ type Controller struct {
 	Metrics     *Metrics
 	// Pool is the evaluator's worker pool when Options.Sandbox was set.
 	Pool *sandbox.Pool
+	// OpsReader is what kube ops read the local cluster through.
+	OpsReader *opcache.Reader
 }
 
 // NewManager returns a manager for the controller. It fills in what the
 // controller depends on: the API scheme (when mo.Scheme is nil), and a
-// client that reads objects of any kind through the cache, so ops' reads
-// cost no request and their informers can wake waiting steps.
+// cache that holds only the controller's own objects: WorkflowRuns,
+// Workflows, WorkflowStepDefinitions and the journal ConfigMaps (selected
+// by kubestore.RunLabel), all without managedFields. Secrets are never
+// cached; nor is any kind read unstructured. What ops read goes through
+// the ops' reader that Setup builds (pkg/opcache).
 func NewManager(cfg *rest.Config, mo ctrl.Options) (ctrl.Manager, error) {
 	if mo.Scheme == nil {
 		s, err := api.NewScheme()
@@ -73,8 +88,46 @@ func NewManager(cfg *rest.Config, mo ctrl.Options) (ctrl.Manager, error) {
 	if mo.Client.Cache == nil {
 		mo.Client.Cache = &client.CacheOptions{}
 	}
-	mo.Client.Cache.Unstructured = true
+	mo.Client.Cache.Unstructured = false
+	mo.Client.Cache.DisableFor = append(mo.Client.Cache.DisableFor, &corev1.Secret{})
+	if mo.Cache.ByObject == nil {
+		mo.Cache.ByObject = map[client.Object]cache.ByObject{}
+	}
+	journals, err := labels.NewRequirement(kubestore.RunLabel, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	mo.Cache.ByObject[&corev1.ConfigMap{}] = cache.ByObject{Label: labels.NewSelector().Add(*journals)}
+	if mo.Cache.DefaultTransform == nil {
+		mo.Cache.DefaultTransform = cache.TransformStripManagedFields()
+	}
 	return ctrl.NewManager(cfg, mo)
+}
+
+// newOpsClient returns the client kube ops use on the local cluster: it
+// reads through an opcache.Reader (added to mgr, which runs it) and writes
+// straight to the API server, as the manager's client does.
+func newOpsClient(mgr ctrl.Manager, o opcache.Options, waker *Waker) (client.Client, *opcache.Reader, error) {
+	o.Config, o.HTTPClient = mgr.GetConfig(), mgr.GetHTTPClient()
+	o.Scheme, o.Mapper, o.Direct = mgr.GetScheme(), mgr.GetRESTMapper(), mgr.GetAPIReader()
+	o.OnEvent = waker.Notify
+	o.InUse = func(s opcache.Scope) bool { return waker.Waits(s.GVK, s.Namespace) }
+	reader, err := opcache.New(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.Add(reader); err != nil {
+		return nil, nil, err
+	}
+	waker.WatchWith(reader)
+	c, err := client.New(mgr.GetConfig(), client.Options{
+		HTTPClient: mgr.GetHTTPClient(), Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		Cache: &client.CacheOptions{Reader: reader, Unstructured: true},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, reader, nil
 }
 
 // Setup builds the controller in mgr: the standard op set over the
@@ -99,11 +152,14 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		o.Metrics = ctrlmetrics.Registry
 	}
 	waker := NewWaker()
-	ops := opset.Standard(kube.Local(mgr.GetClient()), waker)
+	opsClient, opsReader, err := newOpsClient(mgr, o.OpsCache, waker)
+	if err != nil {
+		return nil, err
+	}
+	ops := opset.Standard(kube.Local(opsClient), waker)
 	var (
 		ev   Evaluator
 		pool *sandbox.Pool
-		err  error
 	)
 	if o.Sandbox != nil {
 		so := *o.Sandbox
@@ -139,6 +195,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		Definitions: &DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev},
 		Metrics:     metrics,
 		Pool:        pool,
+		OpsReader:   opsReader,
 	}
 	if err := c.Runs.setup(mgr, o.MaxConcurrentReconciles); err != nil {
 		return nil, err

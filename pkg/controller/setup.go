@@ -1,16 +1,20 @@
 package controller
 
 import (
+	"context"
 	"strconv"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
@@ -139,10 +143,12 @@ func (r *RunReconciler) setup(mgr ctrl.Manager, maxConcurrent int) error {
 		return err
 	}
 	if r.Waker != nil {
-		r.Waker.mu.Lock()
-		r.Waker.ctrl, r.Waker.cache = c, mgr.GetCache()
-		r.Waker.errs = func(err error) { mgr.GetLogger().Error(err, "watching objects for waiting steps") }
-		r.Waker.mu.Unlock()
+		// The waker enqueues the runs its objects' events concern.
+		errs := func(err error) { mgr.GetLogger().Error(err, "watching objects for waiting steps") }
+		return c.Watch(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			r.Waker.bind(q, errs)
+			return nil
+		}))
 	}
 	return nil
 }

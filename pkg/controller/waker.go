@@ -1,18 +1,13 @@
 package controller
 
 import (
-	"context"
 	"sync"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
@@ -29,23 +24,30 @@ type objKey struct {
 // a step waiting for an object to become ready continues as soon as the
 // object's watch event arrives instead of at its next poll. It is the kube
 // op family's Observer: every apply, read and list reports its object, and
-// the first object of a kind starts a watch of that kind.
+// the waker asks its Watcher (the ops' reader, pkg/opcache) to watch that
+// kind in that namespace; the reader's informers hand every event back to
+// Notify. A list across all namespaces starts no watch: such a step polls.
 type Waker struct {
 	mu      sync.Mutex
 	byObj   map[objKey]map[types.NamespacedName]struct{}
 	byRun   map[types.NamespacedName][]objKey
-	watched map[schema.GroupVersionKind]bool
-	ctrl    controller.Controller
-	cache   cache.Cache
+	watcher Watcher
+	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
 	errs    func(error)
 }
 
-// NewWaker returns a waker; the reconciler's SetupWithManager binds it.
+// Watcher starts, or keeps alive, a watch of a kind in a namespace ("" for
+// a cluster-scoped kind) whose events reach Waker.Notify: opcache.Reader.
+type Watcher interface {
+	Watch(gvk schema.GroupVersionKind, namespace string) error
+}
+
+// NewWaker returns a waker; the reconciler's setup binds it to its queue,
+// and Setup to the ops' reader.
 func NewWaker() *Waker {
 	return &Waker{
-		byObj:   map[objKey]map[types.NamespacedName]struct{}{},
-		byRun:   map[types.NamespacedName][]objKey{},
-		watched: map[schema.GroupVersionKind]bool{},
+		byObj: map[objKey]map[types.NamespacedName]struct{}{},
+		byRun: map[types.NamespacedName][]objKey{},
 	}
 }
 
@@ -66,26 +68,57 @@ func (w *Waker) Observe(step op.Step, cluster string, gvk schema.GroupVersionKin
 		runs[run] = struct{}{}
 		w.byRun[run] = append(w.byRun[run], key)
 	}
-	start := !w.watched[gvk] && w.ctrl != nil
-	if start {
-		w.watched[gvk] = true
-	}
-	c, ca := w.ctrl, w.cache
+	watcher, errs := w.watcher, w.errs
 	w.mu.Unlock()
-	if !start {
+	if watcher == nil {
 		return
 	}
-	// Outside the lock: starting a watch delivers events to runsFor.
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(gvk)
-	if err := c.Watch(source.Kind(ca, client.Object(u), handler.EnqueueRequestsFromMapFunc(w.runsFor))); err != nil {
-		w.mu.Lock()
-		w.watched[gvk] = false
-		w.mu.Unlock()
-		if w.errs != nil {
-			w.errs(err)
+	// Outside the lock: a watch delivers events to Notify.
+	if err := watcher.Watch(gvk, namespace); err != nil && errs != nil {
+		errs(err)
+	}
+}
+
+// Notify enqueues the runs that looked at obj (or listed its kind in its
+// namespace): the Watcher's informers call it with every event.
+func (w *Waker) Notify(obj client.Object) {
+	w.mu.Lock()
+	q := w.queue
+	w.mu.Unlock()
+	if q == nil {
+		return
+	}
+	for _, req := range w.runsFor(obj) {
+		q.Add(req)
+	}
+}
+
+// Waits reports whether a run still waits on an object of gvk in
+// namespace ("" for a cluster-scoped kind): the ops' reader keeps that
+// watch running.
+func (w *Waker) Waits(gvk schema.GroupVersionKind, namespace string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key := range w.byObj {
+		if key.GVK == gvk && key.Namespace == namespace {
+			return true
 		}
 	}
+	return false
+}
+
+// bind gives the waker the run controller's queue.
+func (w *Waker) bind(q workqueue.TypedRateLimitingInterface[reconcile.Request], errs func(error)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.queue, w.errs = q, errs
+}
+
+// WatchWith makes the waker start watches through watcher.
+func (w *Waker) WatchWith(watcher Watcher) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.watcher = watcher
 }
 
 // forget drops what a run looked at; its next tick reports it again.
@@ -103,7 +136,7 @@ func (w *Waker) forget(run types.NamespacedName) {
 
 // runsFor maps an object's event to the runs that looked at it (or listed
 // its kind in its namespace).
-func (w *Waker) runsFor(_ context.Context, obj client.Object) []reconcile.Request {
+func (w *Waker) runsFor(obj client.Object) []reconcile.Request {
 	gvk := obj.GetObjectKind().GroupVersionKind()
 	w.mu.Lock()
 	defer w.mu.Unlock()

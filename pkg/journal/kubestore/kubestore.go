@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
@@ -28,6 +29,19 @@ const (
 	journalKey = "journal"
 	logsKey    = "logs"
 )
+
+// RunLabel is on every journal ConfigMap this package writes, with the
+// run's name as its value (empty when the name is too long for a label
+// value). The controller caches only the ConfigMaps that carry it.
+const RunLabel = "stepflow.dev/run"
+
+// runLabels are the labels of the journal ConfigMap of run.
+func runLabels(run string) map[string]string {
+	if len(validation.IsValidLabelValue(run)) > 0 {
+		run = ""
+	}
+	return map[string]string{RunLabel: run}
+}
 
 // ContextConfigMapName is the ConfigMap holding a run's journal and run
 // context variables, owned by the run (as KubeVela names its context
@@ -247,7 +261,7 @@ func (s *Store) Save(ctx context.Context, d journal.Data) error {
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 		Name: s.key().Name, Namespace: s.run.Namespace,
-		Labels: map[string]string{"stepflow.dev/run": s.run.Name},
+		Labels: runLabels(s.run.Name),
 		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(s.run,
 			v1alpha1.GroupVersion.WithKind("WorkflowRun"))},
 	}, Data: data}
@@ -265,7 +279,9 @@ func (s *Store) Save(ctx context.Context, d journal.Data) error {
 		return nil
 	}
 	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]string{"resourceVersion": strconv.FormatUint(s.loadedRV, 10)},
+		// The labels again: a ConfigMap that lost its label is out of
+		// the controller's cache.
+		"metadata": map[string]any{"resourceVersion": strconv.FormatUint(s.loadedRV, 10), "labels": cm.Labels},
 		"data":     data,
 	})
 	if err != nil {
