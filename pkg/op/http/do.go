@@ -13,6 +13,7 @@ import (
 	"github.com/go-resty/resty/v2"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/stepflow-dev/stepflow/pkg/netfence"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
 
@@ -69,6 +70,9 @@ func (d *doOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err != nil {
 		return op.Result{}, err
 	}
+	if err := d.f.fence.CheckURL(pl.target); err != nil {
+		return op.Result{}, op.Permanent(fmt.Errorf("%s %s: %w", pl.method, pl.redacted, err))
+	}
 	if err := d.f.secretHeaders(ctx, call.Step, p.Request.HeadersFromSecret, pl.header); err != nil {
 		return op.Result{}, err
 	}
@@ -112,11 +116,23 @@ func (f *Family) send(ctx context.Context, client *resty.Client, pl *plan) (op.R
 }
 
 // failure says what went wrong with a request that got no usable response.
-// A body over the bound is permanent: the same URL would send it again, so
-// a retry would only fetch it again. The rest is retryable; a cancelled ctx
-// shows through errors.Is.
+// A destination the fence denied, at dial time or on a redirect, is
+// permanent. So is a body over the bound: the same URL would send it
+// again, so a retry would only fetch it again. The rest is retryable; a
+// cancelled ctx shows through errors.Is.
 func (f *Family) failure(ctx context.Context, pl *plan, err error) error {
+	var (
+		denied *netfence.DeniedError
+		redir  *redirectError
+	)
 	switch {
+	case errors.As(err, &denied):
+		// Say which hop was denied, if it was a redirect.
+		var cause error = denied
+		if errors.As(err, &redir) {
+			cause = redir
+		}
+		return op.Permanent(fmt.Errorf("%s %s: %w", pl.method, pl.redacted, cause))
 	case ctx.Err() != nil:
 		if !errors.Is(err, ctx.Err()) {
 			return fmt.Errorf("%s %s: %w: %w", pl.method, pl.redacted, ctx.Err(), err)
@@ -129,6 +145,32 @@ func (f *Family) failure(ctx context.Context, pl *plan, err error) error {
 	}
 	return err
 }
+
+// maxRedirects is how many redirects a request follows, as net/http's
+// default.
+const maxRedirects = 10
+
+// checkRedirect is the clients' redirect policy: at most maxRedirects, and
+// none to a destination the fence denies by its URL (the dial checks the
+// address it resolves to).
+func (f *Family) checkRedirect(req *nethttp.Request, via []*nethttp.Request) error {
+	if len(via) >= maxRedirects {
+		return &redirectError{to: req.URL.Redacted(), err: fmt.Errorf("stopped after %d redirects", maxRedirects)}
+	}
+	if err := f.fence.CheckURL(req.URL); err != nil {
+		return &redirectError{to: req.URL.Redacted(), err: err}
+	}
+	return nil
+}
+
+// redirectError is a redirect the Family did not follow.
+type redirectError struct {
+	to  string
+	err error
+}
+
+func (e *redirectError) Error() string { return "redirected to " + e.to + ": " + e.err.Error() }
+func (e *redirectError) Unwrap() error { return e.err }
 
 // headerMap returns the non-empty entries of h, or nil when there are none,
 // so that $returns leaves out an empty header or trailer.

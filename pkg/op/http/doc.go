@@ -17,10 +17,18 @@
 //     derived from (run UID, step attempt, op path), so a server can
 //     recognise the same call if it ever arrives twice; a template that sets
 //     the header itself keeps its own value.
+//   - Requests are fenced (pkg/netfence, Options.Fence): the URL of each
+//     request and redirect is checked, and so is every address the
+//     transport dials, in the dialer's Control hook, after the name
+//     resolved and before a packet is sent. A denied destination fails the
+//     call permanently with a message naming the method, the URL (and the
+//     redirect) and the rule. Proxies from the environment are used only
+//     with Options.ProxyFromEnvironment.
 //   - Errors say how they are handled. Bad parameters (method, URL, timeout,
-//     rate limit, header names), unusable Secret content and a response
-//     body over the bound (Options.MaxBodyBytes) are op.Permanent. No
-//     response (refused, reset, timed out) and a rate-limited call are plain
+//     rate limit, header names), unusable Secret content, a destination the
+//     fence denies and a response body over the bound
+//     (Options.MaxBodyBytes) are op.Permanent. No response (refused, reset,
+//     timed out) and a rate-limited call are plain
 //     errors: a retry may pass. A cancelled context fails the call with an
 //     error that wraps context.Canceled.
 //   - request.ratelimiter allows at most limit requests per period for one

@@ -3,11 +3,15 @@ package http
 import (
 	"context"
 	"crypto/sha256"
+	"net"
 	nethttp "net/http"
+	"net/url"
 	"time"
 
 	"github.com/go-resty/resty/v2"
+	"golang.org/x/net/http/httpproxy"
 
+	"github.com/stepflow-dev/stepflow/pkg/netfence"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
 
@@ -41,9 +45,22 @@ type Options struct {
 	// a call that names a Secret fails permanently.
 	Secrets SecretReader
 	// Transport sends the requests; nil means a clone of
-	// http.DefaultTransport. Calls with a tls_config need an
+	// http.DefaultTransport. An *http.Transport is cloned, and the clone
+	// dials through Fence and takes its proxy from ProxyFromEnvironment.
+	// Any other RoundTripper is used as it is, and so is not fenced at
+	// dial time: it is for tests. Calls with a tls_config need an
 	// *http.Transport, which is cloned for each distinct TLS material.
 	Transport nethttp.RoundTripper
+	// Fence decides which destinations requests may reach, checked on
+	// each URL and redirect and on every address dialled; nil means
+	// netfence.Default(), which denies link-local addresses only.
+	Fence *netfence.Policy
+	// ProxyFromEnvironment sends requests through the proxies that
+	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY name, read when New is called.
+	// Off, no proxy is used whatever the environment says. Through a
+	// proxy, the fence checks the dial to the proxy and the URL of each
+	// request, not the address the proxy resolves the URL's host to.
+	ProxyFromEnvironment bool
 	// Timeout bounds a request that sets no request.timeout; zero means
 	// DefaultTimeout.
 	Timeout time.Duration
@@ -57,6 +74,7 @@ type Options struct {
 // limiter counts) belongs to the instance.
 type Family struct {
 	secrets SecretReader
+	fence   *netfence.Policy
 	timeout time.Duration
 	maxBody int
 	client  *resty.Client
@@ -69,7 +87,10 @@ var _ op.Family = (*Family)(nil)
 
 // New returns a Family with the given dependencies.
 func New(opts Options) *Family {
-	f := &Family{secrets: opts.Secrets, timeout: opts.Timeout, maxBody: opts.MaxBodyBytes}
+	f := &Family{secrets: opts.Secrets, fence: opts.Fence, timeout: opts.Timeout, maxBody: opts.MaxBodyBytes}
+	if f.fence == nil {
+		f.fence = netfence.Default()
+	}
 	if f.timeout <= 0 {
 		f.timeout = DefaultTimeout
 	}
@@ -86,7 +107,11 @@ func New(opts Options) *Family {
 	if rt == nil {
 		rt = defaultTransport()
 	}
-	base, _ := rt.(*nethttp.Transport)
+	base, ok := rt.(*nethttp.Transport)
+	if ok {
+		base = f.fenced(base, opts.ProxyFromEnvironment)
+		rt = base
+	}
 	f.client = f.newClient(rt)
 	f.tls = &tlsClients{base: base, build: f.newClient, clients: map[[sha256.Size]byte]*tlsClient{}}
 	f.do = &doOp{f: f}
@@ -99,20 +124,42 @@ func (f *Family) Provider() string { return "http" }
 // Ops implements op.Family.
 func (f *Family) Ops() map[string]op.Op { return map[string]op.Op{"do": f.do} }
 
-// defaultTransport is a clone of http.DefaultTransport, so that no two
-// Families share connections.
+// defaultTransport is http.DefaultTransport, which New clones, so that no
+// two Families share connections.
 func defaultTransport() *nethttp.Transport {
 	if t, ok := nethttp.DefaultTransport.(*nethttp.Transport); ok {
-		return t.Clone()
+		return t
 	}
-	return &nethttp.Transport{Proxy: nethttp.ProxyFromEnvironment}
+	return &nethttp.Transport{}
+}
+
+// Dialer settings of http.DefaultTransport, which the fenced dialer keeps.
+const (
+	dialTimeout   = 30 * time.Second
+	dialKeepAlive = 30 * time.Second
+)
+
+// fenced returns a clone of t that dials through the Family's fence and
+// uses the environment's proxies only when fromEnv is set.
+func (f *Family) fenced(t *nethttp.Transport, fromEnv bool) *nethttp.Transport {
+	t = t.Clone()
+	t.DialContext = f.fence.DialContext(&net.Dialer{Timeout: dialTimeout, KeepAlive: dialKeepAlive})
+	// A DialTLSContext of its own would dial past the fence.
+	t.DialTLSContext, t.DialTLS, t.Dial = nil, nil, nil
+	t.Proxy = nil
+	if fromEnv {
+		proxy := httpproxy.FromEnvironment().ProxyFunc()
+		t.Proxy = func(r *nethttp.Request) (*url.URL, error) { return proxy(r.URL) }
+	}
+	return t
 }
 
 // newClient wraps rt into a resty client: no retries (the executor retries),
-// no cookie jar (calls share nothing), a bounded response body, a body on any
-// method that can carry one, and request trailers.
+// no cookie jar (calls share nothing), redirects checked by the fence, a
+// bounded response body, a body on any method that can carry one, and
+// request trailers.
 func (f *Family) newClient(rt nethttp.RoundTripper) *resty.Client {
-	return resty.NewWithClient(&nethttp.Client{Transport: rt}).
+	return resty.NewWithClient(&nethttp.Client{Transport: rt, CheckRedirect: f.checkRedirect}).
 		SetDisableWarn(true).
 		SetAllowGetMethodPayload(true).
 		SetResponseBodyLimit(f.maxBody).

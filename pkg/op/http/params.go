@@ -97,6 +97,7 @@ func (p *Params) class() op.Class {
 type plan struct {
 	method string
 	url    string
+	target *url.URL
 	// redacted is url without a password, for messages.
 	redacted string
 	timeout  time.Duration
@@ -119,7 +120,7 @@ func (p *Params) check(defaultTimeout time.Duration) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	pl.redacted = u.Redacted()
+	pl.target, pl.redacted = u, u.Redacted()
 	r := p.Request
 	if r.Timeout != "" {
 		d, err := time.ParseDuration(r.Timeout)
