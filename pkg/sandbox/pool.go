@@ -244,6 +244,10 @@ type session struct {
 	step   op.Step
 	env    op.Env
 	end    chan ending // buffered 1; the first ending wins
+	// calls hands an op call to the session's own goroutine when it is
+	// waiting (unbuffered): the caller's goroutine, whose stack has grown
+	// already, runs it. A call that comes while it is busy gets its own.
+	calls chan *message
 	// used is the CUE time spent so far; guarded by w.mu.
 	used time.Duration
 
@@ -264,7 +268,7 @@ func (s *session) finish(e ending) {
 // open starts a session of m on a worker and waits for its end.
 func (p *Pool) open(ctx context.Context, m *message, runner op.Runner, step op.Step, env op.Env) (*session, ending) {
 	s := &session{id: p.nextID.Add(1), ctx: ctx, runner: runner, step: step, env: env,
-		end: make(chan ending, 1), errs: map[uint64]error{}}
+		end: make(chan ending, 1), calls: make(chan *message), errs: map[uint64]error{}}
 	m.ID = s.id
 	req, err := encode(m)
 	if err != nil {
@@ -292,12 +296,16 @@ func (p *Pool) open(ctx context.Context, m *message, runner op.Runner, step op.S
 		w.kill() // a broken pipe: the worker is gone or going
 		return s, <-s.end
 	}
-	select {
-	case e := <-s.end:
-		return s, e
-	case <-ctx.Done():
-		_ = w.conn.send(&message{Kind: kindCancel, ID: s.id})
-		return s, ending{fate: fateCancelled, why: ctx.Err().Error()}
+	for {
+		select {
+		case e := <-s.end:
+			return s, e
+		case m := <-s.calls:
+			s.call(m)
+		case <-ctx.Done():
+			_ = w.conn.send(&message{Kind: kindCancel, ID: s.id})
+			return s, ending{fate: fateCancelled, why: ctx.Err().Error()}
+		}
 	}
 }
 

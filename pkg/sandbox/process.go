@@ -110,7 +110,11 @@ func (w *worker) read(logged <-chan struct{}) {
 			s.outstanding++
 			s.mu.Unlock()
 			w.release(s) // out of CUE while the parent runs the call
-			go s.call(m)
+			select {
+			case s.calls <- m:
+			default:
+				go s.call(m)
+			}
 		case kindDone:
 			w.release(s)
 			w.unregister(s)
