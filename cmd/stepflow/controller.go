@@ -17,6 +17,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/pkg/controller"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/netfence"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
@@ -37,10 +38,18 @@ type controllerOptions struct {
 	evalWorkers   int
 	evalMemoryMiB int64
 	evalTimeout   time.Duration
+	// What HTTP ops may reach (pkg/netfence).
+	httpAllowCIDRs, httpDenyCIDRs []string
+	httpAllowHosts, httpDenyHosts []string
+	httpProxyFromEnv              bool
+	inClusterDefaults             bool
+	// apiServiceHost is the kubernetes.default service IP when the
+	// controller runs in a pod ($KUBERNETES_SERVICE_HOST).
+	apiServiceHost string
 }
 
 func newControllerCmd() *cobra.Command {
-	o := &controllerOptions{}
+	o := &controllerOptions{apiServiceHost: os.Getenv("KUBERNETES_SERVICE_HOST")}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the WorkflowRun controller",
@@ -66,7 +75,29 @@ func newControllerCmd() *cobra.Command {
 	f.IntVar(&o.evalWorkers, "eval-workers", 0, "evaluator worker processes (0: GOMAXPROCS; -1: evaluate in the controller's own process, with no bound that can stop a runaway template)")
 	f.Int64Var(&o.evalMemoryMiB, "eval-memory-limit", sandbox.DefaultMemoryLimit>>20, "MiB an evaluator worker's address space may grow by before it dies and the step evaluating fails with EvalMemory")
 	f.DurationVar(&o.evalTimeout, "eval-timeout", 10*time.Second, "CUE time one evaluation may take before its worker is killed and the step fails with EvalTimeout")
+	f.StringSliceVar(&o.httpAllowCIDRs, "http-allow-cidr", nil, "CIDRs or addresses HTTP ops may reach even where a built-in rule denies them (loopback, link-local); never the API server (repeat or comma-separate)")
+	f.StringSliceVar(&o.httpDenyCIDRs, "http-deny-cidr", nil, "CIDRs or addresses HTTP ops may not reach; wins over every allow")
+	f.StringSliceVar(&o.httpAllowHosts, "http-allow-host", nil, "host name globs (*.corp.example) HTTP ops may reach even where a built-in rule denies their address")
+	f.StringSliceVar(&o.httpDenyHosts, "http-deny-host", nil, "host name globs HTTP ops may not reach; wins over every allow")
+	f.BoolVar(&o.httpProxyFromEnv, "http-proxy-from-environment", false, "send HTTP ops through the proxies of HTTP_PROXY, HTTPS_PROXY and NO_PROXY (default: no proxy)")
+	f.BoolVar(&o.inClusterDefaults, "in-cluster-defaults", o.apiServiceHost != "", "deny HTTP ops loopback addresses, as a cluster install must (default: true when $KUBERNETES_SERVICE_HOST is set)")
 	return cmd
+}
+
+// httpOptions are the HTTP ops' fence and proxy settings of o. Besides
+// the flags' rules, the fence always denies link-local addresses and the
+// API server: the host the controller connects to (added by
+// controller.Setup) and, in a pod, the kubernetes.default service IP.
+func (o *controllerOptions) httpOptions() controller.HTTPOptions {
+	fc := netfence.Config{
+		AllowCIDRs: o.httpAllowCIDRs, DenyCIDRs: o.httpDenyCIDRs,
+		AllowHosts: o.httpAllowHosts, DenyHosts: o.httpDenyHosts,
+		DenyLoopback: o.inClusterDefaults,
+	}
+	if o.apiServiceHost != "" {
+		fc.APIServers = append(fc.APIServers, o.apiServiceHost)
+	}
+	return controller.HTTPOptions{Fence: fc, ProxyFromEnvironment: o.httpProxyFromEnv}
 }
 
 func runController(ctx context.Context, o *controllerOptions) error {
@@ -100,6 +131,7 @@ func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config
 		SystemNamespace:         o.systemNamespace,
 		MaxConcurrentReconciles: o.concurrency,
 		StepParallelism:         o.parallelism,
+		HTTP:                    o.httpOptions(),
 	}
 	if o.evalWorkers >= 0 {
 		copts.Sandbox = &sandbox.Options{Workers: o.evalWorkers,

@@ -114,6 +114,8 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 		ctrlDone <- startController(ctrlCtx, &controllerOptions{
 			systemNamespace: definition.DefaultSystemNamespace, concurrency: 8, parallelism: 8,
 			qps: 100, burst: 200, metricsAddr: "0", probeAddr: "0",
+			// The demo endpoint listens on loopback.
+			httpAllowCIDRs: []string{"127.0.0.0/8", "::1"},
 		}, cfg)
 	}()
 	defer func() { stopCtrl(); <-ctrlDone }()

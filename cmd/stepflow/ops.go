@@ -9,6 +9,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/pkg/op"
+	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 )
@@ -43,5 +44,5 @@ func buildOps(restConfig func() (*rest.Config, error)) (*op.Registry, error) {
 		}
 		return clusters.Cluster(ctx, step, name)
 	})
-	return opset.Standard(lazy, nil), nil
+	return opset.Standard(lazy, nil, httpop.Options{}), nil
 }

@@ -53,6 +53,10 @@ type Options struct {
 	// MaxInformers, ForbiddenRetry, SyncTimeout; zero values are
 	// opcache's defaults); Setup fills in the rest.
 	OpsCache opcache.Options
+	// HTTP fences what HTTP ops may reach and says whether they use the
+	// environment's proxies. The zero value denies link-local addresses
+	// and the API server only: a cluster install sets HTTP.Fence.DenyLoopback.
+	HTTP HTTPOptions
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logs, when set, also receives every #Log line of every step.
@@ -156,7 +160,11 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	ops := opset.Standard(kube.Local(opsClient), waker)
+	httpOpts, err := o.HTTP.ops(mgr.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	ops := opset.Standard(kube.Local(opsClient), waker, httpOpts)
 	var (
 		ev   Evaluator
 		pool *sandbox.Pool

@@ -95,7 +95,7 @@ func startStoppableController(t *testing.T, systemNS string) (*controller.Contro
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := controller.Setup(mgr, controller.Options{SystemNamespace: systemNS, Metrics: prometheus.NewRegistry(), Sandbox: testSandbox()})
+	c, err := controller.Setup(mgr, controller.Options{SystemNamespace: systemNS, Metrics: prometheus.NewRegistry(), Sandbox: testSandbox(), HTTP: testHTTP})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/journal"
 	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
 var errNoWorkflow = errors.New("the run's Workflow does not exist")
@@ -55,6 +56,9 @@ type RunReconciler struct {
 	Now func() time.Time
 	// Parallelism bounds the steps of one run evaluated at once.
 	Parallelism int
+	// DefaultServiceAccount is the identity of a run that names none and
+	// whose Workflow names none.
+	DefaultServiceAccount string
 
 	once sync.Once
 	memo *kubestore.Memo
@@ -91,7 +95,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		r.forget(req.NamespacedName, run.UID)
 		return ctrl.Result{}, nil
 	}
-	steps, mode, err := r.resolve(ctx, &run)
+	steps, mode, sa, err := r.resolve(ctx, &run)
 	if errors.Is(err, errNoWorkflow) {
 		before := run.DeepCopy()
 		run.Status.Phase, run.Status.Finished = v1alpha1.WorkflowRunFailed, true
@@ -117,7 +121,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		debug = values
 	}
 	res, err := engine.Tick(ctx, engine.Input{
-		Run: &run, Steps: steps, Mode: mode,
+		Run: &run, Steps: steps, Mode: mode, ServiceAccount: sa,
 		Definitions: r.Definitions.For(ctx, run.Namespace),
 		Evaluator:   r.Evaluator, Ops: r.Ops, Journal: j, Now: now,
 		Logs: logSink(r.Logs, j), Debug: debug, Parallelism: r.Parallelism,
@@ -172,27 +176,29 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 }
 
 // resolve returns the run's steps: its own workflowSpec, or the Workflow
-// named by workflowRef in its namespace.
-func (r *RunReconciler) resolve(ctx context.Context, run *v1alpha1.WorkflowRun) ([]v1alpha1.WorkflowStep, *v1alpha1.WorkflowExecuteMode, error) {
+// named by workflowRef in its namespace; and the ServiceAccount its ops
+// act as: its own, else the Workflow's, else the default.
+func (r *RunReconciler) resolve(ctx context.Context, run *v1alpha1.WorkflowRun) ([]v1alpha1.WorkflowStep, *v1alpha1.WorkflowExecuteMode, string, error) {
+	own := tenancy.Resolve(run.Spec.ServiceAccountName, "", r.DefaultServiceAccount)
 	if run.Spec.WorkflowSpec != nil {
-		return run.Spec.WorkflowSpec.Steps, run.Spec.Mode, nil
+		return run.Spec.WorkflowSpec.Steps, run.Spec.Mode, own, nil
 	}
 	if run.Spec.WorkflowRef == "" {
-		return nil, run.Spec.Mode, nil
+		return nil, run.Spec.Mode, own, nil
 	}
 	var wf v1alpha1.Workflow
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Spec.WorkflowRef}, &wf)
 	if apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("%w: workflowRef %q: no Workflow %s/%s", errNoWorkflow, run.Spec.WorkflowRef, run.Namespace, run.Spec.WorkflowRef)
+		return nil, nil, "", fmt.Errorf("%w: workflowRef %q: no Workflow %s/%s", errNoWorkflow, run.Spec.WorkflowRef, run.Namespace, run.Spec.WorkflowRef)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	mode := run.Spec.Mode
 	if mode == nil {
 		mode = wf.Mode
 	}
-	return wf.Steps, mode, nil
+	return wf.Steps, mode, tenancy.Resolve(run.Spec.ServiceAccountName, wf.ServiceAccountName, r.DefaultServiceAccount), nil
 }
 
 // recordTransitions emits at most one event per tick, when the tick made a

@@ -18,7 +18,6 @@ import (
 
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
-	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
@@ -39,7 +38,7 @@ func TestMain(m *testing.M) {
 }
 
 // testOps are the controller's ops, without a cluster.
-func testOps() *op.Registry { return opset.Standard(kube.Local(nil), nil) }
+func testOps() *op.Registry { return opset.Catalog() }
 
 func newPool(t testing.TB, opts sandbox.Options) *sandbox.Pool {
 	t.Helper()

@@ -13,15 +13,20 @@ import (
 
 // Standard returns builtin, log, kube, http and transform ops. Kube ops
 // and the HTTP op's Secrets resolve through clusters; observer, if not
-// nil, learns which objects kube ops touch.
-func Standard(clusters kube.Clusters, observer kube.Observer) *op.Registry {
+// nil, learns which objects kube ops touch. http configures the HTTP
+// family (its fence and proxies); its Secrets, when nil, are read through
+// clusters.
+func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Options) *op.Registry {
 	k := kube.New(clusters)
 	if observer != nil {
 		k.WithObserver(observer)
 	}
+	if http.Secrets == nil {
+		http.Secrets = kube.Secrets(clusters)
+	}
 	return op.NewRegistry().Add(
 		builtin.New(), builtin.NewLog(), k,
-		httpop.New(httpop.Options{Secrets: kube.Secrets(clusters)}),
+		httpop.New(http),
 		transform.New(),
 	)
 }
@@ -29,4 +34,4 @@ func Standard(clusters kube.Clusters, observer kube.Observer) *op.Registry {
 // Catalog is the standard op set with no cluster behind it: enough to find
 // op calls and decode their parameters, which is all an evaluator worker
 // process does (pkg/sandbox); its calls are run by the controller.
-func Catalog() *op.Registry { return Standard(kube.Local(nil), nil) }
+func Catalog() *op.Registry { return Standard(kube.Local(nil), nil, httpop.Options{}) }
