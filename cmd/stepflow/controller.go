@@ -13,11 +13,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stepflow-dev/stepflow/pkg/controller"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/netfence"
+	"github.com/stepflow-dev/stepflow/pkg/opcache"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
 
@@ -32,8 +32,13 @@ type controllerOptions struct {
 	leaderElect     bool
 	leaderNamespace string
 	metricsAddr     string
+	metricsSecure   bool
+	metricsCertDir  string
 	probeAddr       string
-	development     bool
+	// The cache of what kube ops read (pkg/opcache).
+	opsCacheIdle         time.Duration
+	opsCacheMaxInformers int
+	development          bool
 	// Evaluator worker processes (pkg/sandbox).
 	evalWorkers   int
 	evalMemoryMiB int64
@@ -69,8 +74,12 @@ func newControllerCmd() *cobra.Command {
 	f.IntVar(&o.burst, "kube-api-burst", 100, "client burst towards the API server, per resource kind")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader, for more than one replica")
 	f.StringVar(&o.leaderNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the controller's)")
-	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
-	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health probes; 0 disables them")
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", "127.0.0.1:8080", "address of the Prometheus metrics endpoint; 0 disables it. Bind another interface only with --metrics-secure")
+	f.BoolVar(&o.metricsSecure, "metrics-secure", false, "serve metrics over HTTPS to callers whose bearer token the API server authenticates and authorizes for GET /metrics (the controller needs create on tokenreviews and subjectaccessreviews)")
+	f.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "directory of tls.crt and tls.key for --metrics-secure (default: a self-signed certificate)")
+	f.StringVar(&o.probeAddr, "health-probe-bind-address", "127.0.0.1:8081", "address of the health probes (/healthz, /readyz), unauthenticated; 0 disables them. In a pod, bind the pod IP so only the kubelet's network reaches them")
+	f.DurationVar(&o.opsCacheIdle, "ops-cache-idle-timeout", opcache.DefaultIdleTimeout, "stop the informer of a kind in a namespace that no step read or waited on for this long")
+	f.IntVar(&o.opsCacheMaxInformers, "ops-cache-max-informers", opcache.DefaultMaxInformers, "informers of kinds steps read, at most (one per kind and namespace); the least recently used stops first")
 	f.BoolVar(&o.development, "log-development", false, "human-readable logs instead of JSON")
 	f.IntVar(&o.evalWorkers, "eval-workers", 0, "evaluator worker processes (0: GOMAXPROCS; -1: evaluate in the controller's own process, with no bound that can stop a runaway template)")
 	f.Int64Var(&o.evalMemoryMiB, "eval-memory-limit", sandbox.DefaultMemoryLimit>>20, "MiB an evaluator worker's address space may grow by before it dies and the step evaluating fails with EvalMemory")
@@ -118,7 +127,7 @@ func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	mgr, err := controller.NewManager(cfg, ctrl.Options{
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                 controller.MetricsServer(controller.Endpoint{Addr: o.metricsAddr, Secure: o.metricsSecure, CertDir: o.metricsCertDir}),
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "stepflow-controller",
@@ -132,6 +141,7 @@ func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config
 		MaxConcurrentReconciles: o.concurrency,
 		StepParallelism:         o.parallelism,
 		HTTP:                    o.httpOptions(),
+		OpsCache:                opcache.Options{IdleTimeout: o.opsCacheIdle, MaxInformers: o.opsCacheMaxInformers},
 	}
 	if o.evalWorkers >= 0 {
 		copts.Sandbox = &sandbox.Options{Workers: o.evalWorkers,
