@@ -57,7 +57,7 @@ func Serve(in io.Reader, out io.Writer, opts WorkerOptions) error {
 	if err != nil {
 		return err
 	}
-	w := &server{c: c, ev: ev, sessions: map[uint64]*workerSession{}}
+	w := &server{c: c, ev: ev, sessions: map[uint64]*workerSession{}, idle: make(chan func())}
 	for {
 		m, err := c.receive()
 		if err != nil {
@@ -76,6 +76,26 @@ type server struct {
 	ev       *eval.Evaluator
 	mu       sync.Mutex
 	sessions map[uint64]*workerSession
+	// idle hands a session's work to a goroutine that has finished
+	// another's (unbuffered: only to one waiting for it).
+	idle chan func()
+}
+
+// spawn runs f on an idle session goroutine, or a new one. CUE's
+// evaluation recurses deeply: a goroutine that has done it once has the
+// stack for it, where a new one grows its stack again, copying it each
+// time it doubles.
+func (w *server) spawn(f func()) {
+	select {
+	case w.idle <- f:
+	default:
+		go func() {
+			for {
+				f()
+				f = <-w.idle
+			}
+		}()
+	}
 }
 
 type workerSession struct {
@@ -94,7 +114,7 @@ func (w *server) handle(m *message) {
 		w.mu.Lock()
 		w.sessions[m.ID] = s
 		w.mu.Unlock()
-		go func() {
+		w.spawn(func() {
 			done := w.run(ctx, s, m)
 			w.mu.Lock()
 			delete(w.sessions, m.ID)
@@ -104,7 +124,7 @@ func (w *server) handle(m *message) {
 				_ = w.c.send(&message{Kind: kindDone, ID: m.ID, Done: &sessionDone{Phase: eval.Failed, Reason: eval.ReasonTemplate,
 					Err: err.Error(), Message: "eval worker: the outcome is not plain data: " + err.Error()}})
 			}
-		}()
+		})
 	case kindResult:
 		if s := w.session(m.ID); s != nil && m.Result != nil {
 			s.mu.Lock()
