@@ -22,10 +22,10 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 	"github.com/stepflow-dev/stepflow/pkg/op"
-	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 	"github.com/stepflow-dev/stepflow/pkg/opcache"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
+	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
 // Options are what the controller is built from. The zero value of every
@@ -53,6 +53,14 @@ type Options struct {
 	// MaxInformers, ForbiddenRetry, SyncTimeout; zero values are
 	// opcache's defaults); Setup fills in the rest.
 	OpsCache opcache.Options
+	// SingleTenant makes every op act with the controller's own identity,
+	// as a single-tenant install may. By default (false) each run's ops
+	// act as its ServiceAccount (spec.serviceAccountName, its Workflow's,
+	// else DefaultServiceAccount in the run's namespace): see pkg/tenancy.
+	SingleTenant bool
+	// DefaultServiceAccount is the ServiceAccount of a run that names none
+	// (default tenancy.DefaultServiceAccount, "stepflow-runner").
+	DefaultServiceAccount string
 	// HTTP fences what HTTP ops may reach and says whether they use the
 	// environment's proxies. The zero value denies link-local addresses
 	// and the API server only: a cluster install sets HTTP.Fence.DenyLoopback.
@@ -155,8 +163,15 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if o.Metrics == nil {
 		o.Metrics = ctrlmetrics.Registry
 	}
+	if o.DefaultServiceAccount == "" {
+		o.DefaultServiceAccount = tenancy.DefaultServiceAccount
+	}
 	waker := NewWaker()
 	opsClient, opsReader, err := newOpsClient(mgr, o.OpsCache, waker)
+	if err != nil {
+		return nil, err
+	}
+	clusters, err := opsClusters(mgr, opsClient, o)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +179,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	ops := opset.Standard(kube.Local(opsClient), waker, httpOpts)
+	ops := opset.Standard(clusters, waker, httpOpts)
 	var (
 		ev   Evaluator
 		pool *sandbox.Pool
@@ -199,6 +214,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 			Recorder:    mgr.GetEventRecorderFor("stepflow"),
 			Logs:        o.Logs, Waker: waker, Metrics: metrics,
 			Now: o.Now, Parallelism: o.StepParallelism,
+			DefaultServiceAccount: o.DefaultServiceAccount,
 		},
 		Definitions: &DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev},
 		Metrics:     metrics,

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -39,6 +40,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
+	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
 var env *testenv.Env
@@ -107,13 +109,26 @@ func startStoppableController(t *testing.T, systemNS string) (*controller.Contro
 	return c, stop
 }
 
+// namespace creates namespace name with the default runner ServiceAccount
+// its runs act as, granted runnerRules there.
 func namespace(t *testing.T, name string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := env.Client.Create(context.Background(), ns); err != nil && !strings.Contains(err.Error(), "already exists") {
 		t.Fatal(err)
 	}
+	if err := tenancy.SetUpRunner(context.Background(), env.Client, name, tenancy.DefaultServiceAccount, runnerRules); err != nil {
+		t.Fatal(err)
+	}
 	return name
+}
+
+// runnerRules are what the tests' runs may do in their own namespace: the
+// chart's default rules for stepflow-runner.
+var runnerRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}},
 }
 
 func applyYAML(t *testing.T, obj client.Object, doc string) {
