@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,8 +94,9 @@ func TestDefaults(t *testing.T) {
 		"--eval-memory-limit=256",
 		"--eval-timeout=10s",
 		"--leader-elect=false",
-		"--metrics-bind-address=:8080",
-		"--health-probe-bind-address=:8081",
+		"--metrics-bind-address=:8443",
+		"--metrics-secure=true",
+		"--health-probe-bind-address=$(POD_IP):8081",
 		"--log-development=false",
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
@@ -107,11 +109,12 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("image %q, want the appVersion's", c.Image)
 	}
 	checkProbes(t, c)
-	if p := port(c, "metrics"); p != 8080 {
-		t.Errorf("metrics container port %d, want 8080", p)
+	checkListeners(t, c)
+	if p := port(c, "metrics"); p != 8443 {
+		t.Errorf("metrics container port %d, want 8443", p)
 	}
 	svc := as[corev1.Service](t, r.one(t, "Service", namespace, release+"-metrics"))
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[0].TargetPort.StrVal != "metrics" {
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8443 || svc.Spec.Ports[0].TargetPort.StrVal != "metrics" {
 		t.Errorf("metrics service ports %+v", svc.Spec.Ports)
 	}
 
@@ -121,6 +124,11 @@ func TestDefaults(t *testing.T) {
 	}
 	checkBound(t, r, "ClusterRole", "", release+"-controller", sa.GetName(), controllerRules)
 	checkBound(t, r, "ClusterRole", "", release+"-ops", sa.GetName(), defaultOpsRules)
+	checkBound(t, r, "ClusterRole", "", release+"-metrics-auth", sa.GetName(), metricsAuthRules)
+	reader := as[rbacv1.ClusterRole](t, r.one(t, "ClusterRole", "", release+"-metrics-reader"))
+	if diff := cmp.Diff([]rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}, reader.Rules); diff != "" {
+		t.Errorf("metrics-reader rules (-want +got):\n%s", diff)
+	}
 	if got := r.all("Role"); len(got) != 0 {
 		t.Errorf("a Role without leader election: %v", names(got))
 	}
@@ -164,7 +172,7 @@ rbac:
 		"--leader-elect=true",
 		"--leader-election-namespace=leases",
 		"--metrics-bind-address=0",
-		"--health-probe-bind-address=:8081",
+		"--health-probe-bind-address=$(POD_IP):8081",
 		"--log-development=true",
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
@@ -179,6 +187,11 @@ rbac:
 	}
 	if got := r.all("Service"); len(got) != 0 {
 		t.Errorf("a Service with metrics disabled: %v", names(got))
+	}
+	for _, name := range []string{release + "-metrics-auth", release + "-metrics-reader"} {
+		if r.has("ClusterRole", "", name) {
+			t.Errorf("ClusterRole %s with metrics disabled", name)
+		}
 	}
 
 	sa := d.Spec.Template.Spec.ServiceAccountName
@@ -200,8 +213,8 @@ rbac:
 
 func TestNoOpsRules(t *testing.T) {
 	r := render(t, "rbac: {opsRules: []}\n")
-	if got := r.all("ClusterRole"); len(got) != 1 || got[0].GetName() != release+"-controller" {
-		t.Errorf("ClusterRoles %v, want the controller's alone", names(got))
+	if got := r.all("ClusterRole"); r.has("ClusterRole", "", release+"-ops") || !r.has("ClusterRole", "", release+"-controller") {
+		t.Errorf("ClusterRoles %v, want the controller's and no ops role", names(got))
 	}
 }
 
@@ -230,6 +243,45 @@ func checkProbes(t *testing.T, c corev1.Container) {
 		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != path || probe.HTTPGet.Port.StrVal != "probes" {
 			t.Errorf("want a probe of %s on port probes, got %+v", path, probe)
 		}
+	}
+}
+
+// metricsAuthRules let the secure metrics endpoint check its callers.
+var metricsAuthRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
+}
+
+// checkListeners fails on a listener open to anyone who reaches the pod:
+// a bind address on every interface (":port", 0.0.0.0, [::]) that is not
+// the secure metrics endpoint. The probes must bind the pod IP, which the
+// container's POD_IP comes from.
+func checkListeners(t *testing.T, c corev1.Container) {
+	t.Helper()
+	flags := map[string]string{}
+	for _, a := range c.Args {
+		if k, v, ok := strings.Cut(a, "="); ok {
+			flags[k] = v
+		}
+	}
+	allInterfaces := func(addr string) bool {
+		host, _, err := net.SplitHostPort(addr)
+		return err != nil || host == "" || host == "0.0.0.0" || host == "::"
+	}
+	if addr := flags["--metrics-bind-address"]; addr != "0" && allInterfaces(addr) && flags["--metrics-secure"] != "true" {
+		t.Errorf("metrics listen on every interface (%q) without --metrics-secure", addr)
+	}
+	if addr := flags["--health-probe-bind-address"]; addr != "0" && (allInterfaces(addr) || !strings.HasPrefix(addr, "$(POD_IP):")) {
+		t.Errorf("probes listen on %q, not the pod IP", addr)
+	}
+	var podIP bool
+	for _, e := range c.Env {
+		if e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP" {
+			podIP = true
+		}
+	}
+	if !podIP {
+		t.Errorf("no POD_IP from status.podIP in the container's env: %+v", c.Env)
 	}
 }
 
@@ -354,6 +406,16 @@ func (r rendered) one(t *testing.T, kind, ns, name string) *unstructured.Unstruc
 		t.Fatalf("%d %s %s/%s rendered, want one; there are %v", len(found), kind, ns, name, names(r))
 	}
 	return found[0]
+}
+
+// has reports whether kind ns/name was rendered.
+func (r rendered) has(kind, ns, name string) bool {
+	for _, u := range r.all(kind) {
+		if u.GetNamespace() == ns && u.GetName() == name {
+			return true
+		}
+	}
+	return false
 }
 
 // all returns the objects of kind.
