@@ -19,6 +19,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/netfence"
 	"github.com/stepflow-dev/stepflow/pkg/opcache"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
+	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
 // controllerOptions are the flags of `stepflow controller`.
@@ -48,6 +49,9 @@ type controllerOptions struct {
 	httpAllowHosts, httpDenyHosts []string
 	httpProxyFromEnv              bool
 	inClusterDefaults             bool
+	// Whose rights ops act with (pkg/tenancy).
+	singleTenant          bool
+	defaultServiceAccount string
 	// apiServiceHost is the kubernetes.default service IP when the
 	// controller runs in a pod ($KUBERNETES_SERVICE_HOST).
 	apiServiceHost string
@@ -89,6 +93,8 @@ func newControllerCmd() *cobra.Command {
 	f.StringSliceVar(&o.httpAllowHosts, "http-allow-host", nil, "host name globs (*.corp.example) HTTP ops may reach even where a built-in rule denies their address")
 	f.StringSliceVar(&o.httpDenyHosts, "http-deny-host", nil, "host name globs HTTP ops may not reach; wins over every allow")
 	f.BoolVar(&o.httpProxyFromEnv, "http-proxy-from-environment", false, "send HTTP ops through the proxies of HTTP_PROXY, HTTPS_PROXY and NO_PROXY (default: no proxy)")
+	f.BoolVar(&o.singleTenant, "single-tenant", false, "ops act with the controller's own rights, for every run; by default each run's ops act as its ServiceAccount (spec.serviceAccountName, its Workflow's, else --default-service-account in the run's namespace)")
+	f.StringVar(&o.defaultServiceAccount, "default-service-account", tenancy.DefaultServiceAccount, "ServiceAccount, in the run's namespace, of a run and Workflow that name none")
 	f.BoolVar(&o.inClusterDefaults, "in-cluster-defaults", o.apiServiceHost != "", "deny HTTP ops loopback addresses, as a cluster install must (default: true when $KUBERNETES_SERVICE_HOST is set)")
 	return cmd
 }
@@ -142,6 +148,8 @@ func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config
 		StepParallelism:         o.parallelism,
 		HTTP:                    o.httpOptions(),
 		OpsCache:                opcache.Options{IdleTimeout: o.opsCacheIdle, MaxInformers: o.opsCacheMaxInformers},
+		SingleTenant:            o.singleTenant,
+		DefaultServiceAccount:   o.defaultServiceAccount,
 	}
 	if o.evalWorkers >= 0 {
 		copts.Sandbox = &sandbox.Options{Workers: o.evalWorkers,

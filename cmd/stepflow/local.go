@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -32,6 +33,7 @@ import (
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
 // localOptions are the flags of `stepflow local`.
@@ -107,6 +109,12 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 		return err
 	}
 	say("▶ installed %d step definitions into %s", n, definition.DefaultSystemNamespace)
+	// Runs act as their namespace's stepflow-runner (the controller's
+	// multi-tenant default): give the example's one what it needs.
+	if err := tenancy.SetUpRunner(ctx, c, exampleNamespace, tenancy.DefaultServiceAccount, exampleRunnerRules); err != nil {
+		return err
+	}
+	say("▶ runs in %s act as ServiceAccount %s/%s (Role %s: ConfigMaps, Deployments)", exampleNamespace, exampleNamespace, tenancy.DefaultServiceAccount, tenancy.DefaultServiceAccount)
 
 	ctrlCtx, stopCtrl := context.WithCancel(ctx)
 	ctrlDone := make(chan error, 1)
@@ -146,6 +154,17 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 		return fmt.Errorf("the controller stopped: %w", err)
 	}
 	return nil
+}
+
+// exampleNamespace is where the example run and its objects live.
+const exampleNamespace = "default"
+
+// exampleRunnerRules are the rights of the example's stepflow-runner: the
+// ConfigMaps export2config writes and the Deployment apply-and-wait applies
+// and watches, in its own namespace only.
+var exampleRunnerRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 }
 
 func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,6 +36,7 @@ import (
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/internal/testenv"
+	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
 const (
@@ -152,13 +154,23 @@ func (f *Framework) StopControlPlane() error {
 	return err
 }
 
-// CreateNamespace creates the namespace name; one that exists is fine.
+// CreateNamespace creates the namespace name, one that exists is fine, and
+// its stepflow-runner ServiceAccount, which its runs act as, allowed
+// RunnerRules there.
 func (f *Framework) CreateNamespace(ctx context.Context, name string) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := f.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	return nil
+	return tenancy.SetUpRunner(ctx, f.Client, name, tenancy.DefaultServiceAccount, RunnerRules)
+}
+
+// RunnerRules are what the suites' runs may do in their own namespace: the
+// chart's default stepflow-runner rules.
+var RunnerRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}},
 }
 
 // WriteFile writes content to name under Dir and returns its path, for

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,6 +28,7 @@ import (
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
 // loadNamespace holds the runs and the ConfigMaps they write.
@@ -133,6 +135,14 @@ func startCluster(ctx context.Context, o options) (*cluster, error) {
 	}
 	logf("installed the CRDs and %d step definitions", n)
 	if err := cl.harness.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: loadNamespace}}); err != nil {
+		return nil, err
+	}
+	// The runs act as the namespace's stepflow-runner (the controller's
+	// multi-tenant default): their steps apply, read and export to
+	// ConfigMaps there, and the waits watch them.
+	if err := tenancy.SetUpRunner(ctx, cl.harness, loadNamespace, tenancy.DefaultServiceAccount, []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
+	}); err != nil {
 		return nil, err
 	}
 	ok = true
