@@ -67,6 +67,7 @@ func startProcess(ctx context.Context, o options, cl *cluster) (*controllerProce
 			"--kubeconfig", cl.controllerKubeconfig,
 			"--metrics-bind-address", addr,
 			"--health-probe-bind-address", "0",
+			"--http-allow-cidr", strings.Join(loopback, ","),
 			"--max-concurrent-reconciles", strconv.Itoa(o.concurrency),
 			"--kube-api-qps", strconv.FormatFloat(o.qps, 'g', -1, 64),
 			"--kube-api-burst", strconv.Itoa(o.burst),

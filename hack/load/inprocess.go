@@ -15,8 +15,14 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stepflow-dev/stepflow/pkg/controller"
+	"github.com/stepflow-dev/stepflow/pkg/netfence"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
 )
+
+// loopback is what the controller's HTTP fence must allow explicitly: the
+// request step's endpoint (answerServer) listens on 127.0.0.1, which a
+// controller that thinks it runs in a cluster denies.
+var loopback = []string{"127.0.0.0/8", "::1"}
 
 // controllerInProcess runs the controller, built by controller.Setup as
 // the binary builds it, inside the harness, so that one CPU profile covers
@@ -49,7 +55,8 @@ func startInProcess(ctx context.Context, o options, cl *cluster) (*controllerInP
 	if err != nil {
 		return nil, err
 	}
-	copts := controller.Options{MaxConcurrentReconciles: o.concurrency}
+	copts := controller.Options{MaxConcurrentReconciles: o.concurrency,
+		HTTP: controller.HTTPOptions{Fence: netfence.Config{AllowCIDRs: loopback}}}
 	if !o.inProcessEval {
 		// As the binary does: workers are this binary (see main).
 		copts.Sandbox = &sandbox.Options{Binary: os.Args[0], Env: []string{workerEnv + "=1"}}
