@@ -323,6 +323,37 @@ func TestStore(t *testing.T) {
 				t.Errorf("loaded %+v", d)
 			}
 		},
+	}, {
+		// The controller caches only the ConfigMaps with kubestore.RunLabel.
+		name: "every write carries the journal label, put back if removed; a name too long for a label value too",
+		test: func(t *testing.T, run *v1alpha1.WorkflowRun) {
+			long := run.DeepCopy()
+			long.Name = run.Name + "-" + strings.Repeat("x", 70)
+			for _, r := range []*v1alpha1.WorkflowRun{run, long} {
+				s := kubestore.New(env.Client, r, kubestore.NewMemo())
+				j := openJ(t, s)
+				record(t, j, "a-1/post")
+				labelled := func(when string) {
+					t.Helper()
+					var cm corev1.ConfigMap
+					if err := env.Client.Get(ctx, cmKey(r), &cm); err != nil {
+						t.Fatal(err)
+					}
+					if v, ok := cm.Labels[kubestore.RunLabel]; !ok || (v != r.Name && len(r.Name) <= 63) {
+						t.Errorf("%s, run %.20s...: labels %v, want %s", when, r.Name, cm.Labels, kubestore.RunLabel)
+					}
+				}
+				labelled("created")
+				var cm corev1.ConfigMap
+				cm.Namespace, cm.Name = cmKey(r).Namespace, cmKey(r).Name
+				if err := env.Client.Patch(ctx, &cm, client.RawPatch(types.MergePatchType,
+					[]byte(`{"metadata":{"labels":{"`+kubestore.RunLabel+`":null}}}`))); err != nil {
+					t.Fatal(err)
+				}
+				record(t, j, "a-2/post")
+				labelled("patched after the label was removed")
+			}
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newRun()) })
 	}
