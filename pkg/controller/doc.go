@@ -11,6 +11,20 @@
 // reports the result as its Ready condition, so a template error shows on
 // the definition itself.
 //
+// Two caches, each bounded by what the controller uses rather than by the
+// cluster:
+//
+//   - The manager's cache (NewManager) holds the controller's own objects
+//     only: WorkflowRuns, Workflows, WorkflowStepDefinitions, and the
+//     ConfigMaps that carry kubestore.RunLabel (the journals). No other
+//     ConfigMap, no Secret, and no kind read unstructured is ever cached
+//     there; such reads through the manager's client go to the API server.
+//   - What kube ops read goes through an opcache.Reader (Setup): one
+//     informer per kind and namespace a step reads or waits on, stopped
+//     when idle; Secrets always read with a direct GET. Its informers'
+//     events feed the Waker, which wakes the runs whose steps looked at
+//     the object.
+//
 // Setup builds the whole controller in a manager made by NewManager: the
 // op set, the evaluator, the waker, the metrics, both reconcilers and the
 // probes. The binary, the load harness and the envtest suite all call it,
