@@ -45,7 +45,13 @@ var controllerRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/finalizers"}, Verbs: []string{"update"}},
 	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "get", "list", "watch", "patch", "update"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"impersonate"}},
+	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
 }
+
+// singleTenantControllerRules are the controller's own rights with
+// singleTenant: no impersonation, no access reviews.
+var singleTenantControllerRules = controllerRules[:len(controllerRules)-2]
 
 // defaultOpsRules are rbac.opsRules by default: what the shipped
 // definitions need, as values.yaml and README.md document it.
@@ -98,6 +104,8 @@ func TestDefaults(t *testing.T) {
 		"--metrics-secure=true",
 		"--health-probe-bind-address=$(POD_IP):8081",
 		"--log-development=false",
+		"--single-tenant=false",
+		"--default-service-account=stepflow-runner",
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
@@ -123,7 +131,8 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("pods run as %q, not the chart's ServiceAccount %q", got, sa.GetName())
 	}
 	checkBound(t, r, "ClusterRole", "", release+"-controller", sa.GetName(), controllerRules)
-	checkBound(t, r, "ClusterRole", "", release+"-ops", sa.GetName(), defaultOpsRules)
+	checkControllerConfined(t, r, sa.GetName())
+	checkUnbound(t, r, release+"-runner", defaultOpsRules)
 	checkBound(t, r, "ClusterRole", "", release+"-metrics-auth", sa.GetName(), metricsAuthRules)
 	reader := as[rbacv1.ClusterRole](t, r.one(t, "ClusterRole", "", release+"-metrics-reader"))
 	if diff := cmp.Diff([]rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}, reader.Rules); diff != "" {
@@ -174,6 +183,8 @@ rbac:
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=$(POD_IP):8081",
 		"--log-development=true",
+		"--single-tenant=false",
+		"--default-service-account=stepflow-runner",
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
@@ -196,9 +207,10 @@ rbac:
 
 	sa := d.Spec.Template.Spec.ServiceAccountName
 	checkBound(t, r, "ClusterRole", "", release+"-controller", sa, controllerRules)
-	checkBound(t, r, "ClusterRole", "", release+"-ops", sa, []rbacv1.PolicyRule{
+	checkUnbound(t, r, release+"-runner", []rbacv1.PolicyRule{
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "watch", "create", "patch"}},
 	})
+	checkControllerConfined(t, r, sa)
 	checkBound(t, r, "Role", "leases", release+"-leader-election", sa, []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{"stepflow-controller"}, Verbs: []string{"get", "update"}},
@@ -213,9 +225,53 @@ rbac:
 
 func TestNoOpsRules(t *testing.T) {
 	r := render(t, "rbac: {opsRules: []}\n")
-	if got := r.all("ClusterRole"); r.has("ClusterRole", "", release+"-ops") || !r.has("ClusterRole", "", release+"-controller") {
-		t.Errorf("ClusterRoles %v, want the controller's and no ops role", names(got))
+	if got := r.all("ClusterRole"); r.has("ClusterRole", "", release+"-ops") || r.has("ClusterRole", "", release+"-runner") || !r.has("ClusterRole", "", release+"-controller") {
+		t.Errorf("ClusterRoles %v, want the controller's and no ops or runner role", names(got))
 	}
+}
+
+// singleTenant: the controller acts for every step, with rbac.opsRules
+// granted to it, as before runs had identities.
+func TestSingleTenant(t *testing.T) {
+	r := render(t, "singleTenant: true\nrunner: {namespaces: [team-a]}\n")
+	d := as[appsv1.Deployment](t, r.one(t, "Deployment", namespace, release))
+	args := d.Spec.Template.Spec.Containers[0].Args
+	if !contains(args, "--single-tenant=true") {
+		t.Errorf("args %v lack --single-tenant=true", args)
+	}
+	sa := d.Spec.Template.Spec.ServiceAccountName
+	checkBound(t, r, "ClusterRole", "", release+"-controller", sa, singleTenantControllerRules)
+	checkBound(t, r, "ClusterRole", "", release+"-ops", sa, defaultOpsRules)
+	if r.has("ClusterRole", "", release+"-runner") || len(r.all("RoleBinding")) != 0 {
+		t.Errorf("runner roles or bindings in a single-tenant install: %v", names(r))
+	}
+	checkNoWildcards(t, r)
+}
+
+// runner.namespaces: the default ServiceAccount and its binding to the
+// runner role in each, and nowhere else.
+func TestRunnerNamespaces(t *testing.T) {
+	r := render(t, "runner: {namespaces: [team-a, team-b], defaultServiceAccount: deployer}\n")
+	d := as[appsv1.Deployment](t, r.one(t, "Deployment", namespace, release))
+	if args := d.Spec.Template.Spec.Containers[0].Args; !contains(args, "--default-service-account=deployer") {
+		t.Errorf("args %v lack --default-service-account=deployer", args)
+	}
+	for _, ns := range []string{"team-a", "team-b"} {
+		r.one(t, "ServiceAccount", ns, "deployer")
+		b := as[rbacv1.RoleBinding](t, r.one(t, "RoleBinding", ns, release+"-runner"))
+		if want := (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: release + "-runner"}); b.RoleRef != want {
+			t.Errorf("%s: RoleBinding refers to %+v, want %+v", ns, b.RoleRef, want)
+		}
+		want := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "deployer", Namespace: ns}}
+		if diff := cmp.Diff(want, b.Subjects); diff != "" {
+			t.Errorf("%s: RoleBinding subjects (-want +got):\n%s", ns, diff)
+		}
+	}
+	if n := len(r.all("RoleBinding")); n != 2 {
+		t.Errorf("%d RoleBindings, want one per runner namespace", n)
+	}
+	checkUnbound(t, r, release+"-runner", defaultOpsRules)
+	checkControllerConfined(t, r, d.Spec.Template.Spec.ServiceAccountName)
 }
 
 func TestInvalidValues(t *testing.T) {
@@ -303,6 +359,98 @@ func checkBound(t *testing.T, r rendered, kind, ns, name, sa string, rules []rba
 	if diff := cmp.Diff(subject, b.Subjects); diff != "" {
 		t.Errorf("%sBinding %s subjects (-want +got):\n%s", kind, name, diff)
 	}
+}
+
+// checkUnbound checks that ClusterRole name exists with rules and that no
+// ClusterRoleBinding grants it: it is bound namespace by namespace.
+func checkUnbound(t *testing.T, r rendered, name string, rules []rbacv1.PolicyRule) {
+	t.Helper()
+	role := as[rbacv1.ClusterRole](t, r.one(t, "ClusterRole", "", name))
+	if diff := cmp.Diff(rules, role.Rules); diff != "" {
+		t.Errorf("ClusterRole %s rules (-want +got):\n%s", name, diff)
+	}
+	for _, u := range r.all("ClusterRoleBinding") {
+		if b := as[rbacv1.ClusterRoleBinding](t, u); b.RoleRef.Name == name {
+			t.Errorf("ClusterRoleBinding %s grants %s cluster-wide", b.Name, name)
+		}
+	}
+}
+
+// journalConfigMapVerbs are the ConfigMap verbs the controller's own
+// journals and debug values need, in every namespace a run may be in (RBAC
+// cannot narrow a rule to their labels); no more.
+var journalConfigMapVerbs = []string{"create", "get", "list", "watch", "patch", "update"}
+
+// checkControllerConfined checks every rule bound to the controller's
+// ServiceAccount sa: none grants Secrets or Deployments, ConfigMaps no
+// more than its journals need, and it may impersonate ServiceAccounts and
+// create SubjectAccessReviews, which is how ops act as their runs.
+func checkControllerConfined(t *testing.T, r rendered, sa string) {
+	t.Helper()
+	roles := map[string]rbacv1.ClusterRole{}
+	for _, kind := range []string{"ClusterRole", "Role"} {
+		for _, u := range r.all(kind) {
+			roles[kind+"/"+u.GetNamespace()+"/"+u.GetName()] = as[rbacv1.ClusterRole](t, u)
+		}
+	}
+	var impersonate, review bool
+	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+		for _, u := range r.all(kind) {
+			b := as[rbacv1.RoleBinding](t, u)
+			if !contains(subjectNames(b.Subjects, namespace), sa) {
+				continue
+			}
+			ns := b.Namespace
+			if b.RoleRef.Kind == "ClusterRole" {
+				ns = ""
+			}
+			role, ok := roles[b.RoleRef.Kind+"/"+ns+"/"+b.RoleRef.Name]
+			if !ok {
+				t.Errorf("%s %s binds a %s %s the chart does not render", kind, b.Name, b.RoleRef.Kind, b.RoleRef.Name)
+				continue
+			}
+			for _, rule := range role.Rules {
+				for _, res := range rule.Resources {
+					switch {
+					case res == "secrets" || res == "deployments":
+						t.Errorf("%s %s grants the controller %v on %s", b.RoleRef.Kind, b.RoleRef.Name, rule.Verbs, res)
+					case res == "configmaps":
+						for _, v := range rule.Verbs {
+							if !contains(journalConfigMapVerbs, v) {
+								t.Errorf("%s %s grants the controller %s on configmaps, beyond what journals need", b.RoleRef.Kind, b.RoleRef.Name, v)
+							}
+						}
+					case res == "serviceaccounts" && contains(rule.Verbs, "impersonate"):
+						impersonate = true
+					case res == "subjectaccessreviews" && contains(rule.APIGroups, "authorization.k8s.io") && contains(rule.Verbs, "create"):
+						review = true
+					}
+				}
+			}
+		}
+	}
+	if !impersonate || !review {
+		t.Errorf("the controller may impersonate ServiceAccounts: %v; create SubjectAccessReviews: %v; want both", impersonate, review)
+	}
+}
+
+func subjectNames(subjects []rbacv1.Subject, ns string) []string {
+	var out []string
+	for _, s := range subjects {
+		if s.Kind == rbacv1.ServiceAccountKind && s.Namespace == ns {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // checkNoWildcards fails on a "*" in any rule of any role.
