@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
@@ -134,6 +135,17 @@ func wantDenied(t *testing.T, run *v1alpha1.WorkflowRun, denial string) {
 	b, _ := yaml.Marshal(run.Status)
 	if strings.Contains(string(b), password) {
 		t.Errorf("run %s: the password is in the status:\n%s", run.Name, b)
+	}
+	// Nor in the run's own ConfigMaps (its journal, its context).
+	var cms corev1.ConfigMapList
+	if err := env.Client.List(context.Background(), &cms, client.InNamespace(run.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range cms.Items {
+		b, _ := yaml.Marshal(cm)
+		if strings.Contains(string(b), password) {
+			t.Errorf("run %s: the password is in ConfigMap %s", run.Name, cm.Name)
+		}
 	}
 }
 
