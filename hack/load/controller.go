@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -38,6 +39,8 @@ type controllerProcess struct {
 	metrics string
 	logPath string
 	exited  chan struct{}
+	// pss samples the controller's and its workers' PSS during the load.
+	pss *pssSampler
 	// built is the binary the harness built, removed at stop; "" for -stepflow.
 	built string
 }
@@ -115,12 +118,82 @@ func (p *controllerProcess) usage() (procUsage, error) {
 	}
 	// The controller evaluates in eval-worker processes of its own; their
 	// CPU and memory are the controller's cost too.
-	var workers []int
-	for pid := range children(p.cmd.Process.Pid) {
-		workers = append(workers, pid)
+	u.addWorkers(p.workers())
+	if p.pss != nil {
+		u.peakPSS = p.pss.peak()
 	}
-	u.addWorkers(workers)
 	return u, nil
+}
+
+func (p *controllerProcess) workers() []int {
+	var pids []int
+	for pid := range children(p.cmd.Process.Pid) {
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// pssSampler keeps the peak of the summed PSS of a process and its
+// children. The controller and its eval workers run one binary, whose
+// code pages the kernel shares among them; VmHWM counts them in each
+// process, PSS (proportional set size) splits them, so its sum is the
+// memory they take together.
+type pssSampler struct {
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	max  int64
+}
+
+func startPSS(pids func() []int, every time.Duration) *pssSampler {
+	s := &pssSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			var sum int64
+			for _, pid := range pids() {
+				sum += readPSS(pid)
+			}
+			s.mu.Lock()
+			s.max = max(s.max, sum)
+			s.mu.Unlock()
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *pssSampler) peak() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.max
+}
+
+func (s *pssSampler) halt() {
+	close(s.stop)
+	<-s.done
+}
+
+// readPSS is the Pss line of /proc/<pid>/smaps_rollup, in bytes; 0 when
+// the process is gone.
+func readPSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // addWorkers adds the usage of the eval-worker processes pids to u.
@@ -137,9 +210,16 @@ func (u *procUsage) addWorkers(pids []int) {
 	}
 }
 
-func (p *controllerProcess) separate() bool   { return true }
-func (p *controllerProcess) beginLoad() error { return nil }
-func (p *controllerProcess) endLoad() error   { return nil }
+func (p *controllerProcess) separate() bool { return true }
+func (p *controllerProcess) beginLoad() error {
+	p.pss = startPSS(func() []int { return append(p.workers(), p.cmd.Process.Pid) }, 250*time.Millisecond)
+	return nil
+}
+
+func (p *controllerProcess) endLoad() error {
+	p.pss.halt()
+	return nil
+}
 
 // stop asks the controller to stop, kills it if it has not within 10s, and
 // removes the binary the harness built (the logs stay).
@@ -218,6 +298,11 @@ type procUsage struct {
 	workers                  int
 	workerCPU                time.Duration
 	workerPeakRSS, workerRSS int64
+	// reapedCPU is the CPU time of the children it has waited for.
+	reapedCPU time.Duration
+	// peakPSS is the peak of the summed PSS of the process and its
+	// workers during the load (0: not sampled).
+	peakPSS int64
 }
 
 // readProc reads utime+stime from /proc/<pid>/stat and VmHWM and VmRSS
@@ -243,6 +328,15 @@ func readProc(pid int) (procUsage, error) {
 		return procUsage{}, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, fields[11], fields[12])
 	}
 	u := procUsage{cpu: time.Duration(utime+stime) * time.Second / time.Duration(clockTicks)}
+	// cutime and cstime (fields 16 and 17): children it has waited for,
+	// such as eval workers that were replaced or retired.
+	if len(fields) >= 15 {
+		cu, err1 := strconv.ParseInt(fields[13], 10, 64)
+		cs, err2 := strconv.ParseInt(fields[14], 10, 64)
+		if err1 == nil && err2 == nil {
+			u.reapedCPU = time.Duration(cu+cs) * time.Second / time.Duration(clockTicks)
+		}
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return procUsage{}, err

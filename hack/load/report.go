@@ -342,12 +342,20 @@ func (r *report) printController(p func(string, ...any)) {
 		who, cpu.Seconds(), float64(cpu.Milliseconds())/float64(r.n), 100*cpu.Seconds()/r.window.Seconds(),
 		r.after.usage.cpu.Seconds(), mib(r.after.usage.peakRSS), mib(r.after.usage.rss))
 	if a, b := r.after.usage, r.before.usage; a.workers > 0 {
-		wcpu := a.workerCPU - b.workerCPU
+		// Workers that exited during the load count through the
+		// controller's reaped-children time.
+		wcpu := a.workerCPU - b.workerCPU + a.reapedCPU - b.reapedCPU
 		all := cpu + wcpu
-		p("%-14s CPU %.1fs during the load (%.1f ms/run) in %d processes; peak RSS %.0f MiB (sum of VmHWM), RSS %.0f MiB at the end",
+		p("%-14s CPU %.1fs during the load (%.1f ms/run), %d processes at the end; peak RSS %.0f MiB (sum of VmHWM), RSS %.0f MiB at the end",
 			"eval workers", wcpu.Seconds(), float64(wcpu.Milliseconds())/float64(r.n), a.workers, mib(a.workerPeakRSS), mib(a.workerRSS))
-		p("%-14s CPU %.1f ms/run (%.0f%% of one CPU); peak RSS %.0f MiB",
-			"ctrl+workers", float64(all.Milliseconds())/float64(r.n), 100*all.Seconds()/r.window.Seconds(), mib(a.peakRSS+a.workerPeakRSS))
+		pss := "not sampled"
+		if a.peakPSS > 0 {
+			pss = fmt.Sprintf("%.0f MiB (sum of PSS: their shared code pages once)", mib(a.peakPSS))
+		}
+		p("%-14s CPU %.1f ms/run (%.0f%% of one CPU); peak RSS %.0f MiB (sum of VmHWM); peak memory %s",
+			"ctrl+workers", float64(all.Milliseconds())/float64(r.n), 100*all.Seconds()/r.window.Seconds(), mib(a.peakRSS+a.workerPeakRSS), pss)
+	} else if a.peakPSS > 0 {
+		p("%-14s peak memory %.0f MiB (PSS, comparable with ctrl+workers' when it evaluates in worker processes)", "", mib(a.peakPSS))
 	}
 	var plane []string
 	for _, name := range []string{"kube-apiserver", "etcd"} {
