@@ -58,7 +58,11 @@ type controllerOptions struct {
 }
 
 func newControllerCmd() *cobra.Command {
-	o := &controllerOptions{apiServiceHost: os.Getenv("KUBERNETES_SERVICE_HOST")}
+	return controllerCmd(&controllerOptions{apiServiceHost: os.Getenv("KUBERNETES_SERVICE_HOST")})
+}
+
+// controllerCmd is `stepflow controller` with its flags bound to o.
+func controllerCmd(o *controllerOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the WorkflowRun controller",
