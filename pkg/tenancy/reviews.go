@@ -27,8 +27,7 @@ type answer struct {
 }
 
 // reviews asks the API server access reviews and keeps the answers for a
-// while: allowed ones for allowTTL, denied ones for denyTTL (the
-// controller's about itself for selfTTL), at most max
+// while: allowed ones for allowTTL, denied ones for denyTTL, at most max
 // of them. A question asked while the same one is in flight waits for
 // that review instead of sending another.
 type reviews struct {
@@ -76,10 +75,7 @@ func (r *reviews) allowed(ctx context.Context, q question, groups []string) (boo
 	r.mu.Lock()
 	a.allowed, a.reason, a.err = allowed, reason, err
 	ttl := r.denyTTL
-	switch {
-	case q.user == "":
-		ttl = selfTTL
-	case allowed:
+	if allowed {
 		ttl = r.allowTTL
 	}
 	a.expires = r.now().Add(ttl)
@@ -92,25 +88,30 @@ func (r *reviews) allowed(ctx context.Context, q question, groups []string) (boo
 	return allowed, reason, err
 }
 
-// evict makes room for one more answer: the expired ones go first, then,
-// if none had, any one. Called with r.mu held.
+// evict makes room for one more answer: the expired ones go, or if none
+// had, the one that expires first. Called with r.mu held.
 func (r *reviews) evict() {
 	if len(r.answers) < r.max {
 		return
 	}
 	now := r.now()
+	var first *question
+	var firstAt time.Time
 	for q, a := range r.answers {
-		if a.done == nil && !now.Before(a.expires) {
+		if a.done != nil {
+			continue // in flight
+		}
+		if !now.Before(a.expires) {
 			delete(r.answers, q)
+			continue
+		}
+		if first == nil || a.expires.Before(firstAt) {
+			q := q
+			first, firstAt = &q, a.expires
 		}
 	}
-	for q, a := range r.answers {
-		if len(r.answers) < r.max {
-			return
-		}
-		if a.done == nil {
-			delete(r.answers, q)
-		}
+	if len(r.answers) >= r.max && first != nil {
+		delete(r.answers, *first)
 	}
 }
 

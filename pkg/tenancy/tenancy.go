@@ -22,6 +22,8 @@ const (
 	// selfTTL is how long the controller's answer about its own rights
 	// (may it watch a resource, so may the shared reader serve it) is kept.
 	selfTTL = 10 * time.Minute
+	// maxSelfReviews bounds those answers: two per resource ops read.
+	maxSelfReviews = 512
 )
 
 // Options are what a Factory is built from.
@@ -57,6 +59,9 @@ type Options struct {
 type Factory struct {
 	o       Options
 	reviews *reviews
+	// self holds the controller's answers about itself, apart, so that
+	// identities' answers never push them out.
+	self *reviews
 
 	mu      sync.Mutex
 	clients map[Identity]*identityClient
@@ -93,6 +98,7 @@ func New(o Options) (*Factory, error) {
 		o.Now = time.Now
 	}
 	return &Factory{o: o, reviews: newReviews(o.Client, o.AllowedTTL, o.DeniedTTL, o.MaxReviews, o.Now),
+		self:    newReviews(o.Client, selfTTL, selfTTL, maxSelfReviews, o.Now),
 		clients: map[Identity]*identityClient{}}, nil
 }
 
@@ -146,7 +152,7 @@ func (f *Factory) allowed(ctx context.Context, id Identity, verb, group, resourc
 // controller itself may list and watch it in every namespace.
 func (f *Factory) shared(ctx context.Context, group, resource string) (bool, error) {
 	for _, verb := range []string{"list", "watch"} {
-		ok, _, err := f.reviews.allowed(ctx, question{verb: verb, group: group, resource: resource}, nil)
+		ok, _, err := f.self.allowed(ctx, question{verb: verb, group: group, resource: resource}, nil)
 		if err != nil || !ok {
 			return false, err
 		}

@@ -91,7 +91,7 @@ type world struct {
 var configMapRules = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
 	Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}}}
 
-func newWorld(t *testing.T, prefix string) *world {
+func newWorld(t *testing.T, prefix string, opts ...func(*tenancy.Options)) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -133,7 +133,11 @@ func newWorld(t *testing.T, prefix string) *world {
 			t.Fatal(err)
 		}
 	}
-	w.f, err = tenancy.New(tenancy.Options{Config: cfg, HTTPClient: hc, Reader: c, Client: uncached})
+	o := tenancy.Options{Config: cfg, HTTPClient: hc, Reader: c, Client: uncached}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	w.f, err = tenancy.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,4 +333,92 @@ func grant(t *testing.T, ns, name, sa, saNamespace string, rule rbacv1.PolicyRul
 	mustCreate(t, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: saNamespace, Name: sa}}})
+}
+
+// clock is a settable clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Answers are kept for their TTL (allowed a minute, denied ten seconds),
+// at most MaxReviews of them, and a question asked by many at once is
+// reviewed once.
+func TestReviewsAreCachedForAWhile(t *testing.T) {
+	clk := &clock{now: time.Unix(1e9, 0)}
+	w := newWorld(t, "ttl", func(o *tenancy.Options) { o.Now = clk.Now; o.MaxReviews = 3 })
+	a := w.as(t, w.a, "")
+	mustCreate(t, configMap(w.a, "here"))
+	sars := func() int { return w.count.matching("POST /apis/authorization.k8s.io/v1/subjectaccessreviews") }
+	get := func(ns, name string) error {
+		return pollGet(w.ctx, a, client.ObjectKey{Namespace: ns, Name: name}, &corev1.ConfigMap{})
+	}
+
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if err := get(w.a, "here"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := sars(); n != 1 {
+		t.Fatalf("10 concurrent reads: %d reviews, want 1", n)
+	}
+	clk.advance(59 * time.Second)
+	if err := get(w.a, "here"); err != nil || sars() != 1 {
+		t.Errorf("within the minute: %v, %d reviews, want 1", err, sars())
+	}
+	clk.advance(2 * time.Second)
+	if err := get(w.a, "here"); err != nil || sars() != 2 {
+		t.Errorf("after the minute: %v, %d reviews, want 2", err, sars())
+	}
+
+	// Denied: the review's no is kept ten seconds; each read still goes to
+	// the API server as the identity, which decides.
+	deniedGet := func() {
+		t.Helper()
+		err := a.Get(w.ctx, client.ObjectKey{Namespace: w.b, Name: "there"}, &corev1.ConfigMap{})
+		var d *tenancy.Denied
+		if !errors.As(err, &d) {
+			t.Fatalf("want a denial, got %v", err)
+		}
+	}
+	deniedGet()
+	deniedGet()
+	if n := sars(); n != 3 {
+		t.Errorf("two denied reads: %d reviews in all, want 3", n)
+	}
+	clk.advance(11 * time.Second)
+	deniedGet()
+	if n := sars(); n != 4 {
+		t.Errorf("a denied read after ten seconds: %d reviews in all, want 4", n)
+	}
+
+	// Bounded: with room for 3 answers, asking 3 more questions pushes the
+	// first out (after it expired too, so the fourth evicts an expired
+	// one); the fresh ones stay.
+	for _, verb := range []func() error{
+		func() error { return a.List(w.ctx, &corev1.ConfigMapList{}, client.InNamespace(w.a)) },
+		func() error { return a.List(w.ctx, &corev1.ServiceAccountList{}, client.InNamespace(w.a)) },
+	} {
+		_ = verb()
+	}
+	before := sars()
+	if err := a.List(w.ctx, &corev1.ConfigMapList{}, client.InNamespace(w.a)); err != nil || sars() != before {
+		t.Errorf("a fresh answer was evicted: %v, %d reviews, want %d", err, sars(), before)
+	}
 }
