@@ -3,10 +3,12 @@ package tenancy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +90,8 @@ type world struct {
 	cache    cache.Cache
 }
 
+var worlds atomic.Int64
+
 var configMapRules = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
 	Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}}}
 
@@ -95,6 +99,8 @@ func newWorld(t *testing.T, prefix string, opts ...func(*tenancy.Options)) *worl
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	// Namespaces are never deleted in envtest: a fresh set for each run.
+	prefix = fmt.Sprintf("%s-%d", prefix, worlds.Add(1))
 	w := &world{ctx: ctx, a: prefix + "-tenant-a", b: prefix + "-tenant-b", platform: prefix + "-platform", count: &counter{}}
 	for _, ns := range []string{w.a, w.b, w.platform} {
 		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
