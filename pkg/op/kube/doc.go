@@ -29,6 +29,10 @@
 //	delete             DELETE, or DELETE of a collection when   Effect
 //	                   only a filter is given
 //
+// In the controller, read and list of anything but Secrets are served from
+// its ops cache instead (pkg/opcache: one informer per kind and namespace in
+// use), so repeating them costs no request.
+//
 // Idempotent ops run again whenever the step is evaluated again; that is
 // what keeps an applied object converging and a read fresh. Delete runs once
 // per step attempt and is replayed from the journal afterwards (see
