@@ -349,3 +349,26 @@ func TestDialChecksNameFirst(t *testing.T) {
 		t.Fatalf("the name was looked up %d times", n)
 	}
 }
+
+// BenchmarkCheck is the cost the fence adds to each connection, with a
+// Policy of a typical size.
+func BenchmarkCheck(b *testing.B) {
+	p, err := netfence.New(context.Background(), netfence.Config{
+		DenyLoopback: true,
+		AllowCIDRs:   []string{"10.0.0.0/8", "192.168.0.0/16", "fd00::/8"},
+		DenyCIDRs:    []string{"10.20.0.0/16", "10.30.0.0/16"},
+		AllowHosts:   []string{"*.corp.example", "hooks.example.com"},
+		DenyHosts:    []string{"*.internal", "*.db.corp.example"},
+		APIServers:   []string{"https://10.96.0.1:443", "10.96.0.1"},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := netip.MustParseAddrPort("203.0.113.7:443")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Check("api.example.com", addr); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
