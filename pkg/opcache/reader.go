@@ -102,10 +102,19 @@ type scope struct {
 	key      Scope
 	cache    cache.Cache
 	informer cache.Informer
-	stop     context.CancelFunc
-	refused  chan struct{} // closed when the informer's LIST or WATCH is forbidden
+	cancel   context.CancelFunc
+	gone     chan struct{} // closed when the scope stops (idle, evicted, refused)
 	once     sync.Once
 	lastUsed time.Time
+}
+
+// stop ends the scope's informer; reads waiting for it to sync go to the
+// API server.
+func (s *scope) stop() {
+	s.once.Do(func() {
+		s.cancel()
+		close(s.gone)
+	})
 }
 
 // New returns a Reader; it caches nothing until Start runs.
@@ -329,7 +338,7 @@ func (r *Reader) serving(ctx context.Context, gvk schema.GroupVersionKind, names
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-sc.refused:
+		case <-sc.gone:
 			return nil, nil
 		case <-timeout.C:
 			return nil, nil
@@ -382,7 +391,7 @@ func (r *Reader) use(key Scope) (*scope, error) {
 // start runs an informer for key until ctx ends or the scope is dropped.
 // The caller holds r.mu.
 func (r *Reader) start(ctx context.Context, key Scope) (*scope, error) {
-	sc := &scope{key: key, refused: make(chan struct{})}
+	sc := &scope{key: key, gone: make(chan struct{})}
 	co := cache.Options{
 		HTTPClient:       r.o.HTTPClient,
 		Scheme:           r.o.Scheme,
@@ -404,12 +413,12 @@ func (r *Reader) start(ctx context.Context, key Scope) (*scope, error) {
 	if err != nil {
 		return nil, fmt.Errorf("caching %s: %w", key, err)
 	}
-	sctx, stop := context.WithCancel(ctx)
+	sctx, cancel := context.WithCancel(ctx)
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(key.GVK)
 	inf, err := c.GetInformer(sctx, u, cache.BlockUntilSynced(false))
 	if err != nil {
-		stop()
+		cancel()
 		return nil, fmt.Errorf("caching %s: %w", key, err)
 	}
 	if r.o.OnEvent != nil {
@@ -419,12 +428,12 @@ func (r *Reader) start(ctx context.Context, key Scope) (*scope, error) {
 			UpdateFunc: func(_, o any) { notify(on, o) },
 			DeleteFunc: func(o any) { notify(on, o) },
 		}); err != nil {
-			stop()
+			cancel()
 			return nil, fmt.Errorf("caching %s: %w", key, err)
 		}
 	}
 	go func() { _ = c.Start(sctx) }()
-	sc.cache, sc.informer, sc.stop = c, inf, stop
+	sc.cache, sc.informer, sc.cancel = c, inf, cancel
 	return sc, nil
 }
 
@@ -440,7 +449,6 @@ func notify(on func(client.Object), o any) {
 // refuse stops a scope whose informer may not list or watch: its reads go
 // to the API server for ForbiddenRetry.
 func (r *Reader) refuse(sc *scope) {
-	sc.once.Do(func() { close(sc.refused) })
 	r.mu.Lock()
 	r.denied[sc.key] = r.o.Now().Add(r.o.ForbiddenRetry)
 	r.mu.Unlock()
