@@ -230,6 +230,22 @@ func TestNoOpsRules(t *testing.T) {
 	}
 }
 
+// metrics.secure false: plain HTTP, no filter, so no review rights; the
+// operator opted in to an open listener.
+func TestInsecureMetrics(t *testing.T) {
+	r := render(t, "metrics: {secure: false, port: 9090}\n")
+	d := as[appsv1.Deployment](t, r.one(t, "Deployment", namespace, release))
+	args := d.Spec.Template.Spec.Containers[0].Args
+	if !contains(args, "--metrics-bind-address=:9090") || contains(args, "--metrics-secure=true") {
+		t.Errorf("args %v: want plain metrics on :9090", args)
+	}
+	for _, name := range []string{release + "-metrics-auth", release + "-metrics-reader"} {
+		if r.has("ClusterRole", "", name) {
+			t.Errorf("ClusterRole %s with insecure metrics", name)
+		}
+	}
+}
+
 // singleTenant: the controller acts for every step, with rbac.opsRules
 // granted to it, as before runs had identities.
 func TestSingleTenant(t *testing.T) {
