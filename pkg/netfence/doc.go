@@ -38,9 +38,11 @@
 //     address.
 //   - On a URL (CheckURL), on what the URL alone shows: its host name, or
 //     its IP literal. The HTTP op checks each request and each redirect
-//     this way for a clear message. It is the only check on the target
-//     when a proxy carries the request: the dial then goes to the proxy,
-//     which resolves the name itself.
+//     this way for a clear message.
+//   - Through a proxy, the dial goes to the proxy, which resolves the
+//     target's name itself. CheckLookup resolves it here too and checks
+//     those addresses before the request goes out; what the proxy's own
+//     lookup returns the fence cannot see.
 //
 // A refusal is a *DeniedError that names the destination and the rule, in
 // the words of the Config ("deny-cidr 10.0.0.0/8") or of the built-in rule

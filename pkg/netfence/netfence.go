@@ -292,6 +292,30 @@ func (p *Policy) CheckURL(u *url.URL) error {
 	return p.CheckName(u.Hostname(), port)
 }
 
+// CheckLookup checks a host name by the addresses it resolves to now, as
+// well as by name: for a request a proxy carries, which resolves the name
+// itself, this is the best the fence can do. A name that does not resolve
+// here is judged by name only, since a proxy is often the only way to
+// names outside. port is the port to be dialled.
+func (p *Policy) CheckLookup(ctx context.Context, host string, port uint16) error {
+	if err := p.CheckName(host, port); err != nil {
+		return err
+	}
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return nil // CheckName checked it in full
+	}
+	addrs, err := p.resolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if err := p.Check(host, netip.AddrPortFrom(a, port)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DialContext returns a dial function for an http.Transport: it checks the
 // host name, then dials with a copy of d whose Control hook checks each
 // address the name resolved to before the socket sends anything. d's

@@ -182,6 +182,36 @@ func TestCheckURL(t *testing.T) {
 	}
 }
 
+func TestCheckLookup(t *testing.T) {
+	dns := netfencetest.Serve(t, func(name string) []netip.Addr {
+		switch name {
+		case "metadata.test":
+			return []netip.Addr{netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("169.254.169.254")}
+		case "public.test":
+			return []netip.Addr{netip.MustParseAddr("203.0.113.7")}
+		}
+		return nil
+	})
+	p := newPolicy(t, netfence.Config{DenyHosts: []string{"*.internal"}, Resolver: dns.Resolver()})
+	tests := []struct {
+		host string
+		rule string
+	}{
+		// Any address the name resolves to that is denied denies it.
+		{"metadata.test", "link-local 169.254.0.0/16"},
+		{"public.test", ""},
+		{"169.254.169.254", "link-local 169.254.0.0/16"},
+		{"x.internal", "deny-host *.internal"},
+		// A name that does not resolve here is left to the proxy.
+		{"outside.test", ""},
+	}
+	for _, tt := range tests {
+		if got := deniedBy(t, p.CheckLookup(context.Background(), tt.host, 80)); got != tt.rule {
+			t.Errorf("CheckLookup(%s) denied by %q, want %q", tt.host, got, tt.rule)
+		}
+	}
+}
+
 func TestDeniedErrorNamesDestinationAndRule(t *testing.T) {
 	p := newPolicy(t, netfence.Config{DenyHosts: []string{"*.internal"}})
 	tests := []struct {

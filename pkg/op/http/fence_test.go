@@ -317,6 +317,34 @@ func TestProxyFromEnvironment(t *testing.T) {
 	}
 }
 
+// TestProxiedRequestIsChecked: a request through a proxy is checked on the
+// addresses its host resolves to, since the dial only sees the proxy.
+func TestProxiedRequestIsChecked(t *testing.T) {
+	proxy := serve(t, nil)
+	for _, k := range []string{"HTTP_PROXY", "http_proxy"} {
+		t.Setenv(k, proxy.URL)
+	}
+	for _, k := range []string{"NO_PROXY", "no_proxy", "REQUEST_METHOD"} {
+		t.Setenv(k, "")
+	}
+	dns := netfencetest.Serve(t, func(name string) []netip.Addr {
+		if name == "metadata.test" {
+			return []netip.Addr{netip.MustParseAddr("169.254.169.254")}
+		}
+		return nil
+	})
+	f := New(Options{Fence: fence(t, netfence.Config{Resolver: dns.Resolver()}), ProxyFromEnvironment: true})
+	_, err := run(t, f, &Params{URL: "http://metadata.test/latest/meta-data/"})
+	wantDenied(t, err, `GET http://metadata.test/latest/meta-data/: destination metadata.test (169.254.169.254:80) denied by rule "link-local 169.254.0.0/16"`)
+	// A name only the proxy can resolve goes to the proxy.
+	if _, err := run(t, f, &Params{URL: "http://outside.test/"}); err != nil {
+		t.Fatalf("a name that does not resolve here: %v", err)
+	}
+	if hits, _ := proxy.saw(); hits != 1 {
+		t.Errorf("the proxy got %d hits, want 1", hits)
+	}
+}
+
 // TestTransportIsFenced: a transport given in Options dials through the
 // fence too, and so do the clients of tls_config, which clone it.
 func TestTransportIsFenced(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	nethttp "net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -58,8 +59,10 @@ type Options struct {
 	// ProxyFromEnvironment sends requests through the proxies that
 	// HTTP_PROXY, HTTPS_PROXY and NO_PROXY name, read when New is called.
 	// Off, no proxy is used whatever the environment says. Through a
-	// proxy, the fence checks the dial to the proxy and the URL of each
-	// request, not the address the proxy resolves the URL's host to.
+	// proxy, the fence checks the dial to the proxy, and each request's
+	// URL and the addresses its host resolves to here
+	// (netfence.Policy.CheckLookup); the proxy resolves the name again
+	// itself, which the fence cannot see.
 	ProxyFromEnvironment bool
 	// Timeout bounds a request that sets no request.timeout; zero means
 	// DefaultTimeout.
@@ -149,9 +152,30 @@ func (f *Family) fenced(t *nethttp.Transport, fromEnv bool) *nethttp.Transport {
 	t.Proxy = nil
 	if fromEnv {
 		proxy := httpproxy.FromEnvironment().ProxyFunc()
-		t.Proxy = func(r *nethttp.Request) (*url.URL, error) { return proxy(r.URL) }
+		t.Proxy = func(r *nethttp.Request) (*url.URL, error) {
+			via, err := proxy(r.URL)
+			if err != nil || via == nil {
+				return via, err
+			}
+			// The proxy resolves the host; the dial only sees the proxy.
+			if err := f.fence.CheckLookup(r.Context(), r.URL.Hostname(), targetPort(r.URL)); err != nil {
+				return nil, err
+			}
+			return via, nil
+		}
 	}
 	return t
+}
+
+// targetPort is the port of u, its scheme's when it names none.
+func targetPort(u *url.URL) uint16 {
+	if p, err := strconv.ParseUint(u.Port(), 10, 16); err == nil {
+		return uint16(p)
+	}
+	if u.Scheme == "https" {
+		return 443
+	}
+	return 80
 }
 
 // newClient wraps rt into a resty client: no retries (the executor retries),
