@@ -246,6 +246,26 @@ func TestInsecureMetrics(t *testing.T) {
 	}
 }
 
+// metrics.certSecret: the secure endpoint serves the Secret's certificate,
+// mounted read-only.
+func TestMetricsCertSecret(t *testing.T) {
+	r := render(t, "metrics: {certSecret: stepflow-metrics-tls}\n")
+	d := as[appsv1.Deployment](t, r.one(t, "Deployment", namespace, release))
+	c := d.Spec.Template.Spec.Containers[0]
+	if !contains(c.Args, "--metrics-secure=true") || !contains(c.Args, "--metrics-cert-dir=/etc/stepflow/metrics-tls") {
+		t.Errorf("args %v: want secure metrics with --metrics-cert-dir", c.Args)
+	}
+	want := []corev1.VolumeMount{{Name: "metrics-tls", MountPath: "/etc/stepflow/metrics-tls", ReadOnly: true}}
+	if diff := cmp.Diff(want, c.VolumeMounts); diff != "" {
+		t.Errorf("volume mounts (-want +got):\n%s", diff)
+	}
+	vols := d.Spec.Template.Spec.Volumes
+	if len(vols) != 1 || vols[0].Name != "metrics-tls" || vols[0].Secret == nil || vols[0].Secret.SecretName != "stepflow-metrics-tls" {
+		t.Errorf("volumes %+v: want Secret stepflow-metrics-tls as metrics-tls", vols)
+	}
+	checkListeners(t, c)
+}
+
 // singleTenant: the controller acts for every step, with rbac.opsRules
 // granted to it, as before runs had identities.
 func TestSingleTenant(t *testing.T) {
