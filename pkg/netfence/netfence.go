@@ -292,12 +292,20 @@ func (p *Policy) CheckURL(u *url.URL) error {
 	return p.CheckName(u.Hostname(), port)
 }
 
-// CheckLookup checks a host name by the addresses it resolves to now, as
-// well as by name: for a request a proxy carries, which resolves the name
-// itself, this is the best the fence can do. A name that does not resolve
-// here is judged by name only, since a proxy is often the only way to
-// names outside. port is the port to be dialled.
-func (p *Policy) CheckLookup(ctx context.Context, host string, port uint16) error {
+// CheckLookup checks the host of u by the addresses it resolves to now,
+// as well as by name: for a request a proxy carries, which resolves the
+// name itself, this is the best the fence can do. A name that does not
+// resolve here is judged by name only, since a proxy is often the only way
+// to names outside.
+func (p *Policy) CheckLookup(ctx context.Context, u *url.URL) error {
+	port, err := urlPort(u)
+	if err != nil {
+		return err
+	}
+	return p.checkLookup(ctx, u.Hostname(), port)
+}
+
+func (p *Policy) checkLookup(ctx context.Context, host string, port uint16) error {
 	if err := p.CheckName(host, port); err != nil {
 		return err
 	}

@@ -206,7 +206,8 @@ func TestCheckLookup(t *testing.T) {
 		{"outside.test", ""},
 	}
 	for _, tt := range tests {
-		if got := deniedBy(t, p.CheckLookup(context.Background(), tt.host, 80)); got != tt.rule {
+		u := &url.URL{Scheme: "http", Host: tt.host}
+		if got := deniedBy(t, p.CheckLookup(context.Background(), u)); got != tt.rule {
 			t.Errorf("CheckLookup(%s) denied by %q, want %q", tt.host, got, tt.rule)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	nethttp "net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -158,24 +157,13 @@ func (f *Family) fenced(t *nethttp.Transport, fromEnv bool) *nethttp.Transport {
 				return via, err
 			}
 			// The proxy resolves the host; the dial only sees the proxy.
-			if err := f.fence.CheckLookup(r.Context(), r.URL.Hostname(), targetPort(r.URL)); err != nil {
+			if err := f.fence.CheckLookup(r.Context(), r.URL); err != nil {
 				return nil, err
 			}
 			return via, nil
 		}
 	}
 	return t
-}
-
-// targetPort is the port of u, its scheme's when it names none.
-func targetPort(u *url.URL) uint16 {
-	if p, err := strconv.ParseUint(u.Port(), 10, 16); err == nil {
-		return uint16(p)
-	}
-	if u.Scheme == "https" {
-		return 443
-	}
-	return 80
 }
 
 // newClient wraps rt into a resty client: no retries (the executor retries),
