@@ -89,7 +89,7 @@ func controllerCmd(o *controllerOptions) *cobra.Command {
 	f.DurationVar(&o.opsCacheIdle, "ops-cache-idle-timeout", opcache.DefaultIdleTimeout, "stop the informer of a kind in a namespace that no step read or waited on for this long")
 	f.IntVar(&o.opsCacheMaxInformers, "ops-cache-max-informers", opcache.DefaultMaxInformers, "informers of kinds steps read, at most (one per kind and namespace); the least recently used stops first")
 	f.BoolVar(&o.development, "log-development", false, "human-readable logs instead of JSON")
-	f.IntVar(&o.evalWorkers, "eval-workers", 0, "evaluator worker processes (0: GOMAXPROCS; -1: evaluate in the controller's own process, with no bound that can stop a runaway template)")
+	f.IntVar(&o.evalWorkers, "eval-workers", 0, "most evaluator worker processes at once: one runs, others start only while every running one is held by a long evaluation (0: GOMAXPROCS; -1: evaluate in the controller's own process, with no bound that can stop a runaway template)")
 	f.Int64Var(&o.evalMemoryMiB, "eval-memory-limit", sandbox.DefaultMemoryLimit>>20, "MiB an evaluator worker's address space may grow by before it dies and the step evaluating fails with EvalMemory")
 	f.DurationVar(&o.evalTimeout, "eval-timeout", 10*time.Second, "CUE time one evaluation may take before its worker is killed and the step fails with EvalTimeout")
 	f.StringSliceVar(&o.httpAllowCIDRs, "http-allow-cidr", nil, "CIDRs or addresses HTTP ops may reach even where a built-in rule denies them (loopback, link-local); never the API server (repeat or comma-separate)")

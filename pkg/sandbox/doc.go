@@ -23,6 +23,20 @@
 // started
 // on, where its CUE values live.
 //
+// # How many
+//
+// One worker runs while it keeps up: a worker is a process with a Go
+// runtime and the controller's code, so a second one costs memory and
+// CPU, and one is enough for a controller's evaluations of a few
+// milliseconds each. Another starts, up to Options.Workers, only when
+// every running worker is held by one evaluation for longer than
+// Options.BusyAfter (a slow template, or a runaway before its bound
+// stops it): new sessions go to it, and so do sessions that have not
+// started yet and would wait behind the long one. A session that has not
+// started when its worker dies moves to another too: it has cost nothing
+// and is not interrupted. Workers beyond the first stop after
+// Options.IdleAfter with nothing to do.
+//
 // # Time
 //
 // A worker evaluates one session's CUE at a time: a session holds its

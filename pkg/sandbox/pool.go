@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,8 +27,15 @@ type Options struct {
 	// plus Env.
 	Binary string
 	Env    []string
-	// Workers is the number of worker processes (default GOMAXPROCS).
+	// Workers is the most worker processes at once (default GOMAXPROCS).
+	// The pool runs one while it keeps up, and starts another only when
+	// every worker it has is held by one evaluation for longer than
+	// BusyAfter (a slow template, or a runaway before its bound stops it),
+	// so that nobody waits behind it. A worker beyond the first that has
+	// had nothing to do for IdleAfter is stopped.
 	Workers int
+	// BusyAfter (default 100ms) and IdleAfter (default 1m): see Workers.
+	BusyAfter, IdleAfter time.Duration
 	// MemoryLimit bounds how far each worker's address space may grow
 	// beyond its size at start, in bytes (default DefaultMemoryLimit;
 	// negative: no bound).
@@ -52,11 +60,13 @@ const DefaultMemoryLimit = 1 << 30
 // Pool evaluates in worker processes. It is safe for concurrent use and
 // satisfies what pkg/engine and the definition reconciler need.
 type Pool struct {
-	opts    Options
-	nextID  atomic.Uint64
-	mu      sync.Mutex
-	workers []*worker
-	closed  bool
+	opts   Options
+	nextID atomic.Uint64
+	mu     sync.Mutex
+	// workers are the live workers, the first the longest-lived.
+	workers      []*worker
+	closed       bool
+	stopRetiring chan struct{}
 	// strikes counts the interruptions of each step attempt in a row.
 	strikes map[string]int
 	// Stats, for tests and the log.
@@ -87,27 +97,34 @@ func New(opts Options) (*Pool, error) {
 	if opts.EvalTimeout <= 0 {
 		opts.EvalTimeout = 10 * time.Second
 	}
+	if opts.BusyAfter <= 0 {
+		opts.BusyAfter = 100 * time.Millisecond
+	}
+	if opts.IdleAfter <= 0 {
+		opts.IdleAfter = time.Minute
+	}
 	if opts.MaxInterruptions <= 0 {
 		opts.MaxInterruptions = 3
 	}
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
-	p := &Pool{opts: opts, workers: make([]*worker, opts.Workers), strikes: map[string]int{}}
-	for i := range p.workers {
-		w, err := p.start()
-		if err != nil {
-			p.Close()
-			return nil, err
-		}
-		p.workers[i] = w
+	p := &Pool{opts: opts, strikes: map[string]int{}, stopRetiring: make(chan struct{})}
+	w, err := p.start()
+	if err != nil {
+		return nil, err
 	}
+	p.workers = []*worker{w}
+	go p.retireIdle()
 	return p, nil
 }
 
 // Close stops the workers. Sessions still open end Interrupted.
 func (p *Pool) Close() error {
 	p.mu.Lock()
+	if !p.closed {
+		close(p.stopRetiring)
+	}
 	p.closed = true
 	ws := append([]*worker(nil), p.workers...)
 	p.mu.Unlock()
@@ -144,49 +161,99 @@ func (p *Pool) PIDs() []int {
 	return out
 }
 
-// pick returns the live worker with the fewest sessions, replacing dead
-// ones.
+// pick returns the worker for a new session: of those not held long by
+// one evaluation, the one with the fewest sessions. When every worker is
+// held long, it starts another, up to Options.Workers; at that bound it
+// takes the one with the fewest sessions all the same.
 func (p *Pool) pick() (*worker, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, errors.New("the evaluator pool is closed")
 	}
-	var best *worker
-	var lastErr error
-	for i, w := range p.workers {
-		if w == nil || w.isDead() {
-			nw, err := p.start()
-			if err != nil {
-				lastErr = err
-				continue
-			}
-			p.workers[i], w = nw, nw
+	now := time.Now()
+	var best, least *worker
+	live := 0
+	for _, w := range p.workers {
+		if w.isDead() {
+			continue
 		}
-		if best == nil || w.load() < best.load() {
+		live++
+		if least == nil || w.load() < least.load() {
+			least = w
+		}
+		if w.heldFor(now) < p.opts.BusyAfter && (best == nil || w.load() < best.load()) {
 			best = w
 		}
 	}
-	if best == nil {
-		return nil, fmt.Errorf("no evaluator worker could be started: %w", lastErr)
+	var err error
+	if best == nil && live < p.opts.Workers {
+		if best, err = p.start(); err == nil {
+			p.workers = append(p.workers, best)
+		}
 	}
+	if best == nil {
+		best = least
+	}
+	if best == nil {
+		return nil, fmt.Errorf("no evaluator worker could be started: %w", err)
+	}
+	best.used(now)
 	return best, nil
 }
 
-// replace starts a worker in the place of dead w, unless the pool closed.
+// canMove says whether a session waiting for w, held long, would find
+// another worker: one not held long, or room for a spare.
+func (p *Pool) canMove(w *worker, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	live := 0
+	for _, x := range p.workers {
+		if x.isDead() {
+			continue
+		}
+		live++
+		if x != w && x.heldFor(now) < p.opts.BusyAfter {
+			return true
+		}
+	}
+	return live < p.opts.Workers
+}
+
+// replace forgets dead w and, when it was the last, starts another
+// unless the pool closed, so that one worker is always ready.
 func (p *Pool) replace(w *worker) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	p.workers = slices.DeleteFunc(p.workers, func(x *worker) bool { return x == w })
+	if p.closed || len(p.workers) > 0 {
 		return
 	}
-	for i, x := range p.workers {
-		if x == w {
-			if nw, err := p.start(); err == nil {
-				p.workers[i] = nw
-			} else {
-				fmt.Fprintf(p.opts.Stderr, "sandbox: replacing evaluator worker: %v\n", err)
+	if nw, err := p.start(); err == nil {
+		p.workers = append(p.workers, nw)
+	} else {
+		fmt.Fprintf(p.opts.Stderr, "sandbox: replacing evaluator worker: %v\n", err)
+	}
+}
+
+// retireIdle stops the workers beyond the first that have had no session
+// for Options.IdleAfter, until the pool closes.
+func (p *Pool) retireIdle() {
+	t := time.NewTicker(max(p.opts.IdleAfter/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopRetiring:
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			for i := len(p.workers) - 1; i >= 1; i-- {
+				if w := p.workers[i]; w.idleFor(now) >= p.opts.IdleAfter {
+					p.workers = slices.Delete(p.workers, i, i+1)
+					w.retire()
+				}
 			}
+			p.mu.Unlock()
 		}
 	}
 }
@@ -265,46 +332,61 @@ func (s *session) finish(e ending) {
 	}
 }
 
-// open starts a session of m on a worker and waits for its end.
+// maxMoves bounds how often a session that has not started goes to
+// another worker (its own died, or is held long by another evaluation).
+const maxMoves = 8
+
+// open starts a session of m on a worker and waits for its end. A
+// session that has not started on its worker when that worker dies, or
+// that would wait behind an evaluation held long there, starts over on
+// another: it has cost nothing yet, and is not interrupted.
 func (p *Pool) open(ctx context.Context, m *message, runner op.Runner, step op.Step, env op.Env) (*session, ending) {
-	s := &session{id: p.nextID.Add(1), ctx: ctx, runner: runner, step: step, env: env,
-		end: make(chan ending, 1), calls: make(chan *message), errs: map[uint64]error{}}
-	m.ID = s.id
-	req, err := encode(m)
-	if err != nil {
-		return s, ending{fate: fateUnsendable, why: err.Error()}
-	}
-	w, err := p.pick()
-	if err != nil {
-		return s, ending{fate: fateNoWorker, why: err.Error()}
-	}
-	s.w = w
-	if !w.register(s) {
-		return s, ending{fate: fateInterrupted, why: "the worker exited before the evaluation started"}
-	}
-	// s stays registered until the worker ends it (or dies), even when the
-	// caller gives up first, so its token is always released.
-	if err := w.acquire(ctx, s); err != nil {
-		if ctx.Err() != nil {
-			w.unregister(s)
-			return s, ending{fate: fateCancelled, why: ctx.Err().Error()}
+	for moves := 0; ; moves++ {
+		s := &session{id: p.nextID.Add(1), ctx: ctx, runner: runner, step: step, env: env,
+			end: make(chan ending, 1), calls: make(chan *message), errs: map[uint64]error{}}
+		m.ID = s.id
+		req, err := encode(m)
+		if err != nil {
+			return s, ending{fate: fateUnsendable, why: err.Error()}
 		}
-		return s, <-s.end
-	}
-	if err := w.conn.write(req); err != nil {
-		w.release(s)
-		w.kill() // a broken pipe: the worker is gone or going
-		return s, <-s.end
-	}
-	for {
-		select {
-		case e := <-s.end:
-			return s, e
-		case m := <-s.calls:
-			s.call(m)
-		case <-ctx.Done():
-			_ = w.conn.send(&message{Kind: kindCancel, ID: s.id})
-			return s, ending{fate: fateCancelled, why: ctx.Err().Error()}
+		w, err := p.pick()
+		if err != nil {
+			return s, ending{fate: fateNoWorker, why: err.Error()}
+		}
+		s.w = w
+		if !w.register(s) {
+			if moves < maxMoves {
+				continue
+			}
+			return s, ending{fate: fateInterrupted, why: "the worker exited before the evaluation started"}
+		}
+		// s stays registered until the worker ends it (or dies), even when
+		// the caller gives up first, so its token is always released.
+		if err := w.acquire(ctx, s, moves < maxMoves); err != nil {
+			w.unregister(s)
+			switch {
+			case ctx.Err() != nil:
+				return s, ending{fate: fateCancelled, why: ctx.Err().Error()}
+			case moves < maxMoves:
+				continue // errMove, or errDead before it started
+			}
+			return s, ending{fate: fateInterrupted, why: err.Error()}
+		}
+		if err := w.conn.write(req); err != nil {
+			w.release(s)
+			w.kill() // a broken pipe: the worker is gone or going
+			return s, <-s.end
+		}
+		for {
+			select {
+			case e := <-s.end:
+				return s, e
+			case m := <-s.calls:
+				s.call(m)
+			case <-ctx.Done():
+				_ = w.conn.send(&message{Kind: kindCancel, ID: s.id})
+				return s, ending{fate: fateCancelled, why: ctx.Err().Error()}
+			}
 		}
 	}
 }
@@ -325,7 +407,7 @@ func (s *session) call(m *message) {
 	s.mu.Unlock()
 	if last {
 		// The session goes back to CUE work: it needs the token first.
-		if s.w.acquire(s.ctx, s) != nil {
+		if s.w.acquire(s.ctx, s, false) != nil {
 			return // the worker died or the caller gave up: the session has ended
 		}
 		s.mu.Lock()

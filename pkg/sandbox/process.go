@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
@@ -18,6 +19,9 @@ type worker struct {
 	pool *Pool
 	cmd  *exec.Cmd
 	conn *conn
+	// stdin is the parent's end of the worker's stdin: closing it ends
+	// the worker.
+	stdin io.Closer
 	// token is held by the one session doing CUE work in the worker.
 	token chan struct{}
 	dead  chan struct{} // closed once the process is gone
@@ -30,6 +34,10 @@ type worker struct {
 	timer    *time.Timer
 	// gen counts acquisitions, so a stale timer kills nobody.
 	gen uint64
+	// last is when a session last came or went; retired says the pool
+	// stopped the worker for having nothing to do.
+	last    time.Time
+	retired bool
 	// overrun is the session the worker was killed for.
 	overrun *session
 	// fatal is the worker's "fatal error" line, if it printed one; oom
@@ -60,8 +68,8 @@ func (p *Pool) start() (*worker, error) {
 		return nil, fmt.Errorf("starting evaluator worker %s: %w", p.opts.Binary, err)
 	}
 	p.started.Add(1)
-	w := &worker{pool: p, cmd: cmd, conn: newConn(stdout, stdin), token: make(chan struct{}, 1),
-		dead: make(chan struct{}), sessions: map[uint64]*session{}}
+	w := &worker{pool: p, cmd: cmd, conn: newConn(stdout, stdin), stdin: stdin, token: make(chan struct{}, 1),
+		dead: make(chan struct{}), sessions: map[uint64]*session{}, last: time.Now()}
 	logged := make(chan struct{})
 	go w.logStderr(bufio.NewScanner(stderr), logged)
 	go w.read(logged)
@@ -146,7 +154,7 @@ func (w *worker) died(err error) {
 	if w.fatal != "" {
 		why += ": " + w.fatal
 	}
-	oom := w.oom
+	oom, retired := w.oom, w.retired
 	holder, overrun := w.holder, w.overrun
 	sessions := w.sessions
 	w.sessions = map[uint64]*session{}
@@ -154,7 +162,7 @@ func (w *worker) died(err error) {
 	switch {
 	case overrun != nil:
 		w.pool.killed.Add(1)
-	case !w.pool.isClosed():
+	case !w.pool.isClosed() && !retired:
 		w.pool.died.Add(1)
 	}
 	for _, s := range sessions {
@@ -190,6 +198,41 @@ func (w *worker) load() int {
 	return len(w.sessions)
 }
 
+// heldFor is how long the session holding the token has held it.
+func (w *worker) heldFor(now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.holder == nil {
+		return 0
+	}
+	return now.Sub(w.since)
+}
+
+// used notes that a session was given to w.
+func (w *worker) used(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.last = now
+}
+
+// idleFor is how long w has had no session.
+func (w *worker) idleFor(now time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.sessions) > 0 {
+		return 0
+	}
+	return now.Sub(w.last)
+}
+
+// retire ends a worker with no sessions: it exits when its stdin closes.
+func (w *worker) retire() {
+	w.mu.Lock()
+	w.retired = true
+	w.mu.Unlock()
+	_ = w.stdin.Close()
+}
+
 func (w *worker) register(s *session) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -204,16 +247,38 @@ func (w *worker) unregister(s *session) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.sessions, s.id)
+	w.last = time.Now()
 }
 
+// errMove says a session that has not started on its worker would wait
+// behind an evaluation held long, and can go to another.
+var errMove = errors.New("the evaluator worker is held by a long evaluation")
+
 // acquire waits for the worker's CUE token for s and starts s's clock.
-func (w *worker) acquire(ctx context.Context, s *session) error {
-	select {
-	case w.token <- struct{}{}:
-	case <-w.dead:
-		return errDead
-	case <-ctx.Done():
-		return ctx.Err()
+// With movable set, it gives up with errMove when it has waited
+// Options.BusyAfter while the holder has held it that long, and the pool
+// has another worker to offer.
+func (w *worker) acquire(ctx context.Context, s *session, movable bool) error {
+	var patience <-chan time.Time
+	if movable {
+		t := time.NewTicker(w.pool.opts.BusyAfter)
+		defer t.Stop()
+		patience = t.C
+	}
+wait:
+	for {
+		select {
+		case w.token <- struct{}{}:
+			break wait
+		case <-w.dead:
+			return errDead
+		case <-ctx.Done():
+			return ctx.Err()
+		case now := <-patience:
+			if w.heldFor(now) >= w.pool.opts.BusyAfter && w.pool.canMove(w, now) {
+				return errMove
+			}
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -424,3 +424,58 @@ func TestNoWorkerIsInterrupted(t *testing.T) {
 		t.Errorf("condition without a worker: %v", err)
 	}
 }
+
+// The pool runs one worker while it keeps up. An evaluation held long
+// (here a runaway) gets the others a spare, so they do not wait behind
+// it; the spare is stopped once idle, and Stats does not count that as a
+// death.
+func TestSpareWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spends seconds of CPU on a runaway")
+	}
+	p := newPool(t, sandbox.Options{Workers: 2, EvalTimeout: 4 * time.Second,
+		BusyAfter: 50 * time.Millisecond, IdleAfter: 200 * time.Millisecond})
+	if n := len(p.PIDs()); n != 1 {
+		t.Fatalf("workers at the start: %d, want 1", n)
+	}
+	first := p.PIDs()[0]
+	runaway := make(chan eval.Outcome, 1)
+	go func() {
+		runaway <- p.Evaluate(context.Background(), eval.Request{
+			Definition: eval.Definition{Name: "endless", Template: "import \"list\"\nx: [for i in list.Range(0, 1e12, 1) if i < 0 {i}]\n"},
+			Step:       op.Step{StepName: "runaway", StepID: "runaway-1"}})
+	}()
+	time.Sleep(300 * time.Millisecond) // the runaway holds its worker past BusyAfter
+	good := p.Evaluate(context.Background(), eval.Request{Definition: eval.Definition{Name: "ok", Template: "x: 1\n"}})
+	select {
+	case out := <-runaway:
+		t.Fatalf("the good evaluation waited for the runaway to end (%s %s)", out.Phase, out.Reason)
+	default:
+	}
+	if good.Phase != eval.Succeeded {
+		t.Fatalf("the good evaluation: %s %s", good.Phase, good.Message)
+	}
+	if n := len(p.PIDs()); n != 2 {
+		t.Errorf("workers while the runaway runs: %d, want 2", n)
+	}
+	for deadline := time.Now().Add(3 * time.Second); len(p.PIDs()) != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle spare was not stopped: workers %v", p.PIDs())
+		}
+	}
+	if pids := p.PIDs(); pids[0] != first {
+		t.Errorf("the worker left is %d, want the runaway's %d", pids[0], first)
+	}
+	if out := <-runaway; out.Phase != eval.Failed || out.Reason != eval.ReasonTimeout {
+		t.Errorf("the runaway: %s %s, want failed %s", out.Phase, out.Reason, eval.ReasonTimeout)
+	}
+	// Its worker killed and no other left, one is started at once.
+	for deadline := time.Now().Add(5 * time.Second); len(p.PIDs()) != 1 || p.Stats().Started != 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no worker started after the runaway's was killed: %v, stats %+v", p.PIDs(), p.Stats())
+		}
+	}
+	if st := p.Stats(); st.Started != 3 || st.Killed != 1 || st.Died != 0 {
+		t.Errorf("stats %+v, want 3 started (first, spare, replacement), 1 killed, 0 died", st)
+	}
+}
