@@ -138,13 +138,18 @@ func operatorRules(kind string, cidrs, hosts []string) ([]rule, error) {
 	return rs, nil
 }
 
-// parsePrefix parses a CIDR or a single address, as its one-address prefix.
+// parsePrefix parses a CIDR or a single address, as its one-address
+// prefix; IPv4-mapped IPv6 forms become IPv4.
 func parsePrefix(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
 		pfx, err := netip.ParsePrefix(s)
 		if err != nil {
 			return netip.Prefix{}, err
+		}
+		if a := pfx.Addr(); a.Is4In6() && pfx.Bits() >= 96 {
+			// Addresses are matched unmapped ("::ffff:10.0.0.0/104" is 10.0.0.0/8).
+			pfx = netip.PrefixFrom(a.Unmap(), pfx.Bits()-96)
 		}
 		return pfx.Masked(), nil
 	}
