@@ -237,3 +237,14 @@ func (e *Env) Kubeconfig(dir string) (string, error) {
 	path := filepath.Join(dir, "kubeconfig")
 	return path, os.WriteFile(path, b, 0o600)
 }
+
+// User returns a config that reaches the control plane as user name in
+// groups, authenticated by a client certificate: with no groups it has no
+// rights until a test binds it some (the API server authorizes with RBAC).
+func (e *Env) User(name string, groups ...string) (*rest.Config, error) {
+	u, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.Config(), nil
+}
