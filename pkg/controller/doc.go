@@ -25,6 +25,16 @@
 //     events feed the Waker, which wakes the runs whose steps looked at
 //     the object.
 //
+// Ops act as their run's identity (pkg/tenancy): the ServiceAccount the run
+// names in spec.serviceAccountName, else its Workflow's, else
+// Options.DefaultServiceAccount, in the run's namespace. The reconciler
+// resolves it with the steps and hands it to the tick; the kube ops' client
+// for a step reads through the opcache.Reader after an access review of
+// that ServiceAccount, and writes and reads Secrets impersonating it.
+// Options.SingleTenant gives every op the controller's own identity
+// instead. The controller's own objects (status, journals, events) are
+// always written as the controller.
+//
 // Setup builds the whole controller in a manager made by NewManager: the
 // op set, the evaluator, the waker, the metrics, both reconcilers and the
 // probes. The binary, the load harness and the envtest suite all call it,
