@@ -2,7 +2,10 @@ package controller_test
 
 import (
 	"fmt"
+	nethttp "net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,18 +29,34 @@ parameter: url: string
 
 // TestHTTPFence: a run's HTTP step cannot reach the API server the
 // controller talks to (its address comes from the manager's rest.Config,
-// and loopback being allowed does not open it) nor the cloud metadata
-// address. The step fails at once, naming the rule.
+// and loopback being allowed does not open it), nor the cloud metadata
+// address, nor either through a redirect from a server it may reach. The
+// step fails at once, naming the URL and the rule.
 func TestHTTPFence(t *testing.T) {
 	ns := namespace(t, "fence")
 	sys := namespace(t, "sys-fence")
 	startController(t, sys)
 	stepDef(t, sys, "fetch", fetch)
+	secrets := strings.TrimSuffix(env.Config.Host, "/") + "/api/v1/namespaces/kube-system/secrets"
+	apiRule := `denied by rule "api-server ` + env.Config.Host + `"`
+	// A server the suite may reach (it allows loopback) that redirects to
+	// the API server.
+	var hops atomic.Int32
+	redirect := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		hops.Add(1)
+		nethttp.Redirect(w, r, secrets, nethttp.StatusFound)
+	}))
+	defer redirect.Close()
 	tests := []struct {
-		run, url, rule string
+		run, url string
+		// says are what the step's message must hold.
+		says []string
 	}{
-		{"api-server", env.Config.Host + "/api/v1/namespaces/kube-system/secrets", `denied by rule "api-server ` + env.Config.Host + `"`},
-		{"metadata", "http://169.254.169.254/latest/meta-data/", `denied by rule "link-local 169.254.0.0/16"`},
+		{"api-server", secrets, []string{"GET " + secrets + ": destination 127.0.0.1:", apiRule}},
+		{"metadata", "http://169.254.169.254/latest/meta-data/", []string{
+			`GET http://169.254.169.254/latest/meta-data/: destination 169.254.169.254:80 denied by rule "link-local 169.254.0.0/16"`}},
+		{"redirect", redirect.URL + "/go", []string{
+			"GET " + redirect.URL + "/go: redirected to " + secrets + ": destination 127.0.0.1:", apiRule}},
 	}
 	for _, tt := range tests {
 		applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
@@ -59,8 +78,13 @@ spec:
 			continue
 		}
 		msg := run.Status.Steps[0].Message
-		if !strings.Contains(msg, "GET "+tt.url+": destination") || !strings.Contains(msg, tt.rule) {
-			t.Errorf("run %s: step message %q does not name the URL and %s", tt.run, msg, tt.rule)
+		for _, want := range tt.says {
+			if !strings.Contains(msg, want) {
+				t.Errorf("run %s: step message %q does not say %q", tt.run, msg, want)
+			}
 		}
+	}
+	if n := hops.Load(); n != 1 {
+		t.Errorf("the redirecting server got %d requests, want 1: a denied step is not retried", n)
 	}
 }
