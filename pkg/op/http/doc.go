@@ -23,14 +23,15 @@
 //     resolved and before a packet is sent. A denied destination fails the
 //     call permanently with a message naming the method, the URL (and the
 //     redirect) and the rule. Proxies from the environment are used only
-//     with Options.ProxyFromEnvironment.
+//     with Options.ProxyFromEnvironment; the host of a request a proxy
+//     carries is then checked on what it resolves to in the controller.
 //   - Errors say how they are handled. Bad parameters (method, URL, timeout,
 //     rate limit, header names), unusable Secret content, a destination the
 //     fence denies and a response body over the bound
 //     (Options.MaxBodyBytes) are op.Permanent. No response (refused, reset,
-//     timed out) and a rate-limited call are plain
-//     errors: a retry may pass. A cancelled context fails the call with an
-//     error that wraps context.Canceled.
+//     timed out) and a rate-limited call are plain errors: a retry may
+//     pass. A cancelled context fails the call with an error that wraps
+//     context.Canceled.
 //   - request.ratelimiter allows at most limit requests per period for one
 //     method and URL. The count lives in the Family, so it is shared by every
 //     run the Family serves and by nothing else. A call over the limit is not
