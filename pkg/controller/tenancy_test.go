@@ -193,6 +193,18 @@ func TestTenantIsConfined(t *testing.T) {
 	run = runStep(t, w.a, "tls-elsewhere", "", "get-with-secrets", map[string]any{"url": "https://api.tenant.invalid/", "tls": map[string]any{"secret": "db", "namespace": w.platform}})
 	wantDenied(t, run, sa+` may not get secrets "db" in namespace "`+w.platform+`"`)
 
+	// headersFromSecret reads the step's own namespace, as the run's
+	// ServiceAccount: one without rights on Secrets is denied there too.
+	if err := env.Client.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: w.a, Name: "api"},
+		Data: map[string][]byte{"password": []byte(password)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tenancy.SetUpRunner(context.Background(), env.Client, w.a, "builder", nil); err != nil {
+		t.Fatal(err)
+	}
+	run = runStep(t, w.a, "headers", "builder", "get-with-secrets", map[string]any{"url": "https://api.tenant.invalid/", "header": "api"})
+	wantDenied(t, run, "serviceaccount "+w.a+`/builder may not get secrets "api" in namespace "`+w.a+`"`)
+
 	// The default runner's own rights work.
 	wantSucceeded(t, runStep(t, w.a, "export-home", "", "export2config", map[string]any{"configName": "mine", "data": map[string]any{"k": "v"}}))
 	var cm corev1.ConfigMap
