@@ -2,7 +2,9 @@ package tenancy
 
 import (
 	"context"
+	"fmt"
 	"regexp"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -126,6 +128,11 @@ var serverVerb = regexp.MustCompile(`cannot (\w+) resource`)
 func (c *identityClient) denied(err error, verb string, gr schema.GroupResource, ns, name string) error {
 	if err == nil || !apierrors.IsForbidden(err) {
 		return err
+	}
+	if strings.Contains(err.Error(), "cannot impersonate") {
+		// Not the identity's denial: the install is missing a right of the
+		// controller's, which an operator can add; so not permanent.
+		return fmt.Errorf("the controller may not act as %s (it needs impersonate on serviceaccounts): %w", c.id, err)
 	}
 	if m := serverVerb.FindStringSubmatch(err.Error()); m != nil {
 		verb = m[1]

@@ -2,6 +2,8 @@ package tenancy_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
@@ -93,4 +96,38 @@ func TestControllerWithTheChartsRights(t *testing.T) {
 	wantDenied(t, err, sa+` may not patch deployments.apps "pwn" in namespace "kube-system"`)
 	err = apply(ctx, a, configMap(w.b, "loot"))
 	wantDenied(t, err, sa+` may not patch configmaps "loot" in namespace "`+w.b+`"`)
+}
+
+// A controller installed without the right to impersonate fails ops with
+// a message saying so, and not for good: an operator can grant it.
+func TestControllerWithoutImpersonation(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, "noimp")
+	user := "stepflow-controller-" + w.a
+	cfg, err := env.User(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "controller-" + w.a}, Rules: chartControllerRules[2:]}
+	mustCreate(t, role)
+	mustCreate(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}})
+	uncached, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := tenancy.New(tenancy.Options{Config: cfg, Reader: uncached, Client: uncached})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.For(tenancy.Identity{Namespace: w.a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = apply(ctx, a, configMap(w.a, "home"))
+	var d *tenancy.Denied
+	if err == nil || errors.As(err, &d) || op.IsPermanent(err) || !strings.Contains(err.Error(), "the controller may not act as serviceaccount "+w.a+"/stepflow-runner") {
+		t.Errorf("want a retryable error naming the controller's missing right, got %v", err)
+	}
 }
