@@ -40,6 +40,10 @@
 //
 //	serviceaccount tenant-a/stepflow-runner may not get secrets "db" in namespace "platform"
 //
+// A controller that may not impersonate or send reviews is a broken
+// install, not a tenant's denial: those errors name the controller's
+// missing right and stay retryable.
+//
 // Reviews are cached for a short time (allowed answers ~1 minute, denied
 // ones ~10 seconds), so a revoked right can still be used for up to a
 // minute through the shared reader; writes are checked by the API server
