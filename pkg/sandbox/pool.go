@@ -34,7 +34,8 @@ type Options struct {
 	// so that nobody waits behind it. A worker beyond the first that has
 	// had nothing to do for IdleAfter is stopped.
 	Workers int
-	// BusyAfter (default 100ms) and IdleAfter (default 1m): see Workers.
+	// BusyAfter (default 1s: more than an evaluation takes, even on a
+	// busy node) and IdleAfter (default 1m): see Workers.
 	BusyAfter, IdleAfter time.Duration
 	// MemoryLimit bounds how far each worker's address space may grow
 	// beyond its size at start, in bytes (default DefaultMemoryLimit;
@@ -98,7 +99,7 @@ func New(opts Options) (*Pool, error) {
 		opts.EvalTimeout = 10 * time.Second
 	}
 	if opts.BusyAfter <= 0 {
-		opts.BusyAfter = 100 * time.Millisecond
+		opts.BusyAfter = time.Second
 	}
 	if opts.IdleAfter <= 0 {
 		opts.IdleAfter = time.Minute
