@@ -21,7 +21,9 @@ const LocalCluster = "local"
 // as the step's identity (op.Step.ServiceAccount in op.Step.Namespace):
 // every request an op makes, and every Secret read for it, has that
 // identity's rights and no more. The name "" is the local cluster. An
-// unknown name should be an op.Permanent error.
+// unknown name should be an op.Permanent error. A registry of remote
+// clusters must read their credentials (kubeconfig Secrets) as the step's
+// identity too, and act as it there.
 type Clusters interface {
 	Cluster(ctx context.Context, step op.Step, name string) (client.Client, error)
 }
