@@ -99,14 +99,15 @@ func controllerCmd(o *controllerOptions) *cobra.Command {
 	f.BoolVar(&o.httpProxyFromEnv, "http-proxy-from-environment", false, "send HTTP ops through the proxies of HTTP_PROXY, HTTPS_PROXY and NO_PROXY (default: no proxy)")
 	f.BoolVar(&o.singleTenant, "single-tenant", false, "ops act with the controller's own rights, for every run; by default each run's ops act as its ServiceAccount (spec.serviceAccountName, its Workflow's, else --default-service-account in the run's namespace)")
 	f.StringVar(&o.defaultServiceAccount, "default-service-account", tenancy.DefaultServiceAccount, "ServiceAccount, in the run's namespace, of a run and Workflow that name none")
-	f.BoolVar(&o.inClusterDefaults, "in-cluster-defaults", o.apiServiceHost != "", "deny HTTP ops loopback addresses, as a cluster install must (default: true when $KUBERNETES_SERVICE_HOST is set)")
+	f.BoolVar(&o.inClusterDefaults, "in-cluster-defaults", o.apiServiceHost != "", "deny HTTP ops loopback addresses and the API server's endpoints (EndpointSlice default/kubernetes, read at start), as a cluster install must (default: true when $KUBERNETES_SERVICE_HOST is set)")
 	return cmd
 }
 
 // httpOptions are the HTTP ops' fence and proxy settings of o. Besides
 // the flags' rules, the fence always denies link-local addresses and the
 // API server: the host the controller connects to (added by
-// controller.Setup) and, in a pod, the kubernetes.default service IP.
+// controller.Setup), in a pod the kubernetes.default service IP, and with
+// the in-cluster defaults the addresses behind that service.
 func (o *controllerOptions) httpOptions() controller.HTTPOptions {
 	fc := netfence.Config{
 		AllowCIDRs: o.httpAllowCIDRs, DenyCIDRs: o.httpDenyCIDRs,
@@ -116,7 +117,7 @@ func (o *controllerOptions) httpOptions() controller.HTTPOptions {
 	if o.apiServiceHost != "" {
 		fc.APIServers = append(fc.APIServers, o.apiServiceHost)
 	}
-	return controller.HTTPOptions{Fence: fc, ProxyFromEnvironment: o.httpProxyFromEnv}
+	return controller.HTTPOptions{Fence: fc, DenyAPIEndpoints: o.inClusterDefaults, ProxyFromEnvironment: o.httpProxyFromEnv}
 }
 
 func runController(ctx context.Context, o *controllerOptions) error {

@@ -27,7 +27,7 @@ func TestControllerHTTPFlags(t *testing.T) {
 	}, {
 		name:        "in a pod",
 		serviceHost: "10.96.0.1",
-		want: controller.HTTPOptions{Fence: netfence.Config{
+		want: controller.HTTPOptions{DenyAPIEndpoints: true, Fence: netfence.Config{
 			DenyLoopback: true, APIServers: []string{"10.96.0.1"},
 		}},
 	}, {
@@ -43,7 +43,7 @@ func TestControllerHTTPFlags(t *testing.T) {
 			"--http-allow-host=*.corp.example", "--http-deny-host=*.internal",
 			"--http-proxy-from-environment", "--in-cluster-defaults",
 		},
-		want: controller.HTTPOptions{ProxyFromEnvironment: true, Fence: netfence.Config{
+		want: controller.HTTPOptions{ProxyFromEnvironment: true, DenyAPIEndpoints: true, Fence: netfence.Config{
 			AllowCIDRs:   []string{"127.0.0.0/8", "::1", "10.0.0.0/8"},
 			DenyCIDRs:    []string{"10.20.0.0/16"},
 			AllowHosts:   []string{"*.corp.example"},

@@ -175,7 +175,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	httpOpts, err := o.HTTP.ops(mgr.GetConfig())
+	httpOpts, err := o.HTTP.ops(mgr.GetConfig(), mgr.GetAPIReader())
 	if err != nil {
 		return nil, err
 	}

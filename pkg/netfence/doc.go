@@ -13,9 +13,8 @@
 //     (the host of the controller's rest.Config, resolved when the Policy
 //     is built, and in a cluster the kubernetes.default service IP). No
 //     allow opens them: an HTTP step must not borrow the way to the API
-//     server that only kube ops are meant to take. The addresses behind
-//     the service (the control-plane nodes') are not known here: an
-//     operator denies them with Config.DenyCIDRs;
+//     server that only kube ops are meant to take. The controller adds
+//     the addresses behind the service, from its EndpointSlice;
 //  3. the operator's allows (Config.AllowCIDRs, Config.AllowHosts);
 //  4. the other built-in denies: link-local 169.254.0.0/16 and fe80::/10,
 //     where cloud metadata services live, and with Config.DenyLoopback (a
