@@ -311,11 +311,26 @@ func TestRunnerNamespaces(t *testing.T) {
 	checkControllerConfined(t, r, d.Spec.Template.Spec.ServiceAccountName)
 }
 
+// rbac.watchRules: the controller may read and watch the kinds steps wait
+// on, nothing more, and never Secrets.
+func TestWatchRules(t *testing.T) {
+	r := render(t, "rbac: {watchRules: [{apiGroups: [apps], resources: [deployments, statefulsets], verbs: [create, delete]}]}\n")
+	d := as[appsv1.Deployment](t, r.one(t, "Deployment", namespace, release))
+	checkBound(t, r, "ClusterRole", "", release+"-watch", d.Spec.Template.Spec.ServiceAccountName, []rbacv1.PolicyRule{
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"get", "list", "watch"}},
+	})
+	if r := render(t, ""); r.has("ClusterRole", "", release+"-watch") {
+		t.Errorf("a watch role by default")
+	}
+}
+
 func TestInvalidValues(t *testing.T) {
 	for name, tc := range map[string]struct{ values, want string }{
 		"replicas without leader election": {"replicas: 2\n", "needs leaderElection.enabled"},
 		"metrics on the probes' port":      {"metrics: {port: 8081}\n", "health probes' port"},
 		"no service account named":         {"serviceAccount: {create: false}\n", "serviceAccount.name is required"},
+		"secrets to watch":                 {"rbac: {watchRules: [{apiGroups: [\"\"], resources: [secrets]}]}\n", "may not name secrets"},
+		"everything to watch":              {"rbac: {watchRules: [{apiGroups: [\"*\"], resources: [\"*\"]}]}\n", "may not name secrets"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := helmCmd(t, "template", release, chart, "--namespace", namespace, "-f", valuesFile(t, tc.values)).CombinedOutput()
