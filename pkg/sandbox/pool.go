@@ -319,6 +319,12 @@ type session struct {
 	// used is the CUE time spent so far; guarded by w.mu.
 	used time.Duration
 
+	// inflight counts the op calls running in the parent. The session
+	// ends only after them, even when its worker died first: an effect
+	// still running must have its journal record before the attempt is
+	// evaluated again, or the next evaluation would send it again.
+	inflight sync.WaitGroup
+
 	mu          sync.Mutex
 	outstanding int
 	// errs are the real errors of the op calls that failed, by call id,
@@ -381,11 +387,13 @@ func (p *Pool) open(ctx context.Context, m *message, runner op.Runner, step op.S
 		for {
 			select {
 			case e := <-s.end:
+				s.inflight.Wait()
 				return s, e
 			case m := <-s.calls:
 				s.call(m)
 			case <-ctx.Done():
 				_ = w.conn.send(&message{Kind: kindCancel, ID: s.id})
+				s.inflight.Wait() // their context is ctx: they end soon
 				return s, ending{fate: fateCancelled, why: ctx.Err().Error()}
 			}
 		}
@@ -394,6 +402,7 @@ func (p *Pool) open(ctx context.Context, m *message, runner op.Runner, step op.S
 
 // call runs one op call a worker sent for s, and sends back its result.
 func (s *session) call(m *message) {
+	defer s.inflight.Done()
 	res, err := s.runOp(m)
 	r := &opResult{Returns: res.Returns, Stop: res.Stop, Message: res.Message}
 	if err != nil {

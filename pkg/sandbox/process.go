@@ -117,6 +117,7 @@ func (w *worker) read(logged <-chan struct{}) {
 			s.mu.Lock()
 			s.outstanding++
 			s.mu.Unlock()
+			s.inflight.Add(1)
 			w.release(s) // out of CUE while the parent runs the call
 			select {
 			case s.calls <- m:

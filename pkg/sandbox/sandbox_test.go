@@ -253,15 +253,15 @@ func blocker(t *testing.T) (url string, entered <-chan struct{}, release func())
 // back Interrupted, not Failed; after MaxInterruptions in a row it fails.
 func TestBystandersAreInterrupted(t *testing.T) {
 	p := newPool(t, sandbox.Options{Workers: 1, EvalTimeout: time.Second, MaxInterruptions: 2})
-	url, entered, release := blocker(t)
 	runaway := eval.Request{Definition: eval.Definition{Name: "runaway",
 		Template: "import \"list\"\nx: [for i in list.Range(0, 1e12, 1) if i < 0 {i}]\n"}}
 	bystander := eval.Request{
 		Definition: eval.Definition{Name: "post", Template: post},
-		Parameters: map[string]any{"url": url, "n": 1},
 		Step:       op.Step{StepName: "by", StepID: "run-by-1"},
 	}
 	for i := 1; i <= 2; i++ {
+		url, entered, release := blocker(t)
+		bystander.Parameters = map[string]any{"url": url, "n": 1}
 		outc := make(chan eval.Outcome, 1)
 		go func() { outc <- p.Evaluate(context.Background(), bystander) }()
 		<-entered // the bystander waits in its op call, in the parent
@@ -269,6 +269,15 @@ func TestBystandersAreInterrupted(t *testing.T) {
 		if bad.Phase != eval.Failed || bad.Reason != eval.ReasonTimeout {
 			t.Fatalf("runaway: %s %s: %s", bad.Phase, bad.Reason, bad.Message)
 		}
+		// Its worker is gone, but its POST is still out: the evaluation
+		// ends only after it, so that its journal record is written
+		// before the attempt is evaluated again.
+		select {
+		case out := <-outc:
+			t.Fatalf("round %d: the bystander ended (%s) while its op call still ran", i, out.Phase)
+		case <-time.After(200 * time.Millisecond):
+		}
+		release()
 		out := <-outc
 		want, reason := eval.Interrupted, eval.ReasonInterrupted
 		if i == 2 {
@@ -279,7 +288,9 @@ func TestBystandersAreInterrupted(t *testing.T) {
 		}
 		t.Logf("round %d: %s", i, out.Message)
 	}
+	url, _, release := blocker(t)
 	release()
+	bystander.Parameters = map[string]any{"url": url, "n": 1}
 	bystander.Step.StepID = "run-by-2"
 	if out := p.Evaluate(context.Background(), bystander); out.Phase != eval.Succeeded {
 		t.Fatalf("bystander alone: %s %s", out.Phase, out.Message)
