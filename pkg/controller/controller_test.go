@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"k8s.io/client-go/util/retry"
 	nethttp "net/http"
 	"net/http/httptest"
 	"os"
@@ -441,12 +442,17 @@ func TestDefinitionChangeIsPickedUp(t *testing.T) {
 	if got := runOnce("one"); got != "first" {
 		t.Fatalf("first run says %q", got)
 	}
-	var def v1beta1.WorkflowStepDefinition
-	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "say"}, &def); err != nil {
-		t.Fatal(err)
-	}
-	def.Spec.Schematic.CUE.Template = "import \"vela/op\"\nm: op.#Message & {message: \"second\"}\n"
-	if err := env.Client.Update(context.Background(), &def); err != nil {
+	// The controller writes the definition's status meanwhile: an update
+	// may conflict, as a kubectl edit would, and is tried again.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var def v1beta1.WorkflowStepDefinition
+		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "say"}, &def); err != nil {
+			return err
+		}
+		def.Spec.Schematic.CUE.Template = "import \"vela/op\"\nm: op.#Message & {message: \"second\"}\n"
+		return env.Client.Update(context.Background(), &def)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
