@@ -40,8 +40,8 @@ const (
 // controllerRules are the controller's own rights, as README.md documents
 // them; they do not depend on values.
 var controllerRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns", "workflows", "workflowstepdefinitions"}, Verbs: []string{"get", "list", "watch"}},
-	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/status", "workflowstepdefinitions/status"}, Verbs: []string{"patch", "update"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns", "workflows", "workflowstepdefinitions", "componentdefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/status", "workflowstepdefinitions/status", "componentdefinitions/status"}, Verbs: []string{"patch", "update"}},
 	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/finalizers"}, Verbs: []string{"update"}},
 	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "get", "list", "watch", "patch", "update"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
@@ -566,7 +566,7 @@ func checkCRDs(t *testing.T, r rendered) {
 		}
 		r.one(t, "CustomResourceDefinition", "", objs[0].GetName())
 	}
-	for _, name := range []string{"workflowruns.core.oam.dev", "workflows.core.oam.dev", "workflowstepdefinitions.core.oam.dev"} {
+	for _, name := range []string{"workflowruns.core.oam.dev", "workflows.core.oam.dev", "workflowstepdefinitions.core.oam.dev", "componentdefinitions.core.oam.dev"} {
 		r.one(t, "CustomResourceDefinition", "", name)
 	}
 }

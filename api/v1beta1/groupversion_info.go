@@ -19,6 +19,7 @@ var (
 func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&WorkflowStepDefinition{}, &WorkflowStepDefinitionList{},
+		&ComponentDefinition{}, &ComponentDefinitionList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
