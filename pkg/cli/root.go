@@ -97,6 +97,7 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.AddCommand(newRunCmd(deps, g), newGetCmd(deps, g), newListCmd(deps, g),
 		newLogsCmd(deps, g), newDebugCmd(deps, g), newDefCmd(deps, g))
 	root.AddCommand(newOpCmds(deps, g)...)
+	root.AddCommand(newClusterCmd(deps, g))
 	root.AddCommand(deps.Commands...)
 	return root
 }
