@@ -1,0 +1,35 @@
+// Package app turns an application, SREWorks' ApplicationConfiguration
+// (core.oam.dev/v1alpha2), into a WorkflowRun, and gives later steps the
+// configuration a run was launched with.
+//
+// The model:
+//
+//   - An application configuration lists components (revisionName
+//     "TYPE|NAME|VERSION", VERSION "_" for the latest), policies (topology:
+//     where; override: changed parameter values), global parameters
+//     (spec.parameterValues) and a workflow (spec.workflow.steps).
+//   - A launch (Build, then Launch.Create; Run does both) takes the
+//     document, an app id, a category (DEPLOY, ROLLBACK, ...), the run
+//     context and the creator, and makes one WorkflowRun:
+//     its steps are the workflow's (an unnamed step is TYPE-INDEX, INDEX
+//     from 1; no steps: one "deploy" step); its context is the given one;
+//     labels stepflow.dev/app-id, stepflow.dev/category and
+//     stepflow.dev/scope say whose, what kind and where (see LabelValue for
+//     values that are not valid labels, targetScope for the scope); the
+//     creator is an annotation.
+//   - The document is kept with the run byte for byte, with its SHA-256:
+//     up to InlineLimit (32 KiB) in the run's stepflow.dev/configuration
+//     annotation, above it (up to MaxConfigurationSize, about 1 MiB) in an
+//     immutable ConfigMap "RUN-configuration" owned by the run and named
+//     by its stepflow.dev/configuration-configmap annotation.
+//     Configuration reads it back from either place and refuses a document
+//     whose hash changed, so a rollback replays exactly what ran. A run
+//     written by hand with these labels and annotations is the same thing.
+//   - {{ Global.x }} in components, policies and steps resolves from the
+//     global parameters, overridden by the run context's key x
+//     (ApplicationConfiguration.Resolved). A launch checks that every
+//     placeholder resolves with the initial context; the document is
+//     stored unresolved, and steps resolve it with the context they see.
+//
+// Nothing here reconciles or renders: step definitions do that.
+package app
