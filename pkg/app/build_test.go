@@ -259,8 +259,12 @@ func TestBuildLargeConfigurationGoesToConfigMap(t *testing.T) {
 		t.Errorf("a %d-byte configuration was put in the run", len(src))
 	}
 	cm := l.ConfigMap
-	if cm == nil || cm.Name != "r1-configuration" || cm.Immutable == nil || !*cm.Immutable || cm.Data[ConfigMapKey] != string(src) {
-		t.Fatalf("configmap %+v: want immutable r1-configuration holding the document", cm)
+	if cm == nil {
+		t.Fatal("no configmap for a large configuration")
+	}
+	if cm.Name != "r1-configuration" || cm.Immutable == nil || !*cm.Immutable || cm.Data[ConfigMapKey] != string(src) {
+		t.Errorf("configmap %s (immutable %v, %d bytes): want immutable r1-configuration holding the %d-byte document",
+			cm.Name, cm.Immutable, len(cm.Data[ConfigMapKey]), len(src))
 	}
 	if l.Run.Annotations[AnnotationConfigMap] != "r1-configuration" {
 		t.Errorf("run does not name its configmap: %v", l.Run.Annotations)
