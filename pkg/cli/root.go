@@ -98,6 +98,7 @@ func NewRoot(deps Deps) *cobra.Command {
 		newLogsCmd(deps, g), newDebugCmd(deps, g), newDefCmd(deps, g))
 	root.AddCommand(newOpCmds(deps, g)...)
 	root.AddCommand(newClusterCmd(deps, g))
+	root.AddCommand(newLaunchCmd(deps, g))
 	root.AddCommand(deps.Commands...)
 	return root
 }
