@@ -20,31 +20,33 @@
 //
 // Resolving NAME for a step:
 //
-//	1. GET the Secret NAME in the system namespace, directly (never
-//	   through a cache: no Secret of any cluster is held in the controller
-//	   beyond the credentials of the clusters in use), through the reader
-//	   Options.Secrets returns for the step. In a multi-tenant controller
-//	   that is the step's own identity (pkg/tenancy), so a run may use a
-//	   cluster only if its ServiceAccount may get that Secret: grant `get`
-//	   on `secrets` with resourceNames [NAME] in the system namespace to
-//	   the runners that may deploy there.
-//	2. No such Secret: an op.Permanent "unknown cluster" error. A Secret
-//	   that is not a cluster Secret, or lacks what its type needs: an
-//	   op.Permanent error naming the Secret and the missing key (never a
-//	   value). A denial stays the tenancy's permanent denial.
-//	3. The connection for the Secret's resourceVersion is reused; a
-//	   changed resourceVersion (rotated token, moved endpoint) builds a
-//	   new one. A connection is an HTTP client with the Secret's
-//	   credentials and a RESTMapper that discovers the remote cluster's
-//	   kinds lazily, shared by every identity on that cluster.
-//	4. The client for the step acts, on the remote cluster, as the same
-//	   user its ServiceAccount is at home, system:serviceaccount:<ns>:<name>,
-//	   by impersonation (as KubeVela's cluster-gateway does): the
-//	   credentials in the Secret must be allowed to impersonate there, and
-//	   the remote cluster's RBAC for that user name decides what the step
-//	   may do (the ServiceAccount need not exist there). A single-tenant
-//	   controller (Options.SingleTenant) acts with the Secret's own
-//	   credentials instead.
+//  1. GET the Secret NAME in the system namespace, directly (never
+//     through a cache: no Secret of any cluster is held in the controller
+//     beyond the credentials of the clusters in use), through the reader
+//     Options.Secrets returns for the step. In a multi-tenant controller
+//     that is the step's own identity (pkg/tenancy), so a run may use a
+//     cluster only if its ServiceAccount may get that Secret: grant `get`
+//     on `secrets` with resourceNames [NAME] in the system namespace to
+//     the runners that may deploy there.
+//  2. No such Secret: an op.Permanent "unknown cluster" error. A Secret
+//     that is not a cluster Secret, or lacks what its type needs: an
+//     op.Permanent error naming the Secret and the missing key (never a
+//     value). A denial stays the tenancy's permanent denial, whether or
+//     not the Secret exists, so a step learns nothing of clusters it may
+//     not use.
+//  3. The connection for the Secret's resourceVersion is reused; a
+//     changed resourceVersion (rotated token, moved endpoint) builds a
+//     new one. A connection is an HTTP client with the Secret's
+//     credentials and a RESTMapper that discovers the remote cluster's
+//     kinds lazily, shared by every identity on that cluster.
+//  4. The client for the step acts, on the remote cluster, as the same
+//     user its ServiceAccount is at home, system:serviceaccount:<ns>:<name>,
+//     by impersonation (as KubeVela's cluster-gateway does): the
+//     credentials in the Secret must be allowed to impersonate there, and
+//     the remote cluster's RBAC for that user name decides what the step
+//     may do (the ServiceAccount need not exist there). A single-tenant
+//     controller (Options.SingleTenant) acts with the Secret's own
+//     credentials instead.
 //
 // Errors. A request the remote cluster does not answer (refused, timed
 // out, TLS failure) fails with an error naming the cluster
