@@ -75,7 +75,10 @@ type Options struct {
 type Controller struct {
 	Runs        *RunReconciler
 	Definitions *DefinitionReconciler
-	Metrics     *Metrics
+	// Components compiles ComponentDefinitions, as Definitions does
+	// WorkflowStepDefinitions.
+	Components *DefinitionReconciler
+	Metrics    *Metrics
 	// Pool is the evaluator's worker pool when Options.Sandbox was set.
 	Pool *sandbox.Pool
 	// OpsReader is what kube ops read the local cluster through.
@@ -85,10 +88,11 @@ type Controller struct {
 // NewManager returns a manager for the controller. It fills in what the
 // controller depends on: the API scheme (when mo.Scheme is nil), and a
 // cache that holds only the controller's own objects: WorkflowRuns,
-// Workflows, WorkflowStepDefinitions and the journal ConfigMaps (selected
-// by kubestore.RunLabel), all without managedFields. Secrets are never
-// cached; nor is any kind read unstructured. What ops read goes through
-// the ops' reader that Setup builds (pkg/opcache).
+// Workflows, WorkflowStepDefinitions, ComponentDefinitions and the
+// journal ConfigMaps (selected by kubestore.RunLabel), all without
+// managedFields. Secrets are never cached; nor is any kind read
+// unstructured. What ops read goes through the ops' reader that Setup
+// builds (pkg/opcache).
 func NewManager(cfg *rest.Config, mo ctrl.Options) (ctrl.Manager, error) {
 	if mo.Scheme == nil {
 		s, err := api.NewScheme()
@@ -144,7 +148,8 @@ func newOpsClient(mgr ctrl.Manager, o opcache.Options, waker *Waker) (client.Cli
 
 // Setup builds the controller in mgr: the standard op set over the
 // manager's cluster, the evaluator, the waker of waiting steps, the
-// metrics, the WorkflowRun and WorkflowStepDefinition reconcilers, and the
+// metrics, the WorkflowRun reconciler, one definition reconciler per
+// definition.Kind (WorkflowStepDefinition, ComponentDefinition), and the
 // health probes. The binary, the load harness and the envtest suite all
 // build it here, so the tests test what ships.
 func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
@@ -216,7 +221,8 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 			Now: o.Now, Parallelism: o.StepParallelism,
 			DefaultServiceAccount: o.DefaultServiceAccount,
 		},
-		Definitions: &DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev},
+		Definitions: &DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev, Kind: definition.StepKind},
+		Components:  &DefinitionReconciler{Client: mgr.GetClient(), Evaluator: ev, Kind: definition.ComponentKind},
 		Metrics:     metrics,
 		Pool:        pool,
 		OpsReader:   opsReader,
@@ -225,6 +231,9 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		return nil, err
 	}
 	if err := c.Definitions.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := c.Components.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -10,19 +10,30 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
-	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/engine"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 )
 
-// DefinitionReconciler compiles WorkflowStepDefinitions and reports the
-// result in their Ready condition.
+// DefinitionReconciler compiles the definitions of one kind
+// (WorkflowStepDefinitions or ComponentDefinitions) and reports the result
+// in their Ready condition. Setup builds one per definition.Kind.
 type DefinitionReconciler struct {
 	Client    client.Client
 	Evaluator Checker
+	// Kind is the kind of definition reconciled (definition.StepKind when
+	// empty).
+	Kind definition.Kind
+}
+
+func (r *DefinitionReconciler) kind() definition.Kind {
+	if r.Kind == "" {
+		return definition.StepKind
+	}
+	return r.Kind
 }
 
 // Checker compiles a definition and reports its errors: an
@@ -50,19 +61,27 @@ func overran(c *metav1.Condition, generation int64) bool {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *DefinitionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	var def v1beta1.WorkflowStepDefinition
-	if err := r.Client.Get(ctx, req.NamespacedName, &def); err != nil {
+	def, err := r.kind().New()
+	if err != nil {
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	if err := r.Client.Get(ctx, req.NamespacedName, def); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if overran(meta.FindStatusCondition(def.Status.Conditions, v1alpha1.ConditionReady), def.Generation) {
+	status, err := definition.StatusOf(def)
+	if err != nil {
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	generation := def.GetGeneration()
+	if overran(meta.FindStatusCondition(*status.Conditions, v1alpha1.ConditionReady), generation) {
 		// Compiling it again costs a worker and the bound again, for the
 		// same answer: only a new generation is compiled (after a restart
 		// too).
 		return ctrl.Result{}, nil
 	}
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Compiled",
-		Message: "the template compiles", ObservedGeneration: def.Generation}
-	src, err := definition.FromObject(&def)
+		Message: "the template compiles", ObservedGeneration: generation}
+	src, err := definition.FromObject(def)
 	if err == nil {
 		err = r.Evaluator.Check(src.Definition)
 	}
@@ -76,19 +95,23 @@ func (r *DefinitionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			cond.Reason = over.Reason
 		}
 	}
-	if c := meta.FindStatusCondition(def.Status.Conditions, cond.Type); c != nil &&
-		c.Status == cond.Status && c.Message == cond.Message && def.Status.ObservedGeneration == def.Generation {
+	if c := meta.FindStatusCondition(*status.Conditions, cond.Type); c != nil &&
+		c.Status == cond.Status && c.Message == cond.Message && *status.ObservedGeneration == generation {
 		return ctrl.Result{}, nil
 	}
-	before := def.DeepCopy()
-	meta.SetStatusCondition(&def.Status.Conditions, cond)
-	def.Status.ObservedGeneration = def.Generation
-	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Status().Patch(ctx, &def, client.MergeFrom(before)))
+	before := def.DeepCopyObject().(client.Object)
+	meta.SetStatusCondition(status.Conditions, cond)
+	*status.ObservedGeneration = generation
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Status().Patch(ctx, def, client.MergeFrom(before)))
 }
 
 // SetupWithManager registers the reconciler.
 func (r *DefinitionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	def, err := r.kind().New()
+	if err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1beta1.WorkflowStepDefinition{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(def, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Complete(r)
 }

@@ -7,16 +7,20 @@
 // server, and a lookup known to miss (the journal ConfigMap of a run that
 // has none yet) is not made.
 //
-// The WorkflowStepDefinition reconciler compiles each definition and
-// reports the result as its Ready condition, so a template error shows on
-// the definition itself.
+// The definition reconciler, one per definition.Kind (WorkflowStepDefinition
+// and ComponentDefinition), compiles each definition through the same
+// evaluator the runs use (the sandbox pool in production) and reports the
+// result as its Ready condition, so a template error shows on the
+// definition itself with its CUE position. It runs when the controller
+// starts and whenever a definition's generation changes.
 //
 // Two caches, each bounded by what the controller uses rather than by the
 // cluster:
 //
 //   - The manager's cache (NewManager) holds the controller's own objects
-//     only: WorkflowRuns, Workflows, WorkflowStepDefinitions, and the
-//     ConfigMaps that carry kubestore.RunLabel (the journals). No other
+//     only: WorkflowRuns, Workflows, WorkflowStepDefinitions,
+//     ComponentDefinitions, and the ConfigMaps that carry
+//     kubestore.RunLabel (the journals). No other
 //     ConfigMap, no Secret, and no kind read unstructured is ever cached
 //     there; such reads through the manager's client go to the API server.
 //   - What kube ops read goes through an opcache.Reader (Setup): one

@@ -3,12 +3,13 @@ package definition
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 )
 
@@ -16,51 +17,82 @@ import (
 // live; community addons install theirs there.
 const DefaultSystemNamespace = "vela-system"
 
-// Cluster finds WorkflowStepDefinitions through a reader (the controller's
-// informer cache): the run's namespace first, then the system namespace.
-// The evaluator caches compiled templates by content, so a definition whose
+// Cluster finds definitions through a reader (the controller's informer
+// cache): the run's namespace first, then the system namespace. The
+// evaluator caches compiled templates by content, so a definition whose
 // generation changed is compiled again and an unchanged one is not.
 type Cluster struct {
 	Reader          client.Reader
 	SystemNamespace string
 }
 
-// For returns the lookup for runs in namespace ns.
+// For returns the lookup of step types (WorkflowStepDefinitions) for runs
+// in namespace ns.
 func (c Cluster) For(ctx context.Context, ns string) Lookup {
-	return Lookup{ctx: ctx, c: c, ns: ns}
+	return c.ForKind(ctx, ns, StepKind)
 }
 
-// Lookup resolves step types for one namespace.
+// ForKind returns the lookup of definitions of kind k for runs in
+// namespace ns.
+func (c Cluster) ForKind(ctx context.Context, ns string, k Kind) Lookup {
+	return Lookup{ctx: ctx, c: c, ns: ns, kind: k}
+}
+
+// Lookup resolves the definitions of one kind for one namespace.
 type Lookup struct {
-	ctx context.Context
-	c   Cluster
-	ns  string
+	ctx  context.Context
+	c    Cluster
+	ns   string
+	kind Kind
 }
 
-// Lookup implements engine.Definitions.
-func (l Lookup) Lookup(stepType string) (eval.Definition, error) {
+// Namespaces are the namespaces a lookup searches, in order: the run's,
+// then the system namespace (DefaultSystemNamespace when unset).
+func (l Lookup) Namespaces() []string {
 	sys := l.c.SystemNamespace
 	if sys == "" {
 		sys = DefaultSystemNamespace
 	}
-	namespaces := []string{l.ns}
-	if sys != l.ns {
-		namespaces = append(namespaces, sys)
+	if sys == l.ns {
+		return []string{l.ns}
 	}
+	return []string{l.ns, sys}
+}
+
+// Lookup implements engine.Definitions: it returns the definition named
+// name, of the lookup's kind, from the first namespace that has one.
+func (l Lookup) Lookup(name string) (eval.Definition, error) {
+	kind := l.kind
+	if kind == "" {
+		kind = StepKind
+	}
+	namespaces := l.Namespaces()
 	for _, ns := range namespaces {
-		var def v1beta1.WorkflowStepDefinition
-		err := l.c.Reader.Get(l.ctx, types.NamespacedName{Namespace: ns, Name: stepType}, &def)
+		def, err := kind.New()
+		if err != nil {
+			return eval.Definition{}, err
+		}
+		err = l.c.Reader.Get(l.ctx, types.NamespacedName{Namespace: ns, Name: name}, def)
 		if apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return eval.Definition{}, fmt.Errorf("reading WorkflowStepDefinition %s/%s: %w", ns, stepType, err)
+			return eval.Definition{}, fmt.Errorf("reading %s %s/%s: %w", kind, ns, name, err)
 		}
-		src, err := FromObject(&def)
+		src, err := FromObject(def)
 		if err != nil {
 			return eval.Definition{}, err
 		}
 		return src.Definition, nil
 	}
-	return eval.Definition{}, fmt.Errorf("no WorkflowStepDefinition %q in namespace %q or %q", stepType, l.ns, sys)
+	return eval.Definition{}, fmt.Errorf("no %s %q in namespace %s", kind, name, quoted(namespaces))
+}
+
+// quoted joins namespaces as "a" or "b".
+func quoted(namespaces []string) string {
+	q := make([]string, len(namespaces))
+	for i, ns := range namespaces {
+		q[i] = strconv.Quote(ns)
+	}
+	return strings.Join(q, " or ")
 }

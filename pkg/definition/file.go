@@ -1,7 +1,23 @@
-// Package definition says where step definitions come from: files written
-// by hand (CUE in `vela def` layout, or WorkflowStepDefinition YAML), the
+// Package definition says where definitions come from: files written by
+// hand (CUE in `vela def` layout, or WorkflowStepDefinition YAML), the
 // shipped set, and (in the controller) the cluster. Each source yields
 // eval.Definition values: a name and a CUE template.
+//
+// A definition is of one Kind: a WorkflowStepDefinition (a step type,
+// whose template one step attempt evaluates) or a ComponentDefinition (a
+// component type, whose template renders a component's objects as output
+// and outputs). Both kinds are handled by one mechanism: Kind.New and
+// FromObject read either object, Cluster.ForKind finds either by name, and
+// the controller's definition reconciler, parameterised by Kind, compiles
+// either and reports the result as its Ready condition. Both templates
+// are compiled alike, with the implicit fields context and parameter that
+// are filled only when the template is used (a step's properties and
+// session; a component's properties and context.name, context.namespace,
+// context.appName, ...).
+//
+// In the cluster, a definition named N for a run in namespace ns is the one
+// in ns if there is one, else the one in the system namespace
+// (DefaultSystemNamespace unless configured), for both kinds.
 package definition
 
 import (
@@ -60,16 +76,4 @@ func FromYAML(name string, src []byte) (eval.DefinitionSource, error) {
 		}
 		return FromObject(&def)
 	}
-}
-
-// FromObject turns a WorkflowStepDefinition into its CUE template.
-func FromObject(def *v1beta1.WorkflowStepDefinition) (eval.DefinitionSource, error) {
-	if def.Spec.Schematic == nil || def.Spec.Schematic.CUE == nil || strings.TrimSpace(def.Spec.Schematic.CUE.Template) == "" {
-		return eval.DefinitionSource{}, fmt.Errorf("WorkflowStepDefinition %q has no spec.schematic.cue.template", def.Name)
-	}
-	return eval.DefinitionSource{
-		Definition:  eval.Definition{Name: def.Name, Template: def.Spec.Schematic.CUE.Template},
-		Type:        "workflow-step",
-		Description: def.Annotations["definition.oam.dev/description"],
-	}, nil
 }

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/internal/testenv"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
@@ -29,8 +30,15 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
+	// The binary's scheme and the chart's CRDs, so definitions of both
+	// kinds can be looked up in the cluster.
+	scheme, err := api.NewScheme()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	var stop func()
-	env, stop = testenv.StartMain()
+	env, stop = testenv.StartMain(testenv.WithScheme(scheme), testenv.WithCRDs())
 	code := m.Run()
 	stop()
 	os.Exit(code)

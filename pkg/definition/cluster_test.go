@@ -1,0 +1,116 @@
+package definition_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
+)
+
+// TestClusterLookup looks definitions of both kinds up on a real API
+// server: the run's namespace first, then the system namespace, one kind
+// never standing in for the other.
+func TestClusterLookup(t *testing.T) {
+	ctx := context.Background()
+	for _, ns := range []string{"lookup-app", "lookup-sys", "lookup-other", definition.DefaultSystemNamespace} {
+		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil &&
+			!strings.Contains(err.Error(), "already exists") {
+			t.Fatal(err)
+		}
+	}
+	create := func(obj client.Object) {
+		t.Helper()
+		if err := env.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	comp := func(ns, name, template string) {
+		t.Helper()
+		def := &v1beta1.ComponentDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		def.Spec.Workload.Definition = v1beta1.WorkloadGVK{APIVersion: "apps/v1", Kind: "Deployment"}
+		if template != "" {
+			def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: template}}
+		}
+		create(def)
+	}
+	step := func(ns, name, template string) {
+		t.Helper()
+		def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: template}}
+		create(def)
+	}
+	comp("lookup-app", "worker", "output: {} // app worker\n")
+	comp("lookup-sys", "worker", "output: {} // system worker\n")
+	comp("lookup-sys", "webservice", "output: {} // system webservice\n")
+	step("lookup-app", "webservice", "m: 1 // a step named like the component\n")
+	step("lookup-sys", "deploy", "m: 1 // system deploy step\n")
+	comp("lookup-app", "empty", "")
+	comp(definition.DefaultSystemNamespace, "vela-only", "output: {} // vela-system\n")
+
+	tests := []struct {
+		name    string
+		kind    definition.Kind
+		ns, sys string
+		def     string
+		want    string // a part of the template, or of the error
+		wantErr bool
+	}{
+		{"namespace first", definition.ComponentKind, "lookup-app", "lookup-sys", "worker", "app worker", false},
+		{"then system namespace", definition.ComponentKind, "lookup-app", "lookup-sys", "webservice", "system webservice", false},
+		{"the system namespace's own runs", definition.ComponentKind, "lookup-sys", "lookup-sys", "worker", "system worker", false},
+		{"another namespace is not searched", definition.ComponentKind, "lookup-other", "lookup-sys", "worker", "system worker", false},
+		{"a step definition is not a component", definition.ComponentKind, "lookup-other", "lookup-other", "deploy",
+			`no ComponentDefinition "deploy" in namespace "lookup-other"`, true},
+		{"a component is not a step definition", definition.StepKind, "lookup-other", "lookup-other", "worker",
+			`no WorkflowStepDefinition "worker" in namespace "lookup-other"`, true},
+		{"step kind, namespace first", definition.StepKind, "lookup-app", "lookup-sys", "webservice", "a step named like", false},
+		{"step kind, then system", definition.StepKind, "lookup-app", "lookup-sys", "deploy", "system deploy step", false},
+		{"missing names both namespaces", definition.ComponentKind, "lookup-app", "lookup-sys", "nope",
+			`no ComponentDefinition "nope" in namespace "lookup-app" or "lookup-sys"`, true},
+		{"no template", definition.ComponentKind, "lookup-app", "lookup-sys", "empty",
+			`ComponentDefinition "empty" has no spec.schematic.cue.template`, true},
+		{"system namespace defaults to vela-system", definition.ComponentKind, "lookup-app", "", "vela-only", "vela-system", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := definition.Cluster{Reader: env.Client, SystemNamespace: tt.sys}
+			def, err := c.ForKind(ctx, tt.ns, tt.kind).Lookup(tt.def)
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if def.Name != tt.def || !strings.Contains(def.Template, tt.want) {
+				t.Errorf("got %q: %q, want %q with %q", def.Name, def.Template, tt.def, tt.want)
+			}
+		})
+	}
+}
+
+func TestKinds(t *testing.T) {
+	for _, k := range definition.Kinds() {
+		obj, err := k.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := definition.KindOf(obj); err != nil || got != k {
+			t.Errorf("KindOf(%s.New()) = %q, %v", k, got, err)
+		}
+		if _, err := definition.StatusOf(obj); err != nil {
+			t.Errorf("StatusOf(%s): %v", k, err)
+		}
+	}
+	if _, err := definition.Kind("TraitDefinition").New(); err == nil || !strings.Contains(err.Error(), "TraitDefinition") {
+		t.Errorf("an unknown kind: %v", err)
+	}
+}
