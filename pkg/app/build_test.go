@@ -72,6 +72,7 @@ func TestBuildNamingLabelsAndContext(t *testing.T) {
 		wantLabel map[string]string
 		wantRaw   map[string]string // annotations expected among the run's
 		wantCtx   string
+		wantProps []string // the steps' properties, when given
 	}{{
 		name:      "empty workflow gets one deploy step; scope is the run namespace",
 		req:       Request{Configuration: doc("", "  components: [{revisionName: 'A|b|_'}]\n"), AppID: "shop", Category: "DEPLOY", Namespace: "team"},
@@ -115,6 +116,14 @@ func TestBuildNamingLabelsAndContext(t *testing.T) {
 		wantLabel: map[string]string{LabelAppID: "shop", LabelCategory: "DEPLOY", LabelScope: "staging"},
 		wantSteps: []string{"deploy:deploy"},
 		wantCtx:   `{"ns":"staging"}`,
+	}, {
+		name: "step properties are resolved with the launch's globals",
+		req: Request{Configuration: doc("", "  parameterValues: [{name: count, value: 2}]\n  workflow: {steps: [{type: scale, properties: {replicas: '{{ Global.count }}', ns: '{{ Global.ns }}'}}]}\n"),
+			AppID: "shop", Category: "DEPLOY", Namespace: "team", Context: map[string]any{"ns": "prod"}},
+		wantLabel: map[string]string{LabelAppID: "shop", LabelCategory: "DEPLOY", LabelScope: "team"},
+		wantSteps: []string{"scale-1:scale"},
+		wantProps: []string{`{"ns":"prod","replicas":2}`},
+		wantCtx:   `{"ns":"prod"}`,
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,6 +149,15 @@ func TestBuildNamingLabelsAndContext(t *testing.T) {
 			for k, v := range tc.wantRaw {
 				if got := l.Run.Annotations[k]; got != v {
 					t.Errorf("annotation %s = %q, want %q", k, got, v)
+				}
+			}
+			if tc.wantProps != nil {
+				var props []string
+				for _, s := range l.Run.Spec.WorkflowSpec.Steps {
+					props = append(props, string(s.Properties.Raw))
+				}
+				if d := cmp.Diff(tc.wantProps, props); d != "" {
+					t.Errorf("step properties (-want +got):\n%s", d)
 				}
 			}
 			var ctx string

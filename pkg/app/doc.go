@@ -28,8 +28,10 @@
 //   - {{ Global.x }} in components, policies and steps resolves from the
 //     global parameters, overridden by the run context's key x
 //     (ApplicationConfiguration.Resolved). A launch checks that every
-//     placeholder resolves with the initial context; the document is
-//     stored unresolved, and steps resolve it with the context they see.
+//     placeholder resolves with the initial context. The run's steps get
+//     their properties resolved with it; the document is stored
+//     unresolved, and steps that read it resolve it with the context they
+//     see.
 //
 // Nothing here reconciles or renders: step definitions do that.
 package app

@@ -138,7 +138,7 @@ func Build(req Request) (*Launch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("application configuration %q: %w", ac.Metadata.Name, err)
 	}
-	steps, err := runSteps(ac)
+	steps, err := runSteps(resolved)
 	if err != nil {
 		return nil, fmt.Errorf("application configuration %q: %w", ac.Metadata.Name, err)
 	}

@@ -141,3 +141,38 @@ func TestRunDeletesTheRunWhenItsConfigMapCannotBeCreated(t *testing.T) {
 		t.Errorf("run r1 after a failed launch: %v, want not found", err)
 	}
 }
+
+// A run written by hand, as kubectl apply would create it, is read like a
+// launched one: the configuration annotation is all it needs.
+func TestConfigurationOfAHandWrittenRun(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	src := grayRelease(t)
+	run := &v1alpha1.WorkflowRun{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "by-hand",
+			Labels:      map[string]string{LabelAppID: "testapp", LabelCategory: "DEPLOY", LabelScope: "abm-daily"},
+			Annotations: map[string]string{AnnotationConfiguration: string(src)}},
+		Spec: v1alpha1.WorkflowRunSpec{WorkflowSpec: &v1alpha1.WorkflowSpec{Steps: []v1alpha1.WorkflowStep{
+			{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "deploy", Type: "deploy"}}}}},
+	}
+	if err := env.Client.Create(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := Configuration(ctx, env.Client, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Config.Spec.Components) != 2 {
+		t.Errorf("read %d components, want 2", len(stored.Config.Spec.Components))
+	}
+
+	bare := &v1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bare"}}
+	if _, err := Configuration(ctx, env.Client, bare); err == nil || !strings.Contains(err.Error(), "workflowrun "+ns+"/bare has no application configuration") {
+		t.Errorf("error %v, want one saying the run has no configuration", err)
+	}
+	missing := &v1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "missing",
+		Annotations: map[string]string{AnnotationConfigMap: "gone"}}}
+	if _, err := Configuration(ctx, env.Client, missing); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "configuration configmap gone") {
+		t.Errorf("error %v, want a not-found naming configmap gone", err)
+	}
+}
