@@ -287,6 +287,11 @@ func TestBuildLargeConfigurationGoesToConfigMap(t *testing.T) {
 	if l.Run.Annotations[AnnotationConfigMap] != "r1-configuration" {
 		t.Errorf("run does not name its configmap: %v", l.Run.Annotations)
 	}
+	long := strings.Repeat("r", 240)
+	if _, err := Build(Request{Configuration: src, AppID: "a", Category: "DEPLOY", Namespace: "n", Name: long}); err == nil ||
+		!strings.Contains(err.Error(), "leave room for its configuration ConfigMap's name") {
+		t.Errorf("error %v for a run name too long for its ConfigMap's", err)
+	}
 	if _, err := Build(Request{Configuration: bigDoc(MaxConfigurationSize + 1), AppID: "a", Category: "DEPLOY", Namespace: "n"}); err == nil ||
 		!strings.Contains(err.Error(), "at most 1047552 fit in a ConfigMap") {
 		t.Errorf("error %v for an oversized configuration", err)

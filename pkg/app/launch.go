@@ -196,6 +196,9 @@ func Build(req Request) (*Launch, error) {
 		Immutable: &immutable,
 		Data:      map[string]string{ConfigMapKey: string(req.Configuration)},
 	}
+	if max := validation.DNS1123SubdomainMaxLength - len(configMapName("")); len(run.Name) > max {
+		return nil, fmt.Errorf("run name %q is longer than the %d characters that leave room for its configuration ConfigMap's name", run.Name, max)
+	}
 	if run.Name != "" {
 		l.ConfigMap.Name = configMapName(run.Name)
 		run.Annotations[AnnotationConfigMap] = l.ConfigMap.Name

@@ -124,6 +124,28 @@ func TestRunLargeConfigurationIsInAnImmutableOwnedConfigMap(t *testing.T) {
 	}
 }
 
+// The largest configuration accepted fits: the API server (and etcd
+// behind it) takes its ConfigMap.
+func TestRunLargestConfiguration(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	src := bigDoc(MaxConfigurationSize)
+	if len(src) != MaxConfigurationSize {
+		t.Fatalf("test document is %d bytes, want %d", len(src), MaxConfigurationSize)
+	}
+	l, err := Run(ctx, env.Client, Request{Configuration: src, AppID: "a", Category: "DEPLOY", Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := Configuration(ctx, env.Client, l.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Raw) != len(src) {
+		t.Errorf("stored %d bytes, launched %d", len(stored.Raw), len(src))
+	}
+}
+
 func TestRunDeletesTheRunWhenItsConfigMapCannotBeCreated(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
