@@ -109,19 +109,25 @@ func credentialsFrom(path, kubeContext string) (clusters.Credentials, error) {
 	if err != nil {
 		return clusters.Credentials{}, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
-	cfg, err := clientcmd.NewNonInteractiveClientConfig(*raw, kubeContext, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
-	if err != nil {
-		return clusters.Credentials{}, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
 	ctxName := kubeContext
 	if ctxName == "" {
 		ctxName = raw.CurrentContext
+	}
+	if _, ok := raw.Contexts[ctxName]; !ok {
+		if ctxName == "" {
+			return clusters.Credentials{}, fmt.Errorf("kubeconfig %s has no current context: pass --context", path)
+		}
+		return clusters.Credentials{}, fmt.Errorf("kubeconfig %s: context %q does not exist", path, ctxName)
+	}
+	cfg, err := clientcmd.NewNonInteractiveClientConfig(*raw, ctxName, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	if err != nil {
+		return clusters.Credentials{}, fmt.Errorf("kubeconfig %s, context %s: %w", path, ctxName, err)
 	}
 	if err := rest.LoadTLSFiles(cfg); err != nil {
 		return clusters.Credentials{}, fmt.Errorf("kubeconfig %s, context %s: %w", path, ctxName, err)
 	}
 	creds := clusters.Credentials{Endpoint: cfg.Host, CA: cfg.CAData}
-	token := cfg.BearerToken
+	token := strings.TrimSpace(cfg.BearerToken)
 	if token == "" && cfg.BearerTokenFile != "" {
 		b, err := os.ReadFile(cfg.BearerTokenFile)
 		if err != nil {
