@@ -114,3 +114,39 @@ func TestKinds(t *testing.T) {
 		t.Errorf("an unknown kind: %v", err)
 	}
 }
+
+func TestFromObject(t *testing.T) {
+	annotated := metav1.ObjectMeta{Name: "web", Annotations: map[string]string{"definition.oam.dev/description": "serves"}}
+	cue := &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: "output: {}\n"}}
+	tests := []struct {
+		name     string
+		obj      client.Object
+		wantType string
+		wantErr  string
+	}{
+		{"component", &v1beta1.ComponentDefinition{ObjectMeta: annotated, Spec: v1beta1.ComponentDefinitionSpec{Schematic: cue}}, "component", ""},
+		{"step", &v1beta1.WorkflowStepDefinition{ObjectMeta: annotated, Spec: v1beta1.WorkflowStepDefinitionSpec{Schematic: cue}}, "workflow-step", ""},
+		{"component without schematic", &v1beta1.ComponentDefinition{ObjectMeta: annotated}, "",
+			`ComponentDefinition "web" has no spec.schematic.cue.template`},
+		{"terraform only", &v1beta1.ComponentDefinition{ObjectMeta: annotated, Spec: v1beta1.ComponentDefinitionSpec{Schematic: &v1beta1.Schematic{}}}, "",
+			`ComponentDefinition "web" has no spec.schematic.cue.template`},
+		{"not a definition", &corev1.ConfigMap{ObjectMeta: annotated}, "", "*v1.ConfigMap is not a definition object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := definition.FromObject(tt.obj)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if src.Name != "web" || src.Template != "output: {}\n" || src.Type != tt.wantType || src.Description != "serves" {
+				t.Errorf("got %+v", src)
+			}
+		})
+	}
+}
