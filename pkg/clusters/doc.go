@@ -46,7 +46,10 @@
 //     the remote cluster's RBAC for that user name decides what the step
 //     may do (the ServiceAccount need not exist there). A single-tenant
 //     controller (Options.SingleTenant) acts with the Secret's own
-//     credentials instead.
+//     credentials instead. A request the remote cluster forbids the
+//     step's user is a permanent denial, as at home; one forbidden
+//     because the Secret's credentials may not impersonate stays
+//     retryable (the install is broken, not the step).
 //
 // Errors. A request the remote cluster does not answer (refused, timed
 // out, TLS failure) fails with an error naming the cluster

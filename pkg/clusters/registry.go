@@ -155,6 +155,9 @@ func (r *Registry) client(name string, s *corev1.Secret, user string) (client.Cl
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: client: %w", name, err)
 	}
+	if user != "" {
+		c = identityClient{Client: c, cluster: name, user: user}
+	}
 	if len(conn.clients) >= r.o.MaxClients {
 		for k := range conn.clients { // any one: building a client again is cheap
 			delete(conn.clients, k)

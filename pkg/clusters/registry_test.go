@@ -106,19 +106,21 @@ func createNamespace(t *testing.T, env *testenv.Env, prefix, name string) string
 }
 
 // edgeTokenKubeconfig writes a kubeconfig that reaches edge with a bearer
-// token of a ServiceAccount bound to cluster-admin there (which may
-// impersonate), and returns its path and the token.
-func edgeTokenKubeconfig(t *testing.T) (path, token string) {
+// token of a ServiceAccount, bound to cluster-admin there (which may
+// impersonate) when admin, and returns its path and the token.
+func edgeTokenKubeconfig(t *testing.T, admin bool) (path, token string) {
 	t.Helper()
 	ctx := context.Background()
 	ns := createNamespace(t, edge, "hub-", "")
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "stepflow-hub"}}
 	must(t, edge.Client.Create(ctx, sa))
-	must(t, edge.Client.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: ns + "-admin"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa.Name}},
-	}))
+	if admin {
+		must(t, edge.Client.Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: ns + "-admin"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa.Name}},
+		}))
+	}
 	tr := &authenticationv1.TokenRequest{}
 	must(t, edge.Client.SubResource("token").Create(ctx, sa, tr))
 	token = tr.Status.Token
@@ -205,7 +207,7 @@ func noSecret(t *testing.T, err error, secrets ...string) {
 
 func TestJoinThenApplyOnTheJoinedCluster(t *testing.T) {
 	f := newFixture(t, false)
-	kubeconfig, token := edgeTokenKubeconfig(t)
+	kubeconfig, token := edgeTokenKubeconfig(t, true)
 	out := stepflow(t, "cluster", "join", "edge", "--kubeconfig", kubeconfig, "--hub-kubeconfig", f.hubConfig, "--system-namespace", f.systemNS)
 	if !strings.Contains(out, "cluster edge joined") || strings.Contains(out, token) {
 		t.Errorf("join printed %q", out)
@@ -225,8 +227,8 @@ func TestJoinThenApplyOnTheJoinedCluster(t *testing.T) {
 	if err == nil {
 		t.Fatal("apply on edge passed before edge granted the runner anything: the step did not act as its ServiceAccount")
 	}
-	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "system:serviceaccount:"+f.tenantNS+":runner") {
-		t.Errorf("want a denial of system:serviceaccount:%s:runner, got %v", f.tenantNS, err)
+	if !apierrors.IsForbidden(err) || !op.IsPermanent(err) || !strings.Contains(err.Error(), `cluster "edge" denies system:serviceaccount:`+f.tenantNS+":runner") {
+		t.Errorf("want a permanent denial of system:serviceaccount:%s:runner by cluster edge, got %v", f.tenantNS, err)
 	}
 	noSecret(t, err, token)
 
@@ -300,7 +302,7 @@ func setToken(t *testing.T, f *fixture, name, token string) {
 // A single-tenant controller acts on edge with the Secret's credentials.
 func TestSingleTenantActsWithTheSecretsCredentials(t *testing.T) {
 	f := newFixture(t, true)
-	kubeconfig, _ := edgeTokenKubeconfig(t)
+	kubeconfig, _ := edgeTokenKubeconfig(t, true)
 	stepflow(t, "cluster", "join", "edge", "--kubeconfig", kubeconfig, "--hub-kubeconfig", f.hubConfig, "--system-namespace", f.systemNS)
 	must(t, f.apply(t, "runner", "edge", "cm"))
 	if !exists(t, edge, f.tenantNS, "cm") {
@@ -339,6 +341,20 @@ func TestUnreachableClusterIsRetryableAndNamed(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), `cluster "down" unreachable`) {
 		t.Errorf("the error does not name the cluster: %v", err)
+	}
+	noSecret(t, err, token)
+}
+
+// Credentials that may not impersonate on the joined cluster are the
+// install's fault: the step is retried, and the error says so.
+func TestCredentialsThatMayNotImpersonateAreRetryable(t *testing.T) {
+	f := newFixture(t, false)
+	kubeconfig, token := edgeTokenKubeconfig(t, false)
+	stepflow(t, "cluster", "join", "edge", "--kubeconfig", kubeconfig, "--hub-kubeconfig", f.hubConfig, "--system-namespace", f.systemNS)
+	f.grantEdge(t)
+	err := f.apply(t, "runner", "edge", "cm")
+	if !apierrors.IsForbidden(err) || op.IsPermanent(err) || !strings.Contains(err.Error(), `cluster "edge": the credentials in its Secret may not impersonate`) {
+		t.Errorf("want a retryable error saying the Secret's credentials may not impersonate, got %v", err)
 	}
 	noSecret(t, err, token)
 }

@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
@@ -57,21 +56,12 @@ func TestNamedClusterFromSecret(t *testing.T) {
 		t.Errorf("managed fields %v", got.ManagedFields)
 	}
 	// Where the runner may not write, the cluster (not the Secret's admin
-	// credentials) denies the ServiceAccount's user. A denial by a named
-	// cluster stays retryable for now, so wait for the message only.
-	denied := &v1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Namespace: w.a, Name: "to-kube-system"}}
-	denied.Spec.WorkflowSpec = &v1alpha1.WorkflowSpec{Steps: []v1alpha1.WorkflowStep{{WorkflowStepBase: v1alpha1.WorkflowStepBase{
-		Name: "step", Type: "apply-object", Properties: &runtime.RawExtension{Raw: []byte(
-			`{"cluster": "self", "value": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "kube-system"}}}`)}}}}}
-	if err := env.Client.Create(ctx, denied); err != nil {
-		t.Fatal(err)
-	}
-	waitRun(t, w.a, "to-kube-system", 30*time.Second, func(r *v1alpha1.WorkflowRun) bool {
-		return len(r.Status.Steps) == 1 && strings.Contains(r.Status.Steps[0].Message,
-			`User "system:serviceaccount:`+w.a+`:stepflow-runner" cannot patch resource "configmaps"`)
-	})
+	// credentials) denies the ServiceAccount's user, for good.
+	run := runStep(t, w.a, "to-kube-system", "", "apply-object", map[string]any{"cluster": "self", "value": map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "x", "namespace": "kube-system"}}})
+	wantDenied(t, run, `cluster "self" denies system:serviceaccount:`+w.a+`:stepflow-runner`)
 
-	run := runStep(t, w.a, "to-nowhere", "", "apply-object", cm("via-nowhere", "nowhere"))
+	run = runStep(t, w.a, "to-nowhere", "", "apply-object", cm("via-nowhere", "nowhere"))
 	wantDenied(t, run, `unknown cluster "nowhere"`)
 
 	// The client key is in no status.
