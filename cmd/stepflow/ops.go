@@ -8,6 +8,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api"
+	named "github.com/stepflow-dev/stepflow/pkg/clusters"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
@@ -15,7 +17,10 @@ import (
 )
 
 // buildOps wires every op family. The cluster client is made on first use,
-// so commands that never touch a cluster need no kubeconfig.
+// so commands that never touch a cluster need no kubeconfig. Ops act as the
+// kubeconfig's user; `cluster: NAME` reaches the clusters joined with
+// `stepflow cluster join` (Secrets of the default system namespace), with
+// their Secret's credentials.
 func buildOps(restConfig func() (*rest.Config, error)) (*op.Registry, error) {
 	scheme, err := api.NewScheme()
 	if err != nil {
@@ -26,7 +31,7 @@ func buildOps(restConfig func() (*rest.Config, error)) (*op.Registry, error) {
 		c       client.Client
 		connErr error
 	)
-	clusters := kube.Local(nil)
+	var clusters kube.Clusters = kube.Local(nil)
 	lazy := kube.ClustersFunc(func(ctx context.Context, step op.Step, name string) (client.Client, error) {
 		once.Do(func() {
 			var cfg *rest.Config
@@ -34,10 +39,14 @@ func buildOps(restConfig func() (*rest.Config, error)) (*op.Registry, error) {
 				connErr = op.Permanent(connErr)
 				return
 			}
-			c, connErr = client.New(cfg, client.Options{Scheme: scheme})
-			if connErr == nil {
-				clusters = kube.Local(c)
+			if c, connErr = client.New(cfg, client.Options{Scheme: scheme}); connErr != nil {
+				return
 			}
+			clusters, connErr = named.New(named.Options{
+				SystemNamespace: definition.DefaultSystemNamespace, Local: kube.Local(c), SingleTenant: true,
+				Secrets: func(context.Context, op.Step) (client.Reader, error) { return c, nil },
+				Scheme:  scheme,
+			})
 		})
 		if connErr != nil {
 			return nil, connErr
