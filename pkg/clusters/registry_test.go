@@ -358,3 +358,34 @@ func TestCredentialsThatMayNotImpersonateAreRetryable(t *testing.T) {
 	}
 	noSecret(t, err, token)
 }
+
+// stepflowFails runs the CLI, wanting a non-zero exit whose error says want.
+func stepflowFails(t *testing.T, want string, args ...string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := cli.Main(cli.Deps{Stdout: &out, Stderr: &errOut}, args)
+	if code == 0 || !strings.Contains(errOut.String(), want) {
+		t.Errorf("stepflow %s: exit %d, stderr %q; want a failure saying %q", strings.Join(args, " "), code, errOut.String(), want)
+	}
+}
+
+// join does not overwrite a joined cluster, and remove leaves alone a
+// Secret that is not a cluster Secret.
+func TestJoinAndRemoveRefuse(t *testing.T) {
+	f := newFixture(t, false)
+	kubeconfig, _ := edgeTokenKubeconfig(t, true)
+	join := []string{"cluster", "join", "edge", "--kubeconfig", kubeconfig, "--hub-kubeconfig", f.hubConfig, "--system-namespace", f.systemNS}
+	stepflow(t, join...)
+	stepflowFails(t, "cluster edge is already joined", join...)
+	stepflowFails(t, `cluster "local" is the local cluster's name`,
+		"cluster", "join", "local", "--kubeconfig", kubeconfig, "--hub-kubeconfig", f.hubConfig, "--system-namespace", f.systemNS)
+
+	ctx := context.Background()
+	must(t, hub.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.systemNS, Name: "db"}}))
+	stepflowFails(t, "not a cluster Secret", "cluster", "remove", "db", "--kubeconfig", f.hubConfig, "--system-namespace", f.systemNS)
+	must(t, hub.Client.Get(ctx, client.ObjectKey{Namespace: f.systemNS, Name: "db"}, &corev1.Secret{}))
+	stepflowFails(t, "not found", "cluster", "remove", "gone", "--kubeconfig", f.hubConfig, "--system-namespace", f.systemNS)
+	if list := stepflow(t, "cluster", "list", "--kubeconfig", f.hubConfig, "--system-namespace", f.systemNS); strings.Contains(list, "db") {
+		t.Errorf("list shows a Secret that is not a cluster Secret:\n%s", list)
+	}
+}
