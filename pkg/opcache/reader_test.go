@@ -3,6 +3,7 @@ package opcache_test
 import (
 	"context"
 	"fmt"
+	clocktesting "k8s.io/utils/clock/testing"
 	"net/http"
 	"os"
 	"strings"
@@ -95,24 +96,6 @@ func (r *requests) get() map[string]int {
 		out[k] = v
 	}
 	return out
-}
-
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // start runs a reader whose requests (informers' and direct reads') go
@@ -297,7 +280,7 @@ func TestIdleAndLeastRecentlyUsedScopesStop(t *testing.T) {
 	for _, ns := range nss {
 		create(t, configMap(ns, "a"))
 	}
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	held := opcache.Scope{GVK: configMapGVK, Namespace: nss[2]}
 	var n requests
 	r := start(t, n.wrap(env.Config), opcache.Options{MaxInformers: 3, IdleTimeout: time.Minute, Now: clk.Now,
@@ -305,28 +288,28 @@ func TestIdleAndLeastRecentlyUsedScopesStop(t *testing.T) {
 	scope := func(ns string) opcache.Scope { return opcache.Scope{GVK: configMapGVK, Namespace: ns} }
 	nsScope := opcache.Scope{GVK: corev1.SchemeGroupVersion.WithKind("Namespace")}
 
-	clk.add(time.Second)
+	clk.Step(time.Second)
 	get(t, r, configMapGVK, nss[0], "a")
-	clk.add(time.Second)
+	clk.Step(time.Second)
 	get(t, r, configMapGVK, nss[1], "a")
 	// Three scopes run (the Namespace one of start first): the fourth
 	// stops the oldest.
 	if diff := cmp.Diff([]opcache.Scope{scope(nss[0]), scope(nss[1]), nsScope}, r.Scopes()); diff != "" {
 		t.Fatalf("scopes (-want +got):\n%s", diff)
 	}
-	clk.add(time.Second)
+	clk.Step(time.Second)
 	get(t, r, configMapGVK, nss[2], "a")
 	if diff := cmp.Diff([]opcache.Scope{scope(nss[0]), scope(nss[1]), scope(nss[2])}, r.Scopes()); diff != "" {
 		t.Fatalf("after a fourth scope (-want +got):\n%s", diff)
 	}
-	clk.add(time.Second)
+	clk.Step(time.Second)
 	get(t, r, configMapGVK, nss[0], "a") // nss[0] is now the most recent
-	clk.add(30 * time.Second)
+	clk.Step(30 * time.Second)
 	r.Sweep()
 	if got := len(r.Scopes()); got != 3 {
 		t.Fatalf("a sweep before IdleTimeout stopped scopes: %v", r.Scopes())
 	}
-	clk.add(31 * time.Second)
+	clk.Step(31 * time.Second)
 	r.Sweep() // all three idle for over a minute; nss[2] is held
 	if diff := cmp.Diff([]opcache.Scope{scope(nss[2])}, r.Scopes()); diff != "" {
 		t.Fatalf("after the sweep (-want +got):\n%s", diff)
@@ -353,7 +336,7 @@ func TestForbiddenScopeFallsBackToGets(t *testing.T) {
 	)
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	var n requests
 	r := start(t, n.wrap(cfg), opcache.Options{ForbiddenRetry: time.Minute, Now: clk.Now})
 
@@ -376,7 +359,7 @@ func TestForbiddenScopeFallsBackToGets(t *testing.T) {
 			t.Errorf("a refused scope still runs: %v", s)
 		}
 	}
-	clk.add(time.Minute)
+	clk.Step(time.Minute)
 	r.Sweep()
 	get(t, r, configMapGVK, ns, "a")
 	if got := n.get()["list configmaps"]; got == lists {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	clocktesting "k8s.io/utils/clock/testing"
 	"net/http"
 	"os"
 	"strings"
@@ -341,29 +342,11 @@ func grant(t *testing.T, ns, name, sa, saNamespace string, rule rbacv1.PolicyRul
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: saNamespace, Name: sa}}})
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // Answers are kept for their TTL (allowed a minute, denied ten seconds),
 // at most MaxReviews of them, and a question asked by many at once is
 // reviewed once.
 func TestReviewsAreCachedForAWhile(t *testing.T) {
-	clk := &clock{now: time.Unix(1e9, 0)}
+	clk := clocktesting.NewFakeClock(time.Unix(1e9, 0))
 	w := newWorld(t, "ttl", func(o *tenancy.Options) { o.Now = clk.Now; o.MaxReviews = 3 })
 	a := w.as(t, w.a, "")
 	mustCreate(t, configMap(w.a, "here"))
@@ -384,11 +367,11 @@ func TestReviewsAreCachedForAWhile(t *testing.T) {
 	if n := sars(); n != 1 {
 		t.Fatalf("10 concurrent reads: %d reviews, want 1", n)
 	}
-	clk.advance(59 * time.Second)
+	clk.Step(59 * time.Second)
 	if err := get(w.a, "here"); err != nil || sars() != 1 {
 		t.Errorf("within the minute: %v, %d reviews, want 1", err, sars())
 	}
-	clk.advance(2 * time.Second)
+	clk.Step(2 * time.Second)
 	if err := get(w.a, "here"); err != nil || sars() != 2 {
 		t.Errorf("after the minute: %v, %d reviews, want 2", err, sars())
 	}
@@ -408,7 +391,7 @@ func TestReviewsAreCachedForAWhile(t *testing.T) {
 	if n := sars(); n != 3 {
 		t.Errorf("two denied reads: %d reviews in all, want 3", n)
 	}
-	clk.advance(11 * time.Second)
+	clk.Step(11 * time.Second)
 	deniedGet()
 	if n := sars(); n != 4 {
 		t.Errorf("a denied read after ten seconds: %d reviews in all, want 4", n)
