@@ -260,6 +260,11 @@ var errMove = errors.New("the evaluator worker is held by a long evaluation")
 // Options.BusyAfter while the holder has held it that long, and the pool
 // has another worker to offer.
 func (w *worker) acquire(ctx context.Context, s *session, movable bool) error {
+	select {
+	case w.token <- struct{}{}: // free: the usual case, with no timer
+		return w.hold(s)
+	default:
+	}
 	var patience <-chan time.Time
 	if movable {
 		t := time.NewTicker(w.pool.opts.BusyAfter)
@@ -281,6 +286,11 @@ wait:
 			}
 		}
 	}
+	return w.hold(s)
+}
+
+// hold starts s's clock once it has the token.
+func (w *worker) hold(s *session) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.exited {
