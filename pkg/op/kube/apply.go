@@ -64,7 +64,10 @@ type applyInParallelParams struct {
 // parallelism bounds the applies apply-in-parallel has in flight.
 const parallelism = 8
 
-type applyInParallelOp struct{ clusters Clusters }
+type applyInParallelOp struct {
+	clusters Clusters
+	f        *Family
+}
 
 func (*applyInParallelOp) NewParams() any     { return &applyInParallelParams{} }
 func (*applyInParallelOp) Class(any) op.Class { return op.Idempotent }
@@ -109,12 +112,61 @@ func (o *applyInParallelOp) Run(ctx context.Context, call *op.Call) (op.Result, 
 				errs[i] = fmt.Errorf("value[%d]: %w", i, err)
 				return
 			}
+			o.f.observe(call.Step, p.Cluster, obj.GroupVersionKind(), obj.GetNamespace(), obj.GetName())
+			o.f.recent.wrote(p.Cluster, obj)
 			out[i] = got
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return op.Result{}, err
+	}
+	return op.Result{Returns: map[string]any{"value": out}}, nil
+}
+
+// applyInOrderOp is kube.#ApplyInOrder: the objects one after another, each
+// applied only once the one before it was accepted, as a chain of
+// dependent objects needs (a Namespace before what lives in it, a
+// ConfigMap before the workload that mounts it).
+type applyInOrderOp struct {
+	clusters Clusters
+	f        *Family
+}
+
+func (*applyInOrderOp) NewParams() any     { return &applyInParallelParams{} }
+func (*applyInOrderOp) Class(any) op.Class { return op.Idempotent }
+
+// Run checks every object before applying any, then applies them in list
+// order and stops at the first refusal, naming it and how many objects
+// before it were applied: those stay applied (each apply is idempotent, so
+// a retry redoes the chain from the start without harm).
+func (o *applyInOrderOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return op.Result{}, err
+	}
+	p, err := paramsOf[applyInParallelParams](call)
+	if err != nil {
+		return op.Result{}, err
+	}
+	objs := make([]*unstructured.Unstructured, len(p.Value))
+	for i, v := range p.Value {
+		if objs[i], err = desired(v, nil); err != nil {
+			return op.Result{}, fmt.Errorf("value[%d]: %w", i, err)
+		}
+	}
+	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
+	if err != nil {
+		return op.Result{}, err
+	}
+	out := make([]any, 0, len(objs))
+	for i, obj := range objs {
+		got, err := apply(ctx, c, obj, call.Step.Namespace)
+		if err != nil {
+			return op.Result{}, fmt.Errorf("value[%d] (after %d of %d applied): %w", i, i, len(objs), err)
+		}
+		o.f.observe(call.Step, p.Cluster, obj.GroupVersionKind(), obj.GetNamespace(), obj.GetName())
+		o.f.recent.wrote(p.Cluster, obj)
+		out = append(out, got)
 	}
 	return op.Result{Returns: map[string]any{"value": out}}, nil
 }

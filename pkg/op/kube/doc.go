@@ -22,6 +22,8 @@
 //	apply              server-side apply PATCH, field owner     Idempotent
 //	                   "stepflow", forcing ownership
 //	apply-in-parallel  one apply per object, 8 at a time        Idempotent
+//	apply-in-order     one apply per object, in list order,     Idempotent
+//	                   stopping at the first refusal
 //	patch              strategic merge PATCH for built-in       Idempotent
 //	                   kinds, JSON merge PATCH for others
 //	read               GET                                      Idempotent

@@ -94,7 +94,8 @@ func (f *Family) Provider() string { return "kube" }
 func (f *Family) Ops() map[string]op.Op {
 	return map[string]op.Op{
 		"apply":             &applyOp{clusters: f.clusters, f: f},
-		"apply-in-parallel": &applyInParallelOp{clusters: f.clusters},
+		"apply-in-parallel": &applyInParallelOp{clusters: f.clusters, f: f},
+		"apply-in-order":    &applyInOrderOp{clusters: f.clusters, f: f},
 		"patch":             &patchOp{clusters: f.clusters},
 		"read":              &readOp{clusters: f.clusters, f: f},
 		"list":              &listOp{clusters: f.clusters, f: f},

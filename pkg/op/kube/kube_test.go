@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
@@ -530,5 +535,79 @@ func TestSecrets(t *testing.T) {
 	}
 	if _, err := secrets.GetSecret(ctx, step, ns, "missing"); !apierrors.IsNotFound(err) {
 		t.Errorf("missing secret: want a not-found error, got %v", err)
+	}
+}
+
+// observed records what a family reports to its Observer.
+type observed struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (o *observed) Observe(_ op.Step, cluster string, gvk schema.GroupVersionKind, namespace, name string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen = append(o.seen, gvk.Kind+" "+namespace+"/"+name)
+}
+
+func TestApplyInOrder(t *testing.T) {
+	ns := newNamespace(t)
+	obs := &observed{}
+	f := New(Local(opClient)).WithObserver(obs)
+	call := func(values []map[string]any) (op.Result, error) {
+		o := f.Ops()["apply-in-order"]
+		p := &applyInParallelParams{Value: values}
+		return op.Direct.Run(context.Background(), &op.Call{
+			Name: op.Name{Provider: "kube", Do: "apply-in-order"}, Path: "test.apply", Op: o, Params: p,
+			Class: o.Class(p), Step: op.Step{RunUID: "uid", RunName: "run", Namespace: ns, StepName: "step", StepID: "step-1"},
+		})
+	}
+	values := []map[string]any{configMap("", "first", nil), configMap("", "second", nil), configMap("", "third", nil)}
+	res, err := call(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := res.Returns.(map[string]any)["value"].([]any)
+	for i, name := range []string{"first", "second", "third"} {
+		if got := get(t, list[i].(map[string]any), "metadata", "name"); got != name {
+			t.Errorf("value[%d] is %v, want %s", i, got, name)
+		}
+	}
+	if want := []string{"ConfigMap " + ns + "/first", "ConfigMap " + ns + "/second", "ConfigMap " + ns + "/third"}; !reflect.DeepEqual(obs.seen, want) {
+		t.Errorf("observed %v, want %v: a wait on these objects would not be woken", obs.seen, want)
+	}
+
+	// The API server refuses the second (its namespace does not exist): the
+	// first stays applied, the third is never sent, and the error names
+	// the refused object and how far the chain got.
+	chain := []map[string]any{configMap("", "before", nil), configMap("no-such-namespace-x", "refused", nil), configMap("", "after", nil)}
+	_, err = call(chain)
+	if err == nil || !strings.Contains(err.Error(), "value[1] (after 1 of 3 applied)") {
+		t.Fatalf("want an error naming value[1] after 1 of 3 applied, got %v", err)
+	}
+	var cm corev1.ConfigMap
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "before"}, &cm); err != nil {
+		t.Errorf("the object before the refusal: %v", err)
+	}
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "after"}, &cm); !apierrors.IsNotFound(err) {
+		t.Errorf("the object after the refusal was applied (err %v): the chain did not stop", err)
+	}
+}
+
+func TestApplyInParallelReportsWhatItApplied(t *testing.T) {
+	ns := newNamespace(t)
+	obs := &observed{}
+	f := New(Local(opClient)).WithObserver(obs)
+	o := f.Ops()["apply-in-parallel"]
+	p := &applyInParallelParams{Value: []map[string]any{configMap("", "a", nil), configMap("", "b", nil)}}
+	if _, err := op.Direct.Run(context.Background(), &op.Call{
+		Name: op.Name{Provider: "kube", Do: "apply-in-parallel"}, Path: "test.apply", Op: o, Params: p,
+		Class: o.Class(p), Step: op.Step{RunUID: "uid", RunName: "run", Namespace: ns, StepName: "step", StepID: "step-1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(obs.seen)
+	if want := []string{"ConfigMap " + ns + "/a", "ConfigMap " + ns + "/b"}; !reflect.DeepEqual(obs.seen, want) {
+		t.Errorf("observed %v, want %v: a wait on these objects would not be woken", obs.seen, want)
 	}
 }
