@@ -74,6 +74,14 @@ func (t *tick) apply(p *pending) {
 		}
 	case eval.Failed:
 		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, out.Reason, out.Message)
+	case eval.Terminating:
+		// The step fails; the run ends once every outcome of this round
+		// is recorded (evaluate calls terminateRun).
+		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonTerminate, out.Message)
+		if t.terminateMsg == nil {
+			msg := out.Message
+			t.terminateMsg = &msg
+		}
 	case eval.Broken:
 		if errors.Is(out.Err, journal.ErrSave) {
 			// The effect may have happened but its record is lost: evaluate

@@ -46,7 +46,11 @@
 //	                     │
 //	                     ├──▶ succeeded   every step finished, none failed
 //	                     ├──▶ failed      every step finished, one failed
-//	                     └──▶ terminated  by Terminate
+//	                     └──▶ terminated  by Terminate, or by a step's
+//	                                      #Terminate (that step fails with
+//	                                      reason Terminate, the others as by
+//	                                      Terminate; the run's message is the
+//	                                      template's)
 //
 // # Attempts
 //

@@ -136,6 +136,9 @@ type tick struct {
 	wake      time.Time
 	runCtx    map[string]any
 	evaluated map[string]bool
+	// terminateMsg is set once a step's template called #Terminate: the
+	// run's message once the round's outcomes are recorded.
+	terminateMsg *string
 	// msgLimit is the bound of one step's message, from the number of
 	// steps (messageLimit works it out once per tick).
 	msgLimit int
@@ -219,6 +222,9 @@ func (t *tick) advance(ctx context.Context) {
 			continue
 		}
 		t.evaluate(ctx, ready)
+		if t.st.Terminated {
+			return
+		}
 	}
 }
 
@@ -256,5 +262,12 @@ func (t *tick) evaluate(ctx context.Context, ready []*pending) {
 		if !p.early {
 			t.apply(p)
 		}
+	}
+	if t.terminateMsg != nil {
+		// A template called #Terminate: every other unfinished step is
+		// stopped as Terminate stops them, and the run ends terminated
+		// with the template's message.
+		terminateRun(t.st, t.metaNow())
+		t.st.Message = *t.terminateMsg
 	}
 }

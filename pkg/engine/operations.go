@@ -141,19 +141,9 @@ func Terminate(st *v1alpha1.WorkflowRunStatus, step string, now time.Time) error
 		return ErrFinished
 	}
 	at := metav1.NewTime(now.Truncate(time.Second))
-	stop := func(ss *v1alpha1.StepStatus) {
-		if finished(ss.Phase) {
-			return
-		}
-		ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseFailed, ReasonTerminate, "terminated"
-		ss.ResumeTime, ss.NextAttemptTime = nil, nil
-		ss.LastExecuteTime = at
-	}
+	stop := func(ss *v1alpha1.StepStatus) { terminateStep(ss, at) }
 	if step == "" {
-		eachStep(st, stop)
-		st.Terminated, st.Finished, st.Suspend = true, true, false
-		st.Phase = v1alpha1.WorkflowRunTerminated
-		st.EndTime = at
+		terminateRun(st, at)
 		return nil
 	}
 	ss := findStep(st, step)
@@ -169,6 +159,24 @@ func Terminate(st *v1alpha1.WorkflowRunStatus, step string, now time.Time) error
 	}
 	stop(ss)
 	return nil
+}
+
+// terminateRun fails every unfinished step with reason Terminate and ends
+// the run terminated.
+func terminateRun(st *v1alpha1.WorkflowRunStatus, at metav1.Time) {
+	eachStep(st, func(ss *v1alpha1.StepStatus) { terminateStep(ss, at) })
+	st.Terminated, st.Finished, st.Suspend = true, true, false
+	st.Phase = v1alpha1.WorkflowRunTerminated
+	st.EndTime = at
+}
+
+func terminateStep(ss *v1alpha1.StepStatus, at metav1.Time) {
+	if finished(ss.Phase) {
+		return
+	}
+	ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseFailed, ReasonTerminate, "terminated"
+	ss.ResumeTime, ss.NextAttemptTime = nil, nil
+	ss.LastExecuteTime = at
 }
 
 // Restart runs the run again from the beginning: every step status goes,

@@ -534,6 +534,12 @@ func (ev *evaluation) stop(s *op.Stop) {
 			msg = "the step called #Fail"
 		}
 		ev.end(Failed, ReasonFail, msg)
+	case op.Terminate:
+		msg := s.Message
+		if msg == "" {
+			msg = "the step called #Terminate"
+		}
+		ev.end(Terminating, ReasonTerminate, msg)
 	case op.Break:
 		ev.succeed()
 		if ev.out.Phase == Succeeded && s.Message != "" {

@@ -202,7 +202,7 @@ func FuzzTemplate(f *testing.F) {
 		f.Add(string(s[0]), s[1])
 	}
 	ev := newEvaluator(f, fuzzTimeout)
-	phases := map[eval.Phase]bool{eval.Succeeded: true, eval.Waiting: true, eval.Suspending: true, eval.Failed: true, eval.Broken: true}
+	phases := map[eval.Phase]bool{eval.Succeeded: true, eval.Waiting: true, eval.Suspending: true, eval.Failed: true, eval.Broken: true, eval.Terminating: true}
 	f.Fuzz(func(t *testing.T, template string, properties []byte) {
 		def := eval.Definition{Name: "fuzzed", Template: template}
 		if err := ev.Check(def); err != nil {

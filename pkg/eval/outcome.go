@@ -20,6 +20,9 @@ const (
 	// Failed: the step cannot succeed as it is (#Fail, a template error, bad
 	// parameters, a permanent op error). Retrying does not help.
 	Failed Phase = "failed"
+	// Terminating: a #Terminate stopped the step; the whole run ends
+	// terminated with Message (the step itself fails).
+	Terminating Phase = "terminating"
 	// Broken: an op failed in a way a retry may fix (network, API server).
 	Broken Phase = "broken"
 	// Interrupted: the evaluation was cut short by trouble that is not the
@@ -36,6 +39,7 @@ const (
 	ReasonParameter = "ParameterError" // a parameter is missing or of the wrong type
 	ReasonOp        = "OpError"        // an op call failed
 	ReasonFail      = "Fail"           // the template called #Fail
+	ReasonTerminate = "Terminate"      // the template called #Terminate (a Terminating outcome)
 	ReasonTimeout   = "EvalTimeout"    // CUE evaluation did not finish in time
 	ReasonMemory    = "EvalMemory"     // CUE evaluation went over its memory bound
 	// ReasonInterrupted: an Interrupted outcome, or, on a Failed one, an

@@ -165,6 +165,9 @@ const (
 	Fail
 	// Break: the step ends successfully here; later ops do not run.
 	Break
+	// Terminate: the whole run ends, terminated; the step fails and later
+	// steps never run.
+	Terminate
 )
 
 func (k StopKind) String() string {
@@ -177,6 +180,8 @@ func (k StopKind) String() string {
 		return "fail"
 	case Break:
 		return "break"
+	case Terminate:
+		return "terminate"
 	}
 	return fmt.Sprintf("StopKind(%d)", int(k))
 }

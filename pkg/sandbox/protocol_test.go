@@ -141,3 +141,46 @@ func TestValuesThatDoNotEncode(t *testing.T) {
 		t.Errorf("after them: outcome %s %s: %s", out.Phase, out.Reason, out.Message)
 	}
 }
+
+// A #Terminate crosses the process boundary as what it is: the worker
+// runs it (it is pure) and the parent gets a Terminating outcome with the
+// template's message, after the effect before it reached the parent.
+func TestTerminateRoundTrip(t *testing.T) {
+	p := newPool(t, sandbox.Options{Workers: 1})
+	const tmpl = `
+import "vela/op"
+
+notify: op.#HTTPPost & {url: "http://hooks.example/notify"}
+end: op.#Terminate & {message: "rollout stopped at \(notify.response.statusCode)"}
+never: op.#Apply & {value: {apiVersion: "v1", kind: "ConfigMap", metadata: name: "x"}}
+`
+	var mu sync.Mutex
+	var reached []string
+	runner := op.RunnerFunc(func(ctx context.Context, c *op.Call) (op.Result, error) {
+		mu.Lock()
+		reached = append(reached, c.Path)
+		mu.Unlock()
+		if c.Path != "notify" {
+			return op.Direct.Run(ctx, c)
+		}
+		return op.Result{Returns: map[string]any{"statusCode": int64(202), "body": ""}}, nil
+	})
+	out := p.Evaluate(context.Background(), eval.Request{
+		Definition: eval.Definition{Name: "gate", Template: tmpl},
+		Step:       op.Step{StepName: "s", StepID: "s-1"},
+		Runner:     runner,
+	})
+	if out.Phase != eval.Terminating || out.Reason != eval.ReasonTerminate || out.Message != "rollout stopped at 202" {
+		t.Fatalf("outcome %s %s: %q; want terminating Terminate \"rollout stopped at 202\"", out.Phase, out.Reason, out.Message)
+	}
+	if strings.Join(reached, ",") != "notify" {
+		t.Errorf("calls that reached the parent: %v, want only notify", reached)
+	}
+	var calls []string
+	for _, c := range out.Calls {
+		calls = append(calls, c.Path+":"+c.Stop)
+	}
+	if got := strings.Join(calls, ","); got != "notify:,end:terminate" {
+		t.Errorf("calls recorded %s, want notify:,end:terminate", got)
+	}
+}

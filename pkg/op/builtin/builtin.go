@@ -1,6 +1,6 @@
 // Package builtin implements the ops that steer a step rather than touch the
 // world: #ConditionalWait, #Suspend, #Break, #Fail, #Message (provider
-// "builtin"), #DoVar (run variables) and #Log (provider "util").
+// "builtin"), #Terminate (ends the whole run as terminated), #DoVar (run variables) and #Log (provider "util").
 //
 // The control ops are pure: they turn their parameters into an op.Stop or a
 // message. Whether a resumed suspend suspends again is not their concern;
@@ -26,8 +26,11 @@ func New() *Family {
 		"suspend": &suspendOp{},
 		"break":   &stopOp{kind: op.Break},
 		"fail":    &stopOp{kind: op.Fail},
-		"message": &messageOp{},
-		"var":     &varOp{},
+		// terminate is a barrier like fail: its stop ends the run, not
+		// only the step (op.Terminate).
+		"terminate": &stopOp{kind: op.Terminate},
+		"message":   &messageOp{},
+		"var":       &varOp{},
 	}}
 }
 
