@@ -177,33 +177,44 @@ func Build(req Request) (*Launch, error) {
 		run.GenerateName = namePrefix(appID, req.Category)
 	}
 	l := &Launch{Run: run, Config: ac, Scope: scope}
-	if len(req.Configuration) <= InlineLimit {
-		run.Annotations[AnnotationConfiguration] = string(req.Configuration)
-		return l, nil
+	if err := l.keep(req.Configuration); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// keep stores the configuration document with l.Run, whose labels and
+// AnnotationSHA256 are set: in its annotation when it is small, else in a
+// new ConfigMap (l.ConfigMap) named after the run.
+func (l *Launch) keep(doc []byte) error {
+	run := l.Run
+	if len(doc) <= InlineLimit {
+		run.Annotations[AnnotationConfiguration] = string(doc)
+		return nil
 	}
 	immutable := true
 	l.ConfigMap = &corev1.ConfigMap{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: req.Namespace,
+			Namespace: run.Namespace,
 			Labels: map[string]string{
 				LabelAppID:    run.Labels[LabelAppID],
-				LabelCategory: req.Category,
+				LabelCategory: run.Labels[LabelCategory],
 				LabelScope:    run.Labels[LabelScope],
 			},
 			Annotations: map[string]string{AnnotationSHA256: run.Annotations[AnnotationSHA256]},
 		},
 		Immutable: &immutable,
-		Data:      map[string]string{ConfigMapKey: string(req.Configuration)},
+		Data:      map[string]string{ConfigMapKey: string(doc)},
 	}
 	if max := validation.DNS1123SubdomainMaxLength - len(configMapName("")); len(run.Name) > max {
-		return nil, fmt.Errorf("run name %q is longer than the %d characters that leave room for its configuration ConfigMap's name", run.Name, max)
+		return fmt.Errorf("run name %q is longer than the %d characters that leave room for its configuration ConfigMap's name", run.Name, max)
 	}
 	if run.Name != "" {
 		l.ConfigMap.Name = configMapName(run.Name)
 		run.Annotations[AnnotationConfigMap] = l.ConfigMap.Name
 	}
-	return l, nil
+	return nil
 }
 
 // Create creates the launch's run, then, for a large configuration, its
@@ -228,14 +239,7 @@ func (l *Launch) Create(ctx context.Context, c client.Client) error {
 		return nil
 	}
 	cm := l.ConfigMap
-	cm.OwnerReferences = []metav1.OwnerReference{{
-		APIVersion:         v1alpha1.GroupVersion.String(),
-		Kind:               "WorkflowRun",
-		Name:               run.Name,
-		UID:                run.UID,
-		Controller:         ptr(true),
-		BlockOwnerDeletion: ptr(true),
-	}}
+	cm.OwnerReferences = []metav1.OwnerReference{ownerRef(run)}
 	if err := c.Create(ctx, cm); err != nil {
 		cerr := fmt.Errorf("creating configmap %s/%s for workflowrun %s: %w", cm.Namespace, cm.Name, run.Name, err)
 		if derr := c.Delete(ctx, run); derr != nil && !apierrors.IsNotFound(derr) {
@@ -398,6 +402,18 @@ func namePrefix(appID, category string) string {
 		p = "app-" + p
 	}
 	return p + "-"
+}
+
+// ownerRef makes run the controller owner of its configuration ConfigMap.
+func ownerRef(run *v1alpha1.WorkflowRun) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion:         v1alpha1.GroupVersion.String(),
+		Kind:               "WorkflowRun",
+		Name:               run.Name,
+		UID:                run.UID,
+		Controller:         ptr(true),
+		BlockOwnerDeletion: ptr(true),
+	}
 }
 
 func configMapName(run string) string { return run + "-configuration" }

@@ -5,18 +5,20 @@ package opset
 
 import (
 	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/appop"
 	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
 	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/transform"
 )
 
-// Standard returns builtin, log, kube, http and transform ops. Kube ops
-// and the HTTP op's Secrets resolve through clusters; observer, if not
+// Standard returns builtin, log, kube, http and transform ops, and the
+// families in extra (app ops, built with what they need: appop.New). Kube
+// ops and the HTTP op's Secrets resolve through clusters; observer, if not
 // nil, learns which objects kube ops touch. http configures the HTTP
 // family (its fence and proxies); its Secrets, when nil, are read through
 // clusters.
-func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Options) *op.Registry {
+func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Options, extra ...op.Family) *op.Registry {
 	k := kube.New(clusters)
 	if observer != nil {
 		k.WithObserver(observer)
@@ -28,10 +30,12 @@ func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Option
 		builtin.New(), builtin.NewLog(), k,
 		httpop.New(http),
 		transform.New(),
-	)
+	).Add(extra...)
 }
 
 // Catalog is the standard op set with no cluster behind it: enough to find
 // op calls and decode their parameters, which is all an evaluator worker
 // process does (pkg/sandbox); its calls are run by the controller.
-func Catalog() *op.Registry { return Standard(kube.Local(nil), nil, httpop.Options{}) }
+func Catalog() *op.Registry {
+	return Standard(kube.Local(nil), nil, httpop.Options{}, appop.New(nil, kube.Local(nil)))
+}
