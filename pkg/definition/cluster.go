@@ -85,7 +85,23 @@ func (l Lookup) Lookup(name string) (eval.Definition, error) {
 		}
 		return src.Definition, nil
 	}
-	return eval.Definition{}, fmt.Errorf("no %s %q in namespace %s", kind, name, quoted(namespaces))
+	return eval.Definition{}, &NotFoundError{Kind: kind, Name: name, Namespaces: namespaces}
+}
+
+// NotFoundError is a lookup that found no definition of its name in any
+// namespace it searched: one that a retry does not fix until someone
+// applies the definition.
+type NotFoundError struct {
+	Kind       Kind
+	Name       string
+	Namespaces []string
+}
+
+func (e *NotFoundError) Error() string {
+	if len(e.Namespaces) == 0 {
+		return fmt.Sprintf("no %s %q", e.Kind, e.Name)
+	}
+	return fmt.Sprintf("no %s %q in namespace %s", e.Kind, e.Name, quoted(e.Namespaces))
 }
 
 // quoted joins namespaces as "a" or "b".

@@ -11,9 +11,10 @@ import (
 	"cuelang.org/go/cue/parser"
 )
 
-// DefinitionSource is a step definition written in CUE, in the layout
-// `vela def` uses: imports, a metadata field named after the definition
-// ({type: "workflow-step", description: ...}) and a template field.
+// DefinitionSource is a step or component definition written in CUE, in
+// the layout `vela def` uses: imports, a metadata field named after the
+// definition ({type: "workflow-step" or "component", description: ...})
+// and a template field. Type says which ("" for a bare template).
 type DefinitionSource struct {
 	Definition
 	Type        string
@@ -59,8 +60,8 @@ func ParseDefinitionSource(filename string, src []byte) (DefinitionSource, error
 	if out.Name == "" {
 		return DefinitionSource{}, fmt.Errorf("%s: no metadata field names the definition (want e.g. \"my-step\": {type: \"workflow-step\"})", filename)
 	}
-	if out.Type != "" && out.Type != "workflow-step" {
-		return DefinitionSource{}, fmt.Errorf("%s: %q is a %q definition, not a workflow-step", filename, out.Name, out.Type)
+	if out.Type != "" && out.Type != "workflow-step" && out.Type != "component" {
+		return DefinitionSource{}, fmt.Errorf("%s: %q is a %q definition, not a workflow-step or a component", filename, out.Name, out.Type)
 	}
 	body := &ast.File{Decls: append(imports, template.Elts...)}
 	b, err := format.Node(body)
