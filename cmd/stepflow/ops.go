@@ -10,9 +10,7 @@ import (
 	"github.com/stepflow-dev/stepflow/api"
 	named "github.com/stepflow-dev/stepflow/pkg/clusters"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
-	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
-	"github.com/stepflow-dev/stepflow/pkg/op/component"
 	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
@@ -55,34 +53,5 @@ func buildOps(restConfig func() (*rest.Config, error)) (*op.Registry, error) {
 		}
 		return clusters.Cluster(ctx, step, name)
 	})
-	// Components render in-process, as the step does, with the
-	// ComponentDefinitions of the cluster (the run namespace's, then the
-	// system namespace's).
-	renderer := &component.Deferred{}
-	types := func(ctx context.Context, ns string) component.Definitions {
-		return clusterComponents{ctx: ctx, ns: ns, clusters: lazy}
-	}
-	reg := opset.Standard(lazy, nil, httpop.Options{}, component.New(component.Options{Types: types, Evaluator: renderer}))
-	ev, err := eval.New(eval.Options{Ops: reg})
-	if err != nil {
-		return nil, err
-	}
-	renderer.Set(ev)
-	return reg, nil
-}
-
-// clusterComponents finds ComponentDefinitions in the local cluster,
-// connecting on first use.
-type clusterComponents struct {
-	ctx      context.Context
-	ns       string
-	clusters kube.Clusters
-}
-
-func (c clusterComponents) Lookup(name string) (eval.Definition, error) {
-	cl, err := c.clusters.Cluster(c.ctx, op.Step{Namespace: c.ns}, "")
-	if err != nil {
-		return eval.Definition{}, err
-	}
-	return definition.Cluster{Reader: cl, SystemNamespace: definition.DefaultSystemNamespace}.ForKind(c.ctx, c.ns, definition.ComponentKind).Lookup(name)
+	return opset.Standard(lazy, nil, httpop.Options{}), nil
 }
