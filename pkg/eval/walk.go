@@ -45,9 +45,11 @@ func discover(v cue.Value, templateFile string) []site {
 			return
 		}
 		switch k := v.IncompleteKind(); {
-		case depth == 0 || k&cue.StructKind != 0:
-			// The root may read as bottom while a top-level comprehension
-			// waits on an op's result; its fields are still there.
+		case depth == 0 || k&cue.StructKind != 0 || k == cue.BottomKind:
+			// A struct may read as bottom while a comprehension in it (an
+			// if or for over an op's $returns) waits on an op's result;
+			// its other fields are still there. A bottom that is no
+			// struct has no fields and ends here.
 			if depth > 0 {
 				if s, ok := asCall(v, sels); ok {
 					out = append(out, s)
