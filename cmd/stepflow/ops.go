@@ -10,7 +10,10 @@ import (
 	"github.com/stepflow-dev/stepflow/api"
 	named "github.com/stepflow-dev/stepflow/pkg/clusters"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/appop"
+	"github.com/stepflow-dev/stepflow/pkg/op/component"
 	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
@@ -53,5 +56,58 @@ func buildOps(restConfig func() (*rest.Config, error)) (*op.Registry, error) {
 		}
 		return clusters.Cluster(ctx, step, name)
 	})
-	return opset.Standard(lazy, nil, httpop.Options{}), nil
+	// Components render in-process, as the step does, with the
+	// ComponentDefinitions of the cluster (the run namespace's, then the
+	// system namespace's).
+	renderer := &component.Deferred{}
+	types := func(ctx context.Context, ns string) component.Definitions {
+		return clusterComponents{ctx: ctx, ns: ns, clusters: lazy}
+	}
+	// App ops read the step's run as the kubeconfig's user too.
+	own := lazyReader(func(ctx context.Context) (client.Reader, error) { return lazy.Cluster(ctx, op.Step{}, "") })
+	reg := opset.Standard(lazy, nil, httpop.Options{}, component.New(component.Options{Types: types, Evaluator: renderer}),
+		appop.New(own, lazy))
+	ev, err := eval.New(eval.Options{Ops: reg})
+	if err != nil {
+		return nil, err
+	}
+	renderer.Set(ev)
+	return reg, nil
 }
+
+// clusterComponents finds ComponentDefinitions in the local cluster,
+// connecting on first use.
+type clusterComponents struct {
+	ctx      context.Context
+	ns       string
+	clusters kube.Clusters
+}
+
+func (c clusterComponents) Lookup(name string) (eval.Definition, error) {
+	cl, err := c.clusters.Cluster(c.ctx, op.Step{Namespace: c.ns}, "")
+	if err != nil {
+		return eval.Definition{}, err
+	}
+	return definition.Cluster{Reader: cl, SystemNamespace: definition.DefaultSystemNamespace}.ForKind(c.ctx, c.ns, definition.ComponentKind).Lookup(name)
+}
+
+// lazyReader is a client.Reader that connects on first use.
+type lazyReader func(ctx context.Context) (client.Reader, error)
+
+func (r lazyReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c, err := r(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Get(ctx, key, obj, opts...)
+}
+
+func (r lazyReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c, err := r(ctx)
+	if err != nil {
+		return err
+	}
+	return c.List(ctx, list, opts...)
+}
+
+var _ client.Reader = lazyReader(nil)

@@ -22,6 +22,8 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/appop"
+	"github.com/stepflow-dev/stepflow/pkg/op/component"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
 	"github.com/stepflow-dev/stepflow/pkg/opcache"
 	"github.com/stepflow-dev/stepflow/pkg/sandbox"
@@ -184,7 +186,19 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	ops := opset.Standard(clusters, waker, httpOpts)
+	// Components render through the evaluator made below, which needs
+	// the ops first: the sandbox pool, so untrusted component templates
+	// run in its workers.
+	renderer := &component.Deferred{}
+	components := component.New(component.Options{Evaluator: renderer,
+		Types: func(ctx context.Context, ns string) component.Definitions {
+			return definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: o.SystemNamespace}.ForKind(ctx, ns, definition.ComponentKind)
+		}})
+	// App ops read the step's own run and its configuration (a
+	// ConfigMap the cache does not hold) live; everything else as the
+	// step's identity.
+	apps := appop.New(mgr.GetAPIReader(), clusters)
+	ops := opset.Standard(clusters, waker, httpOpts, components, apps)
 	var (
 		ev   Evaluator
 		pool *sandbox.Pool
@@ -207,6 +221,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	} else if ev, err = eval.New(eval.Options{Ops: ops}); err != nil {
 		return nil, err
 	}
+	renderer.Set(ev)
 	metrics, err := NewMetrics(o.Metrics)
 	if err != nil {
 		return nil, err
