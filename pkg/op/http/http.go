@@ -111,7 +111,7 @@ func New(opts Options) *Family {
 	}
 	base, ok := rt.(*nethttp.Transport)
 	if ok {
-		base = f.fenced(base, opts.ProxyFromEnvironment)
+		base = FencedTransport(base, f.fence, opts.ProxyFromEnvironment)
 		rt = base
 	}
 	f.client = f.newClient(rt)
@@ -141,11 +141,13 @@ const (
 	dialKeepAlive = 30 * time.Second
 )
 
-// fenced returns a clone of t that dials through the Family's fence and
-// uses the environment's proxies only when fromEnv is set.
-func (f *Family) fenced(t *nethttp.Transport, fromEnv bool) *nethttp.Transport {
+// FencedTransport returns a clone of t that dials through fence and uses
+// the environment's proxies only when fromEnv is set; the host of a
+// request a proxy carries is checked on what it resolves to here. Other
+// families that reach the network (helm) build their transport with it.
+func FencedTransport(t *nethttp.Transport, fence *netfence.Policy, fromEnv bool) *nethttp.Transport {
 	t = t.Clone()
-	t.DialContext = f.fence.DialContext(&net.Dialer{Timeout: dialTimeout, KeepAlive: dialKeepAlive})
+	t.DialContext = fence.DialContext(&net.Dialer{Timeout: dialTimeout, KeepAlive: dialKeepAlive})
 	// A DialTLSContext of its own would dial past the fence.
 	t.DialTLSContext, t.DialTLS, t.Dial = nil, nil, nil
 	t.Proxy = nil
@@ -157,7 +159,7 @@ func (f *Family) fenced(t *nethttp.Transport, fromEnv bool) *nethttp.Transport {
 				return via, err
 			}
 			// The proxy resolves the host; the dial only sees the proxy.
-			if err := f.fence.CheckLookup(r.Context(), r.URL); err != nil {
+			if err := fence.CheckLookup(r.Context(), r.URL); err != nil {
 				return nil, err
 			}
 			return via, nil

@@ -7,13 +7,16 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/appop"
 	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
+	"github.com/stepflow-dev/stepflow/pkg/op/component"
+	"github.com/stepflow-dev/stepflow/pkg/op/helm"
 	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/transform"
 )
 
-// Standard returns builtin, log, kube, http and transform ops, and the
-// families in extra (app ops, built with what they need: appop.New). Kube
+// Standard returns builtin, log, kube, http, helm and transform ops, and the
+// families in extra (app ops and component rendering, built with what they
+// need: appop.New, component.New). Kube
 // ops and the HTTP op's Secrets resolve through clusters; observer, if not
 // nil, learns which objects kube ops touch. http configures the HTTP
 // family (its fence and proxies); its Secrets, when nil, are read through
@@ -29,6 +32,8 @@ func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Option
 	return op.NewRegistry().Add(
 		builtin.New(), builtin.NewLog(), k,
 		httpop.New(http),
+		// Charts download through the HTTP ops' fence and proxy settings.
+		helm.New(helm.Options{Fence: http.Fence, ProxyFromEnvironment: http.ProxyFromEnvironment}),
 		transform.New(), transform.NewKube(),
 	).Add(extra...)
 }
@@ -37,5 +42,5 @@ func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Option
 // op calls and decode their parameters, which is all an evaluator worker
 // process does (pkg/sandbox); its calls are run by the controller.
 func Catalog() *op.Registry {
-	return Standard(kube.Local(nil), nil, httpop.Options{}, appop.New(nil, kube.Local(nil)))
+	return Standard(kube.Local(nil), nil, httpop.Options{}, appop.New(nil, kube.Local(nil)), component.New(component.Options{}))
 }

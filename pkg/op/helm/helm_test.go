@@ -1,0 +1,212 @@
+package helm
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stepflow-dev/stepflow/pkg/netfence"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+)
+
+func TestRender(t *testing.T) {
+	repo := serveRepo(t, web("1.0.0"), web("1.1.0"), web("2.0.0-rc.1"))
+	want := []string{
+		"ServiceAccount/apps/shop",
+		"ConfigMap/pinned/shop-config",
+		"CustomResourceDefinition//widgets.example.com",
+		"ClusterRole//shop-reader",
+		"Service/apps/shop",
+		"StatefulSet/apps/shop",
+		"Gadget/apps/shop",
+		"Widget//shop",
+	}
+	cases := []struct {
+		name        string
+		p           Params
+		wantVersion string
+		partition   int64
+	}{
+		{name: "repo, name and version", p: Params{Chart: "web", Repo: repo.URL, Version: "1.0.0"}, wantVersion: "1.0.0"},
+		{name: "repo and name: newest stable", p: Params{Chart: "web", Repo: repo.URL}, wantVersion: "1.1.0"},
+		{name: "repo and a range", p: Params{Chart: "web", Repo: repo.URL + "/", Version: "~1.0"}, wantVersion: "1.0.0"},
+		{name: ".tgz URL", p: Params{Chart: repo.URL + "/charts/web-1.0.0.tgz"}, wantVersion: "1.0.0"},
+		{name: "values reach the templates", p: Params{Chart: "web", Repo: repo.URL, Version: "1.1.0",
+			Values: map[string]any{"abmRolloutPartition": int64(2), "image": "web:canary"}}, wantVersion: "1.1.0", partition: 2},
+	}
+	f := New(Options{})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.p.Release, c.p.Namespace = "shop", "apps"
+			got, err := run(f, &c.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, summary(got.Objects)); d != "" {
+				t.Errorf("objects (-want +got):\n%s", d)
+			}
+			cm := got.Objects[1]["data"].(map[string]any)
+			if cm["chartVersion"] != c.wantVersion || cm["release"] != "apps/shop" {
+				t.Errorf("ConfigMap data = %v, want chart version %s, release apps/shop", cm, c.wantVersion)
+			}
+			sts := got.Objects[5]["spec"].(map[string]any)
+			part := sts["updateStrategy"].(map[string]any)["rollingUpdate"].(map[string]any)["partition"]
+			if part != c.partition {
+				t.Errorf("partition = %#v, want int64 %d", part, c.partition)
+			}
+			if sts["replicas"] != int64(3) {
+				t.Errorf("replicas = %#v, want int64 3", sts["replicas"])
+			}
+			image := sts["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["image"]
+			if wantImage := "web:" + c.wantVersion; c.p.Values["image"] == nil && image != wantImage {
+				t.Errorf("image = %v, want %s", image, wantImage)
+			}
+			if v := c.p.Values["image"]; v != nil && image != v {
+				t.Errorf("image = %v, want %v", image, v)
+			}
+		})
+	}
+}
+
+// A step evaluated again renders again without downloading: the archive is
+// kept by (repository, chart, digest) and the index for IndexTTL.
+func TestCache(t *testing.T) {
+	repo := serveRepo(t, web("1.0.0"), web("1.1.0"))
+	f := New(Options{})
+	p := func(chart, version string) *Params {
+		return &Params{Chart: chart, Repo: repo.URL, Version: version, Release: "shop", Namespace: "apps"}
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := run(f, p("web", "1.0.0")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := run(f, p("web", "")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := run(f, p(repo.URL+"/charts/web-1.1.0.tgz", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]int{}
+	for _, path := range []string{"/index.yaml", "/charts/web-1.0.0.tgz", "/charts/web-1.1.0.tgz"} {
+		got[path] = repo.hitsOf(path)
+	}
+	// 1.1.0 twice: once through the index, once by its URL (two keys).
+	want := map[string]int{"/index.yaml": 1, "/charts/web-1.0.0.tgz": 1, "/charts/web-1.1.0.tgz": 2}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("hits (-want +got):\n%s", d)
+	}
+
+	// Another Family shares nothing.
+	if _, err := run(New(Options{}), p("web", "1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	if n := repo.hitsOf("/charts/web-1.0.0.tgz"); n != 2 {
+		t.Errorf("a second Family downloaded the archive %d times in all, want 2", n)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	broken := testChart{name: "broken", version: "0.1.0", files: map[string]string{
+		"templates/cm.yaml": "{{ fail \"the sky is falling\" }}\n",
+	}}
+	strict := testChart{name: "strict", version: "0.2.0", files: map[string]string{
+		"values.schema.json": `{"type": "object", "properties": {"replicas": {"type": "integer"}}}`,
+		"templates/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+	}}
+	nokind := testChart{name: "nokind", version: "0.3.0", files: map[string]string{
+		"templates/cm.yaml": "metadata: {name: x}\n",
+	}}
+	repo := serveRepo(t, web("1.0.0"), broken, strict, nokind)
+	repo.status["/charts/flaky.tgz"] = 503
+	gone := serveRepo(t)
+	gone.Close()
+
+	cases := []struct {
+		name      string
+		p         Params
+		permanent bool
+		says      []string
+	}{
+		{name: "chart not found", p: Params{Chart: "nope", Repo: repo.URL}, permanent: true,
+			says: []string{`chart "nope" not found in repository ` + repo.URL}},
+		{name: "version not found", p: Params{Chart: "web", Repo: repo.URL, Version: "9.9.9"}, permanent: true,
+			says: []string{`chart "web" version "9.9.9" not found`, "it has 1.0.0"}},
+		{name: "template error", p: Params{Chart: "broken", Repo: repo.URL}, permanent: true,
+			says: []string{"chart broken version 0.1.0", "the sky is falling"}},
+		{name: "values schema", p: Params{Chart: "strict", Repo: repo.URL, Values: map[string]any{"replicas": "three"}}, permanent: true,
+			says: []string{"chart strict version 0.2.0", "replicas", "schema"}},
+		{name: "manifest without kind", p: Params{Chart: "nokind", Repo: repo.URL}, permanent: true,
+			says: []string{"chart nokind version 0.3.0", "templates/cm.yaml", "no kind"}},
+		{name: "archive 404", p: Params{Chart: repo.URL + "/charts/missing.tgz"}, permanent: true,
+			says: []string{repo.URL + "/charts/missing.tgz", "404"}},
+		{name: "archive 503", p: Params{Chart: repo.URL + "/charts/flaky.tgz"},
+			says: []string{repo.URL + "/charts/flaky.tgz", "503"}},
+		{name: "repository unreachable", p: Params{Chart: "web", Repo: gone.URL},
+			says: []string{gone.URL + "/index.yaml"}},
+		{name: "bare name without repo", p: Params{Chart: "web"}, permanent: true, says: []string{"repo is not set"}},
+		{name: "no release", p: Params{Chart: "web", Repo: repo.URL, Release: "-"}, permanent: true, says: []string{"release is empty"}},
+		{name: "bad OCI reference", p: Params{Chart: "oci://registry"}, permanent: true, says: []string{"not an OCI reference"}},
+	}
+	f := New(Options{})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := c.p
+			p.Release, p.Namespace = "shop", "apps"
+			if c.p.Release == "-" {
+				p.Release = ""
+			}
+			_, err := run(f, &p)
+			if err == nil {
+				t.Fatal("render succeeded")
+			}
+			if got := op.IsPermanent(err); got != c.permanent {
+				t.Errorf("permanent = %v, want %v: %v", got, c.permanent, err)
+			}
+			var oe *op.Error
+			if !errors.As(err, &oe) {
+				t.Errorf("error %T is not an *op.Error", err)
+			}
+			for _, s := range c.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+// A destination the fence denies is never reached: by its address in the
+// URL, or by what a name resolves to, at dial time.
+func TestFence(t *testing.T) {
+	repo := serveRepo(t, web("1.0.0"))
+	fence, err := netfence.New(context.Background(), netfence.Config{DenyLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := repo.URL[strings.LastIndex(repo.URL, ":"):]
+	f := New(Options{Fence: fence})
+	for _, chartURL := range []string{
+		repo.URL + "/charts/web-1.0.0.tgz",                  // 127.0.0.1: the URL shows it
+		"http://localhost" + port + "/charts/web-1.0.0.tgz", // a name: refused when dialled
+	} {
+		_, err := run(f, &Params{Chart: chartURL, Release: "shop", Namespace: "apps"})
+		var denied *netfence.DeniedError
+		if !errors.As(err, &denied) || !op.IsPermanent(err) {
+			t.Errorf("%s: error %v, want a permanent *netfence.DeniedError", chartURL, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "loopback") {
+			t.Errorf("%s: error %q does not name the rule", chartURL, err)
+		}
+	}
+	_, err = run(f, &Params{Chart: "web", Repo: repo.URL, Release: "shop", Namespace: "apps"})
+	if !op.IsPermanent(err) {
+		t.Errorf("repository behind the fence: error %v, want permanent", err)
+	}
+	if n := repo.total(); n != 0 {
+		t.Errorf("the fenced server got %d requests", n)
+	}
+}
