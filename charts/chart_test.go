@@ -550,6 +550,27 @@ func checkDefinitions(t *testing.T, r rendered, ns string) {
 	if got := r.all("WorkflowStepDefinition"); len(got) != len(files) {
 		t.Errorf("%d definitions rendered, %d files: %v", len(got), len(files), names(got))
 	}
+
+	components, err := filepath.Glob(filepath.Join(chart, "definitions", "components", "*.yaml"))
+	if err != nil || len(components) == 0 {
+		t.Fatalf("no generated component definitions in %s/definitions/components (%v); run `make generate`", chart, err)
+	}
+	for _, f := range components {
+		var want v1beta1.ComponentDefinition
+		if err := yaml.UnmarshalStrict(mustRead(t, f), &want); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		got := as[v1beta1.ComponentDefinition](t, r.one(t, "ComponentDefinition", ns, want.Name))
+		if got.Annotations[description] != want.Annotations[description] {
+			t.Errorf("%s: description %q, want %q", want.Name, got.Annotations[description], want.Annotations[description])
+		}
+		if diff := cmp.Diff(want.Spec, got.Spec); diff != "" {
+			t.Errorf("%s: spec (-file +rendered):\n%s", want.Name, diff)
+		}
+	}
+	if got := r.all("ComponentDefinition"); len(got) != len(components) {
+		t.Errorf("%d component definitions rendered, %d files: %v", len(got), len(components), names(got))
+	}
 }
 
 // checkCRDs checks that every CRD in the chart's crds/ is rendered.
@@ -725,6 +746,12 @@ func readDir(t *testing.T, dir string) map[string]string {
 	}
 	files := map[string]string{}
 	for _, e := range entries {
+		if e.IsDir() {
+			for name, content := range readDir(t, filepath.Join(dir, e.Name())) {
+				files[e.Name()+"/"+name] = content
+			}
+			continue
+		}
 		files[e.Name()] = string(mustRead(t, filepath.Join(dir, e.Name())))
 	}
 	return files

@@ -108,7 +108,7 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 	if err != nil {
 		return err
 	}
-	say("▶ installed %d step definitions into %s", n, definition.DefaultSystemNamespace)
+	say("▶ installed %d step definitions and component types into %s", n, definition.DefaultSystemNamespace)
 	// Runs act as their namespace's stepflow-runner (the controller's
 	// multi-tenant default): give the example's one what it needs.
 	if err := tenancy.SetUpRunner(ctx, c, exampleNamespace, tenancy.DefaultServiceAccount, exampleRunnerRules); err != nil {
@@ -186,6 +186,8 @@ func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
 	return path, os.WriteFile(path, b, 0o600)
 }
 
+// installDefinitions installs dir/*.cue as WorkflowStepDefinitions and
+// dir/components/*.cue as ComponentDefinitions into ns.
 func installDefinitions(ctx context.Context, c client.Client, dir, ns string) (int, error) {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return 0, err
@@ -194,14 +196,23 @@ func installDefinitions(ctx context.Context, c client.Client, dir, ns string) (i
 	if err != nil {
 		return 0, err
 	}
+	components, err := filepath.Glob(filepath.Join(dir, "components", "*.cue"))
+	if err != nil {
+		return 0, err
+	}
+	files = append(files, components...)
 	for _, f := range files {
 		src, err := definition.FromFile(f)
 		if err != nil {
 			return 0, err
 		}
-		def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Name: src.Name, Namespace: ns,
-			Annotations: map[string]string{"definition.oam.dev/description": src.Description}}}
-		def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Template}}
+		meta := metav1.ObjectMeta{Name: src.Name, Namespace: ns,
+			Annotations: map[string]string{"definition.oam.dev/description": src.Description}}
+		schematic := &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Template}}
+		var def client.Object = &v1beta1.WorkflowStepDefinition{ObjectMeta: meta, Spec: v1beta1.WorkflowStepDefinitionSpec{Schematic: schematic}}
+		if src.Type == "component" {
+			def = &v1beta1.ComponentDefinition{ObjectMeta: meta, Spec: v1beta1.ComponentDefinitionSpec{Schematic: schematic}}
+		}
 		if err := c.Create(ctx, def); err != nil && !apierrors.IsAlreadyExists(err) {
 			return 0, fmt.Errorf("installing %s: %w", f, err)
 		}

@@ -1,7 +1,9 @@
 // Command gendefs writes the manifests the Helm chart installs for the
-// shipped step definitions: each definitions/<name>.cue (`vela def` layout)
-// becomes charts/stepflow/definitions/<name>.yaml, a WorkflowStepDefinition
-// without a namespace, which the chart sets at install time.
+// shipped definitions: each definitions/<name>.cue (`vela def` layout)
+// becomes charts/stepflow/definitions/<name>.yaml, a WorkflowStepDefinition,
+// and each definitions/components/<name>.cue (type: "component") becomes
+// charts/stepflow/definitions/components/<name>.yaml, a ComponentDefinition;
+// all without a namespace, which the chart sets at install time.
 //
 // The output depends only on the sources, so running it twice leaves the
 // tree unchanged; a manifest whose source was removed is removed too.
@@ -39,13 +41,24 @@ func main() {
 	}
 }
 
-// generate replaces the manifests in out with one per .cue file in in.
+// generate replaces the manifests in out with one per .cue file in in
+// (step definitions), and those in out/components with one per .cue file in
+// in/components (component definitions).
 func generate(in, out string) error {
+	if err := generateKind(in, out, definition.StepKind); err != nil {
+		return err
+	}
+	return generateKind(filepath.Join(in, "components"), filepath.Join(out, "components"), definition.ComponentKind)
+}
+
+// generateKind replaces the manifests in out with one per .cue file in in,
+// each a definition of kind. Steps must exist; component types may not.
+func generateKind(in, out string, kind definition.Kind) error {
 	sources, err := filepath.Glob(filepath.Join(in, "*.cue"))
 	if err != nil {
 		return err
 	}
-	if len(sources) == 0 {
+	if len(sources) == 0 && kind == definition.StepKind {
 		return fmt.Errorf("no .cue definitions in %s", in)
 	}
 	files := map[string][]byte{}
@@ -54,11 +67,18 @@ func generate(in, out string) error {
 		if err != nil {
 			return err
 		}
+		if got := sourceKind(def); got != kind {
+			return fmt.Errorf("%s: %q is a %s, want a %s here", path, def.Name, got, kind)
+		}
 		name := def.Name + ".yaml"
 		if _, dup := files[name]; dup {
 			return fmt.Errorf("%s: a second definition named %q", path, def.Name)
 		}
-		files[name], err = manifest(filepath.Base(path), def)
+		source := filepath.Base(path)
+		if kind == definition.ComponentKind {
+			source = "components/" + source
+		}
+		files[name], err = manifest(source, def)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -86,20 +106,38 @@ func generate(in, out string) error {
 	return nil
 }
 
-// manifest renders one definition as a WorkflowStepDefinition in YAML,
-// headed by a comment naming its source. The template is written as a
-// literal block, so the manifest reads like the CUE it came from; YAML
-// libraries quote any string holding a tab instead, and CUE indents with
-// tabs.
-func manifest(source string, def eval.DefinitionSource) ([]byte, error) {
-	want := &v1beta1.WorkflowStepDefinition{}
-	want.APIVersion = v1beta1.GroupVersion.String()
-	want.Kind = "WorkflowStepDefinition"
-	want.Name = def.Name
-	if def.Description != "" {
-		want.Annotations = map[string]string{descriptionAnnotation: def.Description}
+// sourceKind is the kind of definition a `vela def` source declares: a
+// component type for type: "component", else a step type.
+func sourceKind(def eval.DefinitionSource) definition.Kind {
+	if def.Type == "component" {
+		return definition.ComponentKind
 	}
-	want.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: def.Template}}
+	return definition.StepKind
+}
+
+// manifest renders one definition as a WorkflowStepDefinition or (type:
+// "component") a ComponentDefinition in YAML, headed by a comment naming
+// its source. The template is written as a literal block, so the manifest
+// reads like the CUE it came from; YAML libraries quote any string holding
+// a tab instead, and CUE indents with tabs.
+func manifest(source string, def eval.DefinitionSource) ([]byte, error) {
+	kind := sourceKind(def)
+	want, err := kind.New()
+	if err != nil {
+		return nil, err
+	}
+	want.GetObjectKind().SetGroupVersionKind(v1beta1.GroupVersion.WithKind(string(kind)))
+	want.SetName(def.Name)
+	if def.Description != "" {
+		want.SetAnnotations(map[string]string{descriptionAnnotation: def.Description})
+	}
+	schematic := &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: def.Template}}
+	switch obj := want.(type) {
+	case *v1beta1.WorkflowStepDefinition:
+		obj.Spec.Schematic = schematic
+	case *v1beta1.ComponentDefinition:
+		obj.Spec.Schematic = schematic
+	}
 
 	// Through unstructured, to drop the fields a typed object always
 	// carries but a manifest should not: a null creationTimestamp and an
@@ -124,8 +162,11 @@ func manifest(source string, def eval.DefinitionSource) ([]byte, error) {
 
 	// Keep the literal block only if it reads back as the same object;
 	// otherwise (a template starting with blanks, say) the quoted form.
-	var got v1beta1.WorkflowStepDefinition
-	if err := yaml.UnmarshalStrict(body, &got); err != nil || !equality.Semantic.DeepEqual(&got, want) {
+	got, err := kind.New()
+	if err != nil {
+		return nil, err
+	}
+	if err := yaml.UnmarshalStrict(body, got); err != nil || !equality.Semantic.DeepEqual(got, want) {
 		body = quoted
 	}
 	return append([]byte("# Generated by hack/gendefs from definitions/"+source+"; DO NOT EDIT.\n"), body...), nil
