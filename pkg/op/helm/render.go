@@ -61,7 +61,7 @@ func render(archive []byte, p *Params) ([]map[string]any, error) {
 		docs = append(docs, doc{name, files[name]})
 	}
 
-	var objs []map[string]any
+	objs := []map[string]any{} // never null in $returns
 	for _, d := range docs {
 		parts := releaseutil.SplitManifests(d.content)
 		keys := make([]string, 0, len(parts))
