@@ -33,5 +33,14 @@
 //     unresolved, and steps that read it resolve it with the context they
 //     see.
 //
+//   - A replay (Replay, then Launch.CreateIfAbsent) is a run launched by
+//     a step of another run, a rollback: the source run's steps and stored
+//     configuration byte for byte, its app-id and scope, a new category,
+//     its context with the step's keys over it; the launching run is its
+//     creator and is named in stepflow.dev/parent-run and
+//     stepflow.dev/launched-by (parent UID and step), and does not own it.
+//     Created only if absent, so a step evaluated again finds the run it
+//     made (pkg/op/appop's relaunch).
+//
 // Nothing here reconciles or renders: step definitions do that.
 package app
