@@ -8,6 +8,7 @@
 //     "TYPE|NAME|VERSION", VERSION "_" for the latest), policies (topology:
 //     where; override: changed parameter values), global parameters
 //     (spec.parameterValues) and a workflow (spec.workflow.steps).
+//
 //   - A launch (Build, then Launch.Create; Run does both) takes the
 //     document, an app id, a category (DEPLOY, ROLLBACK, ...), the run
 //     context and the creator, and makes one WorkflowRun:
@@ -17,6 +18,7 @@
 //     stepflow.dev/scope say whose, what kind and where (see LabelValue for
 //     values that are not valid labels, targetScope for the scope); the
 //     creator is an annotation.
+//
 //   - The document is kept with the run byte for byte, with its SHA-256:
 //     up to InlineLimit (32 KiB) in the run's stepflow.dev/configuration
 //     annotation, above it (up to MaxConfigurationSize, about 1 MiB) in an
@@ -25,6 +27,7 @@
 //     Configuration reads it back from either place and refuses a document
 //     whose hash changed, so a rollback replays exactly what ran. A run
 //     written by hand with these labels and annotations is the same thing.
+//
 //   - {{ Global.x }} in components, policies and steps resolves from the
 //     global parameters, overridden by the run context's key x
 //     (ApplicationConfiguration.Resolved). A launch checks that every
