@@ -223,7 +223,9 @@ metadata:
   annotations:
     "helm.sh/hook": test
 `,
-		"templates/NOTES.txt": "Thanks for installing {{ .Release.Name }}.\n",
+		"templates/NOTES.txt":    "Thanks for installing {{ .Release.Name }}.\n",
 		"templates/_helpers.tpl": `{{- define "web.name" -}}web{{- end -}}`,
 	}}
 }
+
+func isPermanent(err error) bool { return op.IsPermanent(err) }
