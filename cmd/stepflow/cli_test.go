@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -611,5 +612,38 @@ func TestCLICompletion(t *testing.T) {
 	code, out, errs := stepflow(t, "completion", "bash")
 	if code != 0 || !strings.Contains(out, "bash completion") {
 		t.Errorf("completion bash: exit %d, stderr %q, %d bytes", code, errs, len(out))
+	}
+}
+
+// A component type written in CUE (type: "component") is applied as a
+// ComponentDefinition, as are ComponentDefinition YAML documents; neither
+// becomes a step type.
+func TestCLIDefApplyComponentTypes(t *testing.T) {
+	c := newCluster(t)
+	out := c.ok("def", "apply", "-f", "../../definitions/components/k8s-microservice.cue")
+	if want := "componentdefinition.core.oam.dev/k8s-microservice created\n"; out != want {
+		t.Errorf("def apply printed %q, want %q", out, want)
+	}
+	var comp v1beta1.ComponentDefinition
+	if err := env.Client.Get(context.Background(), c.key("k8s-microservice"), &comp); err != nil {
+		t.Fatalf("the component type is not a ComponentDefinition: %v", err)
+	}
+	var step v1beta1.WorkflowStepDefinition
+	if err := env.Client.Get(context.Background(), c.key("k8s-microservice"), &step); !apierrors.IsNotFound(err) {
+		t.Errorf("the component type also became a step type (err %v)", err)
+	}
+	yamlFile := writeFile(t, "component.yaml", `apiVersion: core.oam.dev/v1beta1
+kind: ComponentDefinition
+metadata:
+  name: raw
+spec:
+  schematic:
+    cue:
+      template: |
+        output: parameter.object
+        parameter: object: {...}
+`)
+	if out := c.ok("def", "apply", "-f", yamlFile); out != "componentdefinition.core.oam.dev/raw created\n" {
+		t.Errorf("def apply printed %q", out)
 	}
 }

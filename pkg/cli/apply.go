@@ -31,11 +31,14 @@ var (
 	kindRun        = v1alpha1.GroupVersion.WithKind("WorkflowRun")
 	kindWorkflow   = v1alpha1.GroupVersion.WithKind("Workflow")
 	kindDefinition = v1beta1.GroupVersion.WithKind("WorkflowStepDefinition")
+	// kindComponent is a component type: what `def apply` makes of a CUE
+	// source of type "component".
+	kindComponent = v1beta1.GroupVersion.WithKind("ComponentDefinition")
 )
 
 // applyOrder applies definitions before the workflows and runs that use
 // them, so a run never starts while its step types are still missing.
-var applyOrder = map[schema.GroupVersionKind]int{kindDefinition: 0, kindWorkflow: 1, kindRun: 2}
+var applyOrder = map[schema.GroupVersionKind]int{kindDefinition: 0, kindComponent: 0, kindWorkflow: 1, kindRun: 2}
 
 // A manifest is one document of a file given with -f.
 type manifest struct {

@@ -91,7 +91,7 @@ func readDefinitions(path string, stdin io.Reader) ([]*unstructured.Unstructured
 	if err != nil {
 		return nil, err
 	}
-	ms, err := readManifests(path, stdin, s, kindDefinition)
+	ms, err := readManifests(path, stdin, s, kindDefinition, kindComponent)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,8 @@ func readDefinitions(path string, stdin io.Reader) ([]*unstructured.Unstructured
 	return out, nil
 }
 
-// definitionObject is the WorkflowStepDefinition of a CUE definition.
+// definitionObject is the WorkflowStepDefinition of a CUE definition, or
+// the ComponentDefinition of one of type "component".
 func definitionObject(src eval.DefinitionSource) *unstructured.Unstructured {
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"metadata": map[string]any{"name": src.Name},
@@ -111,6 +112,9 @@ func definitionObject(src eval.DefinitionSource) *unstructured.Unstructured {
 		}}},
 	}}
 	obj.SetGroupVersionKind(kindDefinition)
+	if src.Type == "component" {
+		obj.SetGroupVersionKind(kindComponent)
+	}
 	if src.Description != "" {
 		obj.SetAnnotations(map[string]string{descriptionAnnotation: src.Description})
 	}
