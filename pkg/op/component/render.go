@@ -176,8 +176,12 @@ func (r *render) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 		return op.Result{}, op.Permanentf("%s: %s", where, out.Message)
 	case eval.Waiting, eval.Suspending:
 		return op.Result{}, op.Permanentf("%s: the template of ComponentDefinition %q stopped to wait (%s); a render cannot wait", where, def.Name, out.Message)
-	default: // Broken, Interrupted
-		return op.Result{}, fmt.Errorf("%s: %s", where, out.Message)
+	default: // Broken, Interrupted: its cause, if any, stays reachable
+		cause := out.Err
+		if cause == nil {
+			cause = ctx.Err()
+		}
+		return op.Result{}, &retryable{msg: where + ": " + out.Message, cause: cause}
 	}
 	objects, err := collect(out)
 	if err != nil {
@@ -228,3 +232,13 @@ func admit(component string) op.Runner {
 			call.Name, call.Path, component)
 	})
 }
+
+// retryable is a render that a retry may pass: the message of the nested
+// evaluation, wrapping its cause (an op's error, a cancelled context).
+type retryable struct {
+	msg   string
+	cause error
+}
+
+func (e *retryable) Error() string { return e.msg }
+func (e *retryable) Unwrap() error { return e.cause }
