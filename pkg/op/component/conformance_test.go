@@ -85,4 +85,6 @@ func TestRenderCancelledKeepsCause(t *testing.T) {
 
 type evaluatorFunc func(ctx context.Context, req eval.Request) eval.Outcome
 
-func (f evaluatorFunc) Evaluate(ctx context.Context, req eval.Request) eval.Outcome { return f(ctx, req) }
+func (f evaluatorFunc) Evaluate(ctx context.Context, req eval.Request) eval.Outcome {
+	return f(ctx, req)
+}
