@@ -76,6 +76,15 @@ func TestComponentsFailures(t *testing.T) {
 	if err := env.Client.Create(ctx, handWritten); err != nil {
 		t.Fatal(err)
 	}
+	malformed := &v1alpha1.WorkflowRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "malformed", Namespace: ns, Annotations: map[string]string{
+			app.AnnotationConfiguration: string(bytes.Replace(grayRelease(t), []byte("K8S_MICROSERVICE|clustermanage|_"), []byte("K8S_MICROSERVICE|clustermanage"), 1)),
+		}},
+		Spec: v1alpha1.WorkflowRunSpec{WorkflowSpec: &v1alpha1.WorkflowSpec{}},
+	}
+	if err := env.Client.Create(ctx, malformed); err != nil {
+		t.Fatal(err)
+	}
 	launched := launch(t, ns, "v1", "DEPLOY", grayRelease(t))
 	recreated := launched.DeepCopy()
 	recreated.UID = "the-uid-of-a-deleted-run"
@@ -106,6 +115,8 @@ func TestComponentsFailures(t *testing.T) {
 			`policy "nope" is not in the application configuration's spec.policies`},
 		{"a data input without a value", launched, componentsParams{}, true,
 			`component K8S_MICROSERVICE|clustermanage: dataInputs[0]: data output "Global.clusterId" has no value`},
+		{"a malformed revisionName", malformed, componentsParams{}, true,
+			`spec.components[1]: revisionName "K8S_MICROSERVICE|clustermanage": want TYPE|NAME|VERSION`},
 		{"a configuration changed after the launch", edited, componentsParams{}, true,
 			"it was changed after the launch"},
 		{"a configuration configmap not there (yet)", big, componentsParams{}, false,
