@@ -210,3 +210,34 @@ func TestFence(t *testing.T) {
 		t.Errorf("the fenced server got %d requests", n)
 	}
 }
+
+// Downloads are bounded: an archive or an index over the bound fails for
+// good, naming the URL and the bound, and is not kept.
+func TestDownloadBound(t *testing.T) {
+	repo := serveRepo(t, web("1.0.0"))
+	archive := int64(len(repo.files["/charts/web-1.0.0.tgz"]))
+	index := int64(len(repo.files["/index.yaml"]))
+	for _, tc := range []struct {
+		name string
+		opts Options
+		p    Params
+		says string
+	}{
+		{"archive", Options{MaxChartBytes: archive - 1}, Params{Chart: repo.URL + "/charts/web-1.0.0.tgz"},
+			"chart archive " + repo.URL + "/charts/web-1.0.0.tgz is larger than"},
+		{"index", Options{MaxIndexBytes: index - 1}, Params{Chart: "web", Repo: repo.URL},
+			"repository index " + repo.URL + "/index.yaml is larger than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.p.Release, tc.p.Namespace = "shop", "apps"
+			_, err := run(New(tc.opts), &tc.p)
+			if err == nil || !op.IsPermanent(err) || !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %v, want a permanent one saying %q", err, tc.says)
+			}
+		})
+	}
+	// At the bound exactly, it renders.
+	if _, err := run(New(Options{MaxChartBytes: archive}), &Params{Chart: repo.URL + "/charts/web-1.0.0.tgz", Release: "shop", Namespace: "apps"}); err != nil {
+		t.Errorf("an archive of exactly MaxChartBytes: %v", err)
+	}
+}
