@@ -239,7 +239,7 @@ func (ev *evaluation) rebuild() {
 		if ev.ended {
 			return
 		}
-		ev.v = ev.v.FillPath(f.path, f.data)
+		ev.v = ev.v.FillPath(f.path, ev.sh.ctx.Encode(f.data))
 	}
 	ev.out.Value = ev.value()
 }
@@ -340,7 +340,8 @@ func (ev *evaluation) prepare() {
 		fill["context"] = data
 	}
 	if len(fill) > 0 {
-		v = v.FillPath(cue.Path{}, fill)
+		// Encoded first: FillPath makes a Go nil _, Encode makes it null.
+		v = v.FillPath(cue.Path{}, ev.sh.ctx.Encode(fill))
 	}
 	params := v.LookupPath(cue.MakePath(cue.Str("parameter")))
 	if err := params.Validate(); err != nil {
@@ -509,7 +510,9 @@ func (ev *evaluation) finish(ctx context.Context, calls []*planned, results []op
 				}
 				f := fill{path: pl.site.path.Append(selReturns), data: data}
 				ev.fills = append(ev.fills, f)
-				ev.v = ev.v.FillPath(f.path, f.data)
+				// Encoded first: FillPath makes a Go nil _ (never
+				// concrete), Encode makes it null, as the op returned.
+				ev.v = ev.v.FillPath(f.path, ev.sh.ctx.Encode(f.data))
 			}
 			if res.Stop != nil {
 				ev.stop(res.Stop)
