@@ -241,3 +241,19 @@ func TestDownloadBound(t *testing.T) {
 		t.Errorf("an archive of exactly MaxChartBytes: %v", err)
 	}
 }
+
+// A redirect to a destination the fence denies is not followed, and the
+// error names where it led.
+func TestFenceRedirect(t *testing.T) {
+	redirect := httptestRedirect(t, "http://169.254.169.254/latest/meta-data/chart.tgz")
+	_, err := run(New(Options{}), &Params{Chart: redirect + "/charts/web-1.0.0.tgz", Release: "shop", Namespace: "apps"})
+	var denied *netfence.DeniedError
+	if !errors.As(err, &denied) || !op.IsPermanent(err) {
+		t.Fatalf("error %v, want a permanent *netfence.DeniedError", err)
+	}
+	for _, s := range []string{"redirected to http://169.254.169.254/latest/meta-data/chart.tgz", "link-local"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+}

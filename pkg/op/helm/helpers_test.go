@@ -229,3 +229,11 @@ metadata:
 }
 
 func isPermanent(err error) bool { return op.IsPermanent(err) }
+
+// httptestRedirect serves a redirect to to on every path.
+func httptestRedirect(t testing.TB, to string) string {
+	t.Helper()
+	srv := httptest.NewServer(nethttp.RedirectHandler(to, nethttp.StatusFound))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
