@@ -1,8 +1,11 @@
 package appop
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/app"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
@@ -36,8 +39,12 @@ func (o *componentsOp) Run(ctx context.Context, call *op.Call) (op.Result, error
 	if err != nil {
 		return op.Result{}, err
 	}
+	overrides, err := globalOverrides(p.Context, run)
+	if err != nil {
+		return op.Result{}, err
+	}
 	comps, err := Select(stored.Config, Selection{
-		Components: p.Components, Policies: p.Policies, Context: p.Context, Namespace: run.Namespace,
+		Components: p.Components, Policies: p.Policies, Context: p.Context, Overrides: overrides, Namespace: run.Namespace,
 	})
 	if err != nil {
 		return op.Result{}, op.Permanentf("workflowrun %s/%s: %w", run.Namespace, run.Name, err)
@@ -51,4 +58,39 @@ func (o *componentsOp) Run(ctx context.Context, call *op.Call) (op.Result, error
 		appID = stored.Config.Metadata.Annotations[app.AnnotationAppID]
 	}
 	return op.Result{Returns: map[string]any{"appId": appID, "components": list}}, nil
+}
+
+// engineKeys are the keys the engine sets in every template's context
+// (pkg/engine stepContext), over the run's own.
+var engineKeys = []string{"name", "namespace", "stepName", "stepSessionID"}
+
+// globalOverrides are the context keys that override the configuration's
+// global parameters, as they did when the run was launched: the step's
+// context without the keys the engine sets, which take the value the run's
+// spec.context gives them, if any. A global parameter named namespace
+// keeps its value in a step, as it had at the launch, instead of becoming
+// the run's namespace.
+func globalOverrides(stepContext map[string]any, run *v1alpha1.WorkflowRun) (map[string]any, error) {
+	out := make(map[string]any, len(stepContext))
+	for k, v := range stepContext {
+		out[k] = v
+	}
+	for _, k := range engineKeys {
+		delete(out, k)
+	}
+	if run.Spec.Context == nil || len(run.Spec.Context.Raw) == 0 {
+		return out, nil
+	}
+	var launched map[string]any
+	d := json.NewDecoder(bytes.NewReader(run.Spec.Context.Raw))
+	d.UseNumber()
+	if err := d.Decode(&launched); err != nil {
+		return nil, op.Permanentf("workflowrun %s/%s: spec.context is not an object: %w", run.Namespace, run.Name, err)
+	}
+	for _, k := range engineKeys {
+		if v, ok := launched[k]; ok {
+			out[k] = v
+		}
+	}
+	return out, nil
 }

@@ -44,6 +44,11 @@
 // The new run is not owned by the step's run, so it outlives any cleanup
 // of it.
 //
+// {{ Global.x }} resolves in a step as it did at the launch: the keys the
+// engine adds to every template's context (name, namespace, stepName,
+// stepSessionID) override a global parameter only with the value the
+// run's spec.context gave them.
+//
 // Errors: a configuration that cannot be what the step asks (no stored
 // configuration, a component or policy it does not have, a placeholder or
 // data input without a value, a malformed revisionName) is permanent; a

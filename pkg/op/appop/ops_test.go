@@ -366,3 +366,39 @@ func TestRelaunchFailures(t *testing.T) {
 		})
 	}
 }
+
+// The keys the engine sets in every template's context (name, namespace,
+// stepName, stepSessionID) do not override global parameters of the same
+// name in a step: they resolve as they did at the launch, from the
+// parameters or the run's own context.
+func TestComponentsResolveGlobalsAsAtTheLaunch(t *testing.T) {
+	ns := newNamespace(t)
+	doc := []byte(`apiVersion: core.oam.dev/v1alpha2
+kind: ApplicationConfiguration
+metadata: {name: shop, annotations: {appId: testapp}}
+spec:
+  parameterValues:
+  - {name: namespace, value: prod}
+  components:
+  - revisionName: "K8S_MICROSERVICE|web|_"
+    scopes: [{scopeRef: {kind: Namespace, name: "{{ Global.namespace }}"}}]
+`)
+	plain := launch(t, ns, "plain", "DEPLOY", doc)
+	l, err := app.Run(context.Background(), env.Client, app.Request{Configuration: doc, Category: "DEPLOY", Namespace: ns, Name: "staged",
+		Context: map[string]any{"namespace": "staging"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		run  *v1alpha1.WorkflowRun
+		want string
+	}{{plain, "prod"}, {l.Run, "staging"}} {
+		// The template's context, as the engine builds it.
+		stepCtx := map[string]any{"name": tc.run.Name, "namespace": ns, "stepName": "deploy", "stepSessionID": "x"}
+		got := mustCall(t, New(env.Client, &identities{}), "components", tc.run, &componentsParams{Context: stepCtx})
+		comps := got["components"].([]any)
+		if n := comps[0].(map[string]any)["namespace"]; n != tc.want {
+			t.Errorf("run %s: component namespace %v, want %s as at its launch", tc.run.Name, n, tc.want)
+		}
+	}
+}

@@ -25,6 +25,9 @@ type Selection struct {
 	// Context is the run context: its keys override the global
 	// parameters, and data inputs that are not Global.x read it.
 	Context map[string]any
+	// Overrides, when not nil, are the keys that override the global
+	// parameters instead of Context's.
+	Overrides map[string]any
 	// Namespace is the run's namespace, where a component with neither a
 	// Namespace scope nor a topology policy goes.
 	Namespace string
@@ -74,7 +77,11 @@ func (c Component) Value() map[string]any {
 // Values keep their JSON types. Every error names the component, policy
 // or placeholder at fault; none of them can pass on a retry.
 func Select(ac *app.ApplicationConfiguration, sel Selection) ([]Component, error) {
-	globals := ac.Globals(sel.Context)
+	overrides := sel.Context
+	if sel.Overrides != nil {
+		overrides = sel.Overrides
+	}
+	globals := ac.Globals(overrides)
 	r, err := ac.Resolved(globals)
 	if err != nil {
 		return nil, fmt.Errorf("application configuration %q: %w", ac.Metadata.Name, err)
