@@ -51,6 +51,22 @@
 //     because the Secret's credentials may not impersonate stays
 //     retryable (the install is broken, not the step).
 //
+// Reads and watches (Options.Cache, once Start runs). Each connection has
+// its own informer-backed reader (pkg/opcache, with the connection's
+// config, credentials and RESTMapper): one informer per kind and namespace
+// a step reads or waits on, stopped when idle, and stopped with the
+// connection when its Secret changes or goes. Its events reach
+// Cache.OnEvent with the cluster's name (the controller's waker wakes the
+// runs that looked at the object on that cluster), and Watch starts one
+// for an object a step applied. The informers list and watch with the
+// Secret's credentials, so a step's read is served from them only after
+// an access review of the step's user on that cluster (pkg/tenancy, the
+// reviews sent there with the Secret's credentials): a read the review
+// denies, or that the credentials may not review, is sent as the step's
+// user and the remote API server decides, as without a cache. A
+// single-tenant controller reads through the cache with the Secret's
+// credentials. Writes are never cached.
+//
 // Errors. A request the remote cluster does not answer (refused, timed
 // out, TLS failure) fails with an error naming the cluster
 // (`cluster "edge" unreachable at https://...`), which stays retryable.

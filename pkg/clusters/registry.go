@@ -19,6 +19,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/opcache"
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
@@ -52,6 +53,9 @@ type Options struct {
 	// MaxClients bounds the identities' clients kept per cluster (default
 	// DefaultMaxClients).
 	MaxClients int
+	// Cache, when set, makes reads go through a watched cache per cluster
+	// connection once Start runs (see Cache).
+	Cache *Cache
 }
 
 // Registry resolves cluster names to clients: local names to Options.Local,
@@ -60,6 +64,7 @@ type Registry struct {
 	o Options
 
 	mu       sync.Mutex
+	ctx      context.Context // Start's, nil before it
 	clusters map[string]*connection
 }
 
@@ -91,6 +96,15 @@ type connection struct {
 
 	// clients are the clients by the user they impersonate ("" for none).
 	clients map[string]client.Client
+
+	// With Options.Cache, once started: the informer-backed reader of
+	// this connection, the client reading through it with the Secret's
+	// credentials, the access reviews that let a step's user read
+	// through it (nil when single-tenant), and what stops the reader.
+	reader *opcache.Reader
+	shared client.Client
+	ids    *tenancy.Factory
+	cancel context.CancelFunc
 }
 
 // Cluster implements kube.Clusters.
@@ -111,35 +125,63 @@ func (r *Registry) Cluster(ctx context.Context, step op.Step, name string) (clie
 	case err != nil:
 		return nil, fmt.Errorf("cluster %q: reading its Secret %s/%s: %w", name, r.o.SystemNamespace, name, err)
 	}
-	user := ""
+	var id *tenancy.Identity
 	if !r.o.SingleTenant {
-		user = tenancy.Of(step, r.o.DefaultServiceAccount).User()
+		i := tenancy.Of(step, r.o.DefaultServiceAccount)
+		id = &i
 	}
-	return r.client(name, &s, user)
+	return r.client(name, &s, id)
 }
 
 // forget drops the connection of a cluster whose Secret is gone.
 func (r *Registry) forget(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if conn := r.clusters[name]; conn != nil {
+		conn.close()
+	}
 	delete(r.clusters, name)
 }
 
-// client returns the client of cluster name for user, from the connection
-// of the Secret's resourceVersion.
-func (r *Registry) client(name string, s *corev1.Secret, user string) (client.Client, error) {
+// client returns the client of cluster name for id (nil: the Secret's own
+// credentials), from the connection of the Secret's resourceVersion.
+func (r *Registry) client(name string, s *corev1.Secret, id *tenancy.Identity) (client.Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	user := ""
+	if id != nil {
+		user = id.User()
+	}
 	conn, ok := r.clusters[name]
 	if !ok || conn.resourceVersion != s.ResourceVersion {
 		creds, err := Parse(s)
 		if err != nil {
 			return nil, op.Permanentf("cluster %q: %w", name, err)
 		}
-		if conn, err = r.connect(name, creds, s.ResourceVersion); err != nil {
+		next, err := r.connect(name, creds, s.ResourceVersion)
+		if err != nil {
 			return nil, err
 		}
+		if err := r.cache(name, next); err != nil {
+			return nil, err
+		}
+		if conn != nil {
+			conn.close()
+		}
+		conn = next
 		r.clusters[name] = conn
+	} else if conn.reader == nil {
+		// Made before Start: it caches from now on, with clients that
+		// read through the cache.
+		if err := r.cache(name, conn); err != nil {
+			return nil, err
+		}
+		if conn.reader != nil {
+			clear(conn.clients)
+		}
+	}
+	if conn.shared != nil && user == "" {
+		return conn.shared, nil
 	}
 	if c, ok := conn.clients[user]; ok {
 		return c, nil
@@ -154,6 +196,13 @@ func (r *Registry) client(name string, s *corev1.Secret, user string) (client.Cl
 	c, err := client.New(conn.config, client.Options{HTTPClient: hc, Scheme: r.o.Scheme, Mapper: conn.mapper})
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: client: %w", name, err)
+	}
+	if conn.ids != nil && id != nil {
+		reads, err := conn.ids.For(*id)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %q: %w", name, err)
+		}
+		c = cachedReads{Client: c, reads: reads}
 	}
 	if user != "" {
 		c = identityClient{Client: c, cluster: name, user: user}

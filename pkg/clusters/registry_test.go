@@ -47,6 +47,8 @@ type fixture struct {
 	systemNS, tenantNS string
 	hubConfig          string // an administrator's kubeconfig of the hub
 	registry           *clusters.Registry
+	// newRegistry builds another registry of the same controller, with cache.
+	newRegistry func(cache *clusters.Cache) (*clusters.Registry, error)
 }
 
 func newFixture(t *testing.T, singleTenant bool) *fixture {
@@ -79,12 +81,16 @@ func newFixture(t *testing.T, singleTenant bool) *fixture {
 	local := kube.LocalAs(func(_ context.Context, step op.Step) (client.Client, error) {
 		return ids.For(tenancy.Of(step, ids.DefaultServiceAccount()))
 	})
-	f.registry, err = clusters.New(clusters.Options{
-		SystemNamespace: f.systemNS, Local: local, SingleTenant: singleTenant,
-		Secrets: func(_ context.Context, step op.Step) (client.Reader, error) {
-			return ids.For(tenancy.Of(step, ids.DefaultServiceAccount()))
-		},
-	})
+	f.newRegistry = func(cache *clusters.Cache) (*clusters.Registry, error) {
+		return clusters.New(clusters.Options{
+			SystemNamespace: f.systemNS, Local: local, SingleTenant: singleTenant,
+			Secrets: func(_ context.Context, step op.Step) (client.Reader, error) {
+				return ids.For(tenancy.Of(step, ids.DefaultServiceAccount()))
+			},
+			Cache: cache,
+		})
+	}
+	f.registry, err = f.newRegistry(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

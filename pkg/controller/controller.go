@@ -178,7 +178,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	clusters, err := opsClusters(mgr, opsClient, o)
+	clusters, err := opsClusters(mgr, opsClient, o, waker)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/clusters"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/opcache"
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
@@ -16,13 +17,16 @@ import (
 // are the local cluster (localClusters), any other name a cluster Secret of
 // o.SystemNamespace read with a direct GET as the step's identity (the
 // controller's own in single-tenant mode), acting there as the step's
-// ServiceAccount user unless single-tenant: see pkg/clusters.
-func opsClusters(mgr ctrl.Manager, shared client.Client, o Options) (kube.Clusters, error) {
+// ServiceAccount user unless single-tenant: see pkg/clusters. Reads on a
+// named cluster go through a watched cache per cluster connection (added
+// to mgr, which runs it), with o.OpsCache's bounds, whose events wake runs
+// through waker.
+func opsClusters(mgr ctrl.Manager, shared client.Client, o Options, waker *Waker) (kube.Clusters, error) {
 	local, as, err := localClusters(mgr, shared, o)
 	if err != nil {
 		return nil, err
 	}
-	return clusters.New(clusters.Options{
+	reg, err := clusters.New(clusters.Options{
 		SystemNamespace: o.SystemNamespace, Local: local, SingleTenant: o.SingleTenant,
 		Secrets: func(ctx context.Context, step op.Step) (client.Reader, error) {
 			if o.SingleTenant {
@@ -31,7 +35,19 @@ func opsClusters(mgr ctrl.Manager, shared client.Client, o Options) (kube.Cluste
 			return as(ctx, step)
 		},
 		DefaultServiceAccount: o.DefaultServiceAccount, Scheme: mgr.GetScheme(),
+		Cache: &clusters.Cache{
+			Reader: o.OpsCache, OnEvent: waker.NotifyIn,
+			InUse: func(cluster string, s opcache.Scope) bool { return waker.WaitsIn(cluster, s.GVK, s.Namespace) },
+		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(reg); err != nil {
+		return nil, err
+	}
+	waker.WatchRemoteWith(reg)
+	return reg, nil
 }
 
 // localClusters is the local cluster as the kube ops see it, and the

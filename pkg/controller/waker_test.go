@@ -91,3 +91,85 @@ func TestWakerMapsEventsToRuns(t *testing.T) {
 		t.Error("Waits after every run that looked was forgotten")
 	}
 }
+
+// remoteWatches records what the waker asked to watch on named clusters.
+type remoteWatches []string
+
+func (w *remoteWatches) Watch(cluster string, gvk schema.GroupVersionKind, ns string) error {
+	*w = append(*w, cluster+" "+gvk.Kind+" "+ns)
+	return nil
+}
+
+// Objects of named clusters are watched through the RemoteWatcher, and an
+// event wakes only the runs that looked at that object on that cluster.
+func TestWakerKeysByCluster(t *testing.T) {
+	cm := schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
+	step := func(run string) op.Step { return op.Step{Namespace: "tenant", RunName: run} }
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(cm)
+	obj.SetNamespace("tenant")
+	obj.SetName("a")
+
+	w := NewWaker()
+	var local watches
+	var remote remoteWatches
+	w.WatchWith(&local)
+	w.WatchRemoteWith(&remote)
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	w.bind(q, func(err error) { t.Error(err) })
+
+	w.Observe(step("home"), "local", cm, "tenant", "a")
+	w.Observe(step("on-edge"), "edge", cm, "tenant", "a")
+	w.Observe(step("lists-edge"), "edge", cm, "tenant", "")
+	w.Observe(step("on-other"), "other", cm, "tenant", "a")
+	if diff := cmp.Diff(watches{"ConfigMap tenant"}, local); diff != "" {
+		t.Errorf("local watches (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(remoteWatches{"edge ConfigMap tenant", "edge ConfigMap tenant", "other ConfigMap tenant"}, remote); diff != "" {
+		t.Errorf("remote watches (-want +got):\n%s", diff)
+	}
+
+	woken := func(notify func()) []string {
+		notify()
+		var got []string
+		for q.Len() > 0 {
+			req, _ := q.Get()
+			got = append(got, req.Name)
+			q.Done(req)
+			q.Forget(req)
+		}
+		slices.Sort(got)
+		return got
+	}
+	for _, tc := range []struct {
+		cluster string
+		want    []string
+	}{
+		{"", []string{"home"}},
+		{"edge", []string{"lists-edge", "on-edge"}},
+		{"other", []string{"on-other"}},
+		{"nowhere", nil},
+	} {
+		got := woken(func() { w.NotifyIn(tc.cluster, obj) })
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("runs woken by ConfigMap tenant/a on cluster %q (-want +got):\n%s", tc.cluster, diff)
+		}
+	}
+	if got := woken(func() { w.Notify(obj) }); !slices.Equal(got, []string{"home"}) {
+		t.Errorf("Notify woke %v, want only the local run", got)
+	}
+	for _, tc := range []struct {
+		cluster string
+		want    bool
+	}{{"", true}, {"edge", true}, {"other", true}, {"nowhere", false}} {
+		if got := w.WaitsIn(tc.cluster, cm, "tenant"); got != tc.want {
+			t.Errorf("WaitsIn(%q, ConfigMap, tenant) = %v, want %v", tc.cluster, got, tc.want)
+		}
+	}
+	w.forget(types.NamespacedName{Namespace: "tenant", Name: "on-edge"})
+	w.forget(types.NamespacedName{Namespace: "tenant", Name: "lists-edge"})
+	if w.WaitsIn("edge", cm, "tenant") || !w.Waits(cm, "tenant") {
+		t.Error("after the edge runs were forgotten: want no wait on edge, the local one kept")
+	}
+}

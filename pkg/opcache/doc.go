@@ -23,6 +23,9 @@
 //     not list or watch it), rather than retrying a failing informer.
 //   - Every add, update and delete an informer sees goes to Options.OnEvent,
 //     which is how the controller's waker wakes steps waiting on objects.
+//   - A Reader serves the one cluster Options.Config reaches: the
+//     controller's own, or a named one (pkg/clusters gives each cluster
+//     connection a Reader of its own, with that cluster's config).
 //
 // States of a scope:
 //
