@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
@@ -145,4 +146,8 @@ spec:
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "sneaky"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the refused apply happened anyway: %v", err)
 	}
+	// The shipped type compiles as the definition reconciler checks it.
+	waitComponentReady(t, sys, "k8s-microservice", func(c *metav1.Condition, _ *v1beta1.ComponentDefinition) bool {
+		return c.Status == metav1.ConditionTrue
+	})
 }
