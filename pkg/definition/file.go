@@ -38,6 +38,8 @@ import (
 // FromFile reads one step definition from a .cue file (`vela def` layout or
 // a bare template) or a .yaml/.yml/.json WorkflowStepDefinition. A YAML
 // stream with several documents yields its first WorkflowStepDefinition.
+// A .cue source may also declare a component type (type: "component"):
+// the result's Type says which it is.
 func FromFile(path string) (eval.DefinitionSource, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
