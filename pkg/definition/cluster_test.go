@@ -2,6 +2,7 @@ package definition_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -84,6 +85,11 @@ func TestClusterLookup(t *testing.T) {
 			if tt.wantErr {
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("err = %v, want one saying %q", err, tt.want)
+				}
+				// A missing name, and only that, is a NotFoundError.
+				var nf *definition.NotFoundError
+				if errors.As(err, &nf) != strings.HasPrefix(tt.want, "no ") {
+					t.Errorf("err %v: NotFoundError is %v", err, errors.As(err, &nf))
 				}
 				return
 			}
