@@ -40,9 +40,14 @@
 //     the archive URL with the digest the repository index gives, the OCI
 //     repository and digest, or the .tgz URL. A repository's index.yaml
 //     is kept for Options.IndexTTL, so a step evaluated again with the
-//     same parameters downloads nothing. An OCI reference without a
-//     version lists the tags on each call. The archive is loaded anew for
-//     each render (rendering may alter a loaded chart's dependencies).
+//     same parameters downloads nothing, and concurrent calls for one
+//     chart share one download. An OCI reference's manifest (and, without
+//     a version, its tag list) is asked on each call: a tag may move. The
+//     archive is loaded anew for each render (rendering may alter a loaded
+//     chart's dependencies).
+//   - Rendering runs in the controller's process, as Go templates with no
+//     deadline of their own: a chart is trusted as far as the repository
+//     it comes from (the fence decides which repositories are reachable).
 //   - Errors say how they are handled. A chart or version that does not
 //     exist, a 4xx answer, an archive that does not load, a template or
 //     values-schema failure, a download over the bound and a fenced

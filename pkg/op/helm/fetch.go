@@ -11,8 +11,10 @@ import (
 	nethttp "net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
+	"golang.org/x/sync/singleflight"
 	"sigs.k8s.io/yaml"
 
 	"github.com/stepflow-dev/stepflow/pkg/netfence"
@@ -52,6 +54,7 @@ type fetcher struct {
 	fence  *netfence.Policy
 	opts   Options
 	cache  *lru
+	flight singleflight.Group
 }
 
 func newFetcher(client *nethttp.Client, fence *netfence.Policy, opts Options) *fetcher {
@@ -64,16 +67,14 @@ func (f *fetcher) chart(ctx context.Context, p *Params) (fetched, error) {
 	defer cancel()
 	switch kindOf(p.Chart) {
 	case fromURL:
-		key := "url " + p.Chart
-		if b, ok := f.cache.get(key, f.opts.Now()); ok {
-			return fetched{archive: b.([]byte), version: p.Version}, nil
-		}
-		b, err := f.get(ctx, p.Chart, f.opts.MaxChartBytes, "chart archive", nil)
+		b, err := f.cached("url "+p.Chart, 0, func() (any, int64, error) {
+			b, err := f.get(ctx, p.Chart, f.opts.MaxChartBytes, "chart archive", nil)
+			return b, int64(len(b)), err
+		})
 		if err != nil {
 			return fetched{}, fmt.Errorf("chart %s: %w", p.Chart, err)
 		}
-		f.cache.put(key, b, int64(len(b)), f.opts.Now(), 0)
-		return fetched{archive: b, version: p.Version}, nil
+		return fetched{archive: b.([]byte), version: p.Version}, nil
 	case fromOCI:
 		return f.oci(ctx, p)
 	}
@@ -97,23 +98,24 @@ func (f *fetcher) fromRepo(ctx context.Context, p *Params) (fetched, error) {
 	if err != nil {
 		return fetched{}, op.Permanentf("chart %q version %s in repository %s: download URL %q: %v", p.Chart, cv.Version, p.Repo, cv.URLs[0], err)
 	}
-	key := "repo " + u + "@" + cv.Digest
-	if b, ok := f.cache.get(key, f.opts.Now()); ok {
-		return fetched{archive: b.([]byte), version: cv.Version}, nil
-	}
-	b, err := f.get(ctx, u, f.opts.MaxChartBytes, "chart archive", nil)
+	b, err := f.cached("repo "+u+"@"+cv.Digest, 0, func() (any, int64, error) {
+		b, err := f.get(ctx, u, f.opts.MaxChartBytes, "chart archive", nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		if cv.Digest != "" {
+			sum := sha256.Sum256(b)
+			if got := hex.EncodeToString(sum[:]); got != strings.TrimPrefix(cv.Digest, "sha256:") {
+				// A repository caught between two uploads; a retry may see both agree.
+				return nil, 0, fmt.Errorf("%s has digest sha256:%s, the index of %s says %s", u, got, p.Repo, cv.Digest)
+			}
+		}
+		return b, int64(len(b)), nil
+	})
 	if err != nil {
 		return fetched{}, fmt.Errorf("chart %q version %s: %w", p.Chart, cv.Version, err)
 	}
-	if cv.Digest != "" {
-		sum := sha256.Sum256(b)
-		if got := hex.EncodeToString(sum[:]); got != strings.TrimPrefix(cv.Digest, "sha256:") {
-			// A repository caught between two uploads; a retry may see both agree.
-			return fetched{}, fmt.Errorf("chart %q version %s: %s has digest sha256:%s, the index of %s says %s", p.Chart, cv.Version, u, got, p.Repo, cv.Digest)
-		}
-	}
-	f.cache.put(key, b, int64(len(b)), f.opts.Now(), 0)
-	return fetched{archive: b, version: cv.Version}, nil
+	return fetched{archive: b.([]byte), version: cv.Version}, nil
 }
 
 // repoIndex is what this package reads of a repository's index.yaml.
@@ -197,27 +199,51 @@ func resolveURL(repoURL, ref string) (string, error) {
 // index returns the parsed index.yaml of repository repoURL, kept for
 // IndexTTL.
 func (f *fetcher) index(ctx context.Context, repoURL string) (*repoIndex, error) {
-	key := "index " + repoURL
-	if v, ok := f.cache.get(key, f.opts.Now()); ok {
-		return v.(*repoIndex), nil
-	}
 	u, err := url.JoinPath(repoURL, "index.yaml")
 	if err != nil {
 		return nil, op.Permanentf("repository URL %q: %v", repoURL, err)
 	}
-	b, err := f.get(ctx, u, f.opts.MaxIndexBytes, "repository index", nil)
+	v, err := f.cached("index "+repoURL, f.opts.IndexTTL, func() (any, int64, error) {
+		b, err := f.get(ctx, u, f.opts.MaxIndexBytes, "repository index", nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		idx := &repoIndex{}
+		if err := yaml.Unmarshal(b, idx); err != nil {
+			return nil, 0, op.Permanentf("repository index %s: %v", u, err)
+		}
+		if idx.APIVersion == "" {
+			return nil, 0, op.Permanentf("repository index %s: no apiVersion: not a chart repository index", u)
+		}
+		return idx, int64(len(b)), nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	idx := &repoIndex{}
-	if err := yaml.Unmarshal(b, idx); err != nil {
-		return nil, op.Permanentf("repository index %s: %v", u, err)
+	return v.(*repoIndex), nil
+}
+
+// cached returns what the cache holds under key, else what load returns
+// (a value and its size in bytes), which it keeps for ttl (0: until it is
+// the least recently used one over the bound). Concurrent calls for one
+// key share one load, run with the first caller's context: a burst of
+// evaluations downloads a chart once.
+func (f *fetcher) cached(key string, ttl time.Duration, load func() (any, int64, error)) (any, error) {
+	if v, ok := f.cache.get(key, f.opts.Now()); ok {
+		return v, nil
 	}
-	if idx.APIVersion == "" {
-		return nil, op.Permanentf("repository index %s: no apiVersion: not a chart repository index", u)
-	}
-	f.cache.put(key, idx, int64(len(b)), f.opts.Now(), f.opts.IndexTTL)
-	return idx, nil
+	v, err, _ := f.flight.Do(key, func() (any, error) {
+		if v, ok := f.cache.get(key, f.opts.Now()); ok {
+			return v, nil
+		}
+		v, size, err := load()
+		if err != nil {
+			return nil, err
+		}
+		f.cache.put(key, v, size, f.opts.Now(), ttl)
+		return v, nil
+	})
+	return v, err
 }
 
 // get downloads rawURL, at most max bytes of what. A fenced destination, a

@@ -3,8 +3,12 @@ package helm
 import (
 	"context"
 	"errors"
+	nethttp "net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -255,5 +259,53 @@ func TestFenceRedirect(t *testing.T) {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not say %q", err, s)
 		}
+	}
+}
+
+// Renders of one chart at once download it once: they share the download,
+// and whoever comes after it finds the cache.
+func TestConcurrentRendersDownloadOnce(t *testing.T) {
+	tgz := web("1.0.0").tgz(t)
+	var (
+		mu      sync.Mutex
+		hits    int
+		arrived = make(chan struct{}, 1)
+		release = make(chan struct{})
+	)
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		<-release
+		_, _ = w.Write(tgz)
+	}))
+	t.Cleanup(srv.Close)
+	f := New(Options{})
+	const n = 8
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := run(f, &Params{Chart: srv.URL + "/web-1.0.0.tgz", Release: "shop", Namespace: "apps"})
+			errs <- err
+		}()
+	}
+	<-arrived
+	// Let the others reach the download too (those that come later find
+	// the cache: either way there is one request).
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 1 {
+		t.Errorf("%d downloads, want 1", hits)
 	}
 }

@@ -113,20 +113,21 @@ func (f *fetcher) oci(ctx context.Context, p *Params) (fetched, error) {
 	if !strings.HasPrefix(digest, "sha256:") {
 		return fetched{}, op.Permanentf("chart %s version %s: OCI manifest %s has no chart layer (%s) with a sha256 digest", p.Chart, version, murl, chartLayerMediaType)
 	}
-	key := "oci " + ref.host + "/" + ref.repository + "@" + digest
-	if v, ok := f.cache.get(key, f.opts.Now()); ok {
-		return fetched{archive: v.([]byte), version: version}, nil
-	}
-	blob, err := s.get(ctx, ref.base()+"/blobs/"+digest, "", f.opts.MaxChartBytes, "chart layer")
+	blob, err := f.cached("oci "+ref.host+"/"+ref.repository+"@"+digest, 0, func() (any, int64, error) {
+		blob, err := s.get(ctx, ref.base()+"/blobs/"+digest, "", f.opts.MaxChartBytes, "chart layer")
+		if err != nil {
+			return nil, 0, err
+		}
+		sum := sha256.Sum256(blob)
+		if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
+			return nil, 0, fmt.Errorf("the chart layer has digest %s, its manifest says %s", got, digest)
+		}
+		return blob, int64(len(blob)), nil
+	})
 	if err != nil {
 		return fetched{}, fmt.Errorf("chart %s version %s: %w", p.Chart, version, err)
 	}
-	sum := sha256.Sum256(blob)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != digest {
-		return fetched{}, fmt.Errorf("chart %s version %s: the chart layer has digest %s, its manifest says %s", p.Chart, version, got, digest)
-	}
-	f.cache.put(key, blob, int64(len(blob)), f.opts.Now(), 0)
-	return fetched{archive: blob, version: version}, nil
+	return fetched{archive: blob.([]byte), version: version}, nil
 }
 
 // ociSession is the requests of one call to one registry: it asks for an
