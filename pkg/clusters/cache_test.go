@@ -59,6 +59,12 @@ func (f *fixture) startCache(t *testing.T, ev *events) {
 	var err error
 	f.registry, err = f.newRegistry(&clusters.Cache{OnEvent: ev.add, InUse: func(string, opcache.Scope) bool { return false }})
 	must(t, err)
+	f.start(t)
+}
+
+// start runs the fixture's registry until the test ends.
+func (f *fixture) start(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.registry.Start(ctx) }()
@@ -182,4 +188,31 @@ func TestSingleTenantRemoteReadsAreCached(t *testing.T) {
 		t.Errorf("data %v, scopes %v; want k=v through one cached scope", data, f.registry.Scopes("edge"))
 	}
 	ev.has(t, "edge/"+f.tenantNS+"/st "+cm.ResourceVersion)
+}
+
+// A connection made before the registry runs reads directly; once it
+// runs, the same connection reads through a cache.
+func TestConnectionMadeBeforeStartCachesOnceStarted(t *testing.T) {
+	f := newFixture(t, false)
+	var ev events
+	var err error
+	f.registry, err = f.newRegistry(&clusters.Cache{OnEvent: ev.add})
+	must(t, err)
+	kubeconfig, _ := edgeTokenKubeconfig(t, true)
+	stepflow(t, "cluster", "join", "edge", "--kubeconfig", kubeconfig, "--hub-kubeconfig", f.hubConfig, "--system-namespace", f.systemNS)
+	f.grantEdge(t)
+	must(t, edge.Client.Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: f.tenantNS, Name: "early"}}))
+	_, err = f.read(t, "runner", "edge", "early")
+	must(t, err)
+	if scopes := f.registry.Scopes("edge"); len(scopes) != 0 {
+		t.Fatalf("a registry that does not run caches %v", scopes)
+	}
+	f.start(t)
+	for deadline := time.Now().Add(10 * time.Second); len(f.registry.Scopes("edge")) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("once started, reads of the connection made before never went through a cache")
+		}
+		_, err = f.read(t, "runner", "edge", "early")
+		must(t, err)
+	}
 }
