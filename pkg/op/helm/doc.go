@@ -34,7 +34,8 @@
 //     permanently, naming the URL and the rule. Downloads are bounded
 //     (Options.MaxChartBytes, MaxIndexBytes); OCI registries are reached
 //     anonymously (a bearer token a registry hands to anyone is fetched;
-//     no credentials are read from anywhere).
+//     no credentials are read from anywhere, and a chart or repo URL that
+//     carries some is refused, since it would show in the step's status).
 //   - Caching. Chart archives are kept in memory, least recently used out,
 //     bounded in bytes (Options.CacheBytes), keyed by where they come from:
 //     the archive URL with the digest the repository index gives, the OCI

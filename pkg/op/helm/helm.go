@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	nethttp "net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -172,6 +173,12 @@ func (p *Params) validate() error {
 		return fmt.Errorf("helm.render: chart %s: release is empty", p.Chart)
 	case p.Namespace == "":
 		return fmt.Errorf("helm.render: chart %s: namespace is empty", p.Chart)
+	}
+	for _, s := range []string{p.Chart, p.Repo} {
+		// They would show in the step's status, and in every error.
+		if u, err := url.Parse(s); err == nil && u.User != nil {
+			return fmt.Errorf("helm.render: chart %s: a URL with credentials is refused (%s): charts are downloaded anonymously", p.Chart, u.Redacted())
+		}
 	}
 	if kindOf(p.Chart) == fromRepo && p.Repo == "" {
 		return fmt.Errorf("helm.render: chart %q is a bare chart name, but repo is not set (or give an oci:// reference or a .tgz URL)", p.Chart)

@@ -153,6 +153,8 @@ func TestErrors(t *testing.T) {
 			says: []string{gone.URL + "/index.yaml"}},
 		{name: "bare name without repo", p: Params{Chart: "web"}, permanent: true, says: []string{"repo is not set"}},
 		{name: "no release", p: Params{Chart: "web", Repo: repo.URL, Release: "-"}, permanent: true, says: []string{"release is empty"}},
+		{name: "credentials in a URL", p: Params{Chart: "web", Repo: "https://user:s3cret@charts.example"}, permanent: true,
+			says: []string{"credentials", "https://user:xxxxx@charts.example"}},
 		{name: "bad OCI reference", p: Params{Chart: "oci://registry"}, permanent: true, says: []string{"not an OCI reference"}},
 	}
 	f := New(Options{})
@@ -178,6 +180,9 @@ func TestErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not say %q", err, s)
 				}
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q shows a password", err)
 			}
 		})
 	}
