@@ -73,11 +73,15 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	By("starting etcd and kube-apiserver, with the CRDs")
 	Expect(fw.StartControlPlane()).To(Succeed())
 
-	By("installing the shipped definitions into " + systemNamespace + " with stepflow def apply")
+	By("installing the shipped step and component definitions into " + systemNamespace + " with stepflow def apply")
 	Expect(fw.CreateNamespace(ctx, systemNamespace)).To(Succeed())
 	defs, err := filepath.Glob(filepath.Join(root, "definitions", "*.cue"))
 	Expect(err).NotTo(HaveOccurred())
 	Expect(defs).NotTo(BeEmpty())
+	components, err := filepath.Glob(filepath.Join(root, "definitions", "components", "*.cue"))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(components).NotTo(BeEmpty())
+	defs = append(defs, components...)
 	args := []string{"-n", systemNamespace, "def", "apply"}
 	for _, d := range defs {
 		args = append(args, "-f", d)
