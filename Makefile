@@ -12,6 +12,7 @@ RACE_PKGS := ./pkg/engine/... ./pkg/eval/... ./pkg/journal/...
 help:
 	@echo "make test           unit + envtest integration tests (builds the control plane first)"
 	@echo "make run            local control plane + controller + definitions + an example run (Ctrl-C stops)"
+	@echo "                    EXAMPLE=gray-release: a partition canary promoted, then one rolled back"
 	@echo "make build          build bin/stepflow"
 	@echo "make bench          evaluator and engine benchmarks"
 	@echo "make fuzz           run each fuzz target for FUZZTIME (default 60s); crashers land in testdata/fuzz"
@@ -61,12 +62,14 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/eval/ ./pkg/engine/
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/eval/ ./pkg/engine/ ./pkg/op/component/ ./pkg/op/helm/
 
 # One command, no cluster: a local etcd and kube-apiserver, the CRDs, the
 # shipped definitions, the controller and an example run with live progress.
+# EXAMPLE=gray-release runs the README's gray release instead.
+EXAMPLE ?=
 run: control-plane build
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local $(if $(EXAMPLE),--example $(EXAMPLE))
 
 # The end-to-end suite alone (make test runs it too): the real binary, a
 # local control plane, the controller as its own process; verbose Ginkgo.

@@ -67,7 +67,7 @@ running until Ctrl-C, then shuts everything down.`,
 	f.StringVar(&o.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory with kube-apiserver, etcd and kubectl (default $KUBEBUILDER_ASSETS)")
 	f.StringVar(&o.crds, "crds", "charts/stepflow/crds", "directory of the CRDs to install")
 	f.StringVar(&o.definitions, "definitions", "definitions", "directory of the step definitions (.cue) to install")
-	f.StringVar(&o.example, "example", "examples/demo.yaml", "the example WorkflowRun to apply")
+	f.StringVar(&o.example, "example", "examples/demo.yaml", `the example WorkflowRun to apply, or "gray-release": launch and promote, then launch and roll back, the application of examples/gray-release.yaml`)
 	f.StringVar(&o.stateDir, "state-dir", ".stepflow", "where to write the kubeconfig")
 	f.BoolVar(&o.noExample, "no-example", false, "do not apply the example run")
 	return cmd
@@ -114,7 +114,7 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 	if err := tenancy.SetUpRunner(ctx, c, exampleNamespace, tenancy.DefaultServiceAccount, exampleRunnerRules); err != nil {
 		return err
 	}
-	say("▶ runs in %s act as ServiceAccount %s/%s (Role %s: ConfigMaps, Deployments)", exampleNamespace, exampleNamespace, tenancy.DefaultServiceAccount, tenancy.DefaultServiceAccount)
+	say("▶ runs in %s act as ServiceAccount %s/%s (Role %s: ConfigMaps, workloads, Services, WorkflowRuns)", exampleNamespace, exampleNamespace, tenancy.DefaultServiceAccount, tenancy.DefaultServiceAccount)
 
 	ctrlCtx, stopCtrl := context.WithCancel(ctx)
 	ctrlDone := make(chan error, 1)
@@ -141,7 +141,13 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 	say("  stepflow --kubeconfig %s list", kubeconfig)
 	say("")
 
-	if !o.noExample {
+	switch {
+	case o.noExample:
+	case o.example == grayReleaseExample:
+		if err := runGrayRelease(ctx, c, "examples/gray-release.yaml", kubeconfig, say); err != nil {
+			return err
+		}
+	default:
 		if err := runExample(ctx, c, o.example, endpoint, kubeconfig, say); err != nil {
 			return err
 		}
@@ -159,12 +165,16 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 // exampleNamespace is where the example run and its objects live.
 const exampleNamespace = "default"
 
-// exampleRunnerRules are the rights of the example's stepflow-runner: the
-// ConfigMaps export2config writes and the Deployment apply-and-wait applies
-// and watches, in its own namespace only.
+// exampleRunnerRules are the rights of the examples' stepflow-runner, in
+// its own namespace only: the ConfigMaps export2config writes, the
+// Deployment apply-and-wait applies and watches, and for the gray release
+// the workloads and Services of its components and the runs a rollback
+// reads and launches.
 var exampleRunnerRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns"}, Verbs: []string{"get", "list", "watch", "create"}},
 }
 
 func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
