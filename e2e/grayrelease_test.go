@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,102 +29,12 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
-// grayRelease is the gray-release body of SREWorks' guide, adapted only
-// where it names SREWorks-internal packages: the K8S_MICROSERVICE
-// components take Stepflow's component properties (kind, image, replicas)
-// through their parameterValues. The image is a global parameter, so one
-// document deploys every version; deployNamespace is the spec's namespace.
-const grayRelease = `apiVersion: core.oam.dev/v1alpha2
-kind: ApplicationConfiguration
-metadata:
-  annotations:
-    appId: testapp
-    appInstanceName: "test-app-instance"
-  name: deploy-workflow
-spec:
-  parameterValues:
-    - name: deployNamespace
-      value: %[1]s
-    - name: clusterId
-      value: hub
-    - name: image
-      value: %[2]s
-  components:
-    - revisionName: "K8S_MICROSERVICE|clustermanage-test|_"
-      parameterValues:
-        - name: image
-          value: "{{ Global.image }}"
-          toFieldPaths:
-            - spec.image
-    - revisionName: "K8S_MICROSERVICE|clustermanage|_"
-      scopes:
-        - scopeRef:
-            apiVersion: apps.abm.io/v1
-            kind: Namespace
-            name: "{{ Global.deployNamespace }}"
-      dataInputs:
-        - valueFrom:
-            dataOutputName: "Global.clusterId"
-          toFieldPaths:
-            - spec.name
-      parameterValues:
-        - name: kind
-          value: StatefulSet
-          toFieldPaths:
-            - spec.kind
-        - name: image
-          value: "{{ Global.image }}"
-          toFieldPaths:
-            - spec.image
-        - name: replicas
-          value: 1
-          toFieldPaths:
-            - spec.replicas
-  policies:
-    - name: topology-e2e-env
-      type: topology
-      properties:
-        namespace: "{{ Global.deployNamespace }}"
-    - type: override
-      name: override-e2e-env
-      properties:
-        components:
-          - revisionName: K8S_MICROSERVICE|clustermanage|_
-            parameterValues:
-              - name: replicas
-                value: 3
-                toFieldPaths:
-                  - spec.replicas
-%[3]s`
-
-// grayWorkflow is the gray release's workflow section.
-const grayWorkflow = `  workflow:
-    steps:
-      - type: apply-components
-        properties:
-          components:
-            - type: K8S_MICROSERVICE
-              name: clustermanage-test
-      - type: apply-components
-        properties:
-          policies: [topology-e2e-env, override-e2e-env]
-          components:
-            - type: K8S_MICROSERVICE
-              name: clustermanage
-          rollout:
-            type: partition
-            properties:
-              partition: "1"
-              name: "abmRolloutPartition"
-      - type: suspend
-      - type: rollout-promotion
-      - type: apply-components
-        properties:
-          policies: [topology-e2e-env, override-e2e-env]
-          components:
-            - type: K8S_MICROSERVICE
-              name: clustermanage
-`
+// grayRelease is the README's gray release, examples/gray-release.yaml:
+// SREWorks' gray-release body, adapted only where it names SREWorks'
+// packages (the K8S_MICROSERVICE components take Stepflow's properties
+// kind, image and replicas). Each launch sets the global parameters image
+// and deployNamespace through --context.
+const grayRelease = "examples/gray-release.yaml"
 
 // remoteWorkflow deploys the whole application into the cluster "second".
 const remoteWorkflow = `  workflow:
@@ -133,10 +46,8 @@ const remoteWorkflow = `  workflow:
 
 // The steps of grayRelease, as stepflow launch names them.
 const (
-	stepCanary    = "apply-components-2"
-	stepSuspend   = "suspend-3"
-	stepPromotion = "rollout-promotion-4"
-	stepRest      = "apply-components-5"
+	stepSuspend = "suspend-3"
+	stepRest    = "apply-components-5"
 )
 
 // deploymentRules let a namespace's runs deploy applications there: the
@@ -160,12 +71,10 @@ var _ = Describe("the gray release (partition canary) of an application", Ordere
 		kubelet.Do(func() { stopKube = append(stopKube, Kubelet(fw.Client, ns, 200*time.Millisecond)) })
 	}
 
-	launch := func(version, name string, extra ...string) {
+	launch := func(version, name string) {
 		GinkgoHelper()
-		path, err := fw.WriteFile(ns+"/"+name+".yaml", fmt.Sprintf(grayRelease, ns, "nginx:"+version, grayWorkflow))
-		Expect(err).NotTo(HaveOccurred())
-		args := append([]string{"-n", ns, "launch", "-f", path, "--category", "DEPLOY", "--name", name}, extra...)
-		Expect(fw.Stepflow(args...).Err()).To(Succeed())
+		Expect(fw.Stepflow("-n", ns, "launch", "-f", filepath.Join(fw.Root, grayRelease), "--category", "DEPLOY", "--name", name,
+			"--context", "deployNamespace="+ns, "--context", "image=nginx:"+version).Err()).To(Succeed())
 	}
 	statefulSet := func(c client.Client, namespace, name string) func() (*appsv1.StatefulSet, error) {
 		return func() (*appsv1.StatefulSet, error) {
@@ -229,7 +138,7 @@ var _ = Describe("the gray release (partition canary) of an application", Ordere
 
 	It("2. deploys v2 as a partition canary, suspends, and promotes it on continueRollout", func(ctx SpecContext) {
 		launch("v2", "gray-v2")
-		Eventually(fw.Run(ns, "gray-v2")).Should(HavePhase(v1alpha1.WorkflowRunSuspending))
+		Eventually(fw.Run(ns, "gray-v2")).Should(And(HavePhase(v1alpha1.WorkflowRunSuspending), HaveStepPhase(stepSuspend, v1alpha1.WorkflowStepPhaseSuspending)))
 		s, err := statefulSet(fw.Client, ns, "clustermanage")()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(imageOf(s)).To(Equal("nginx:v2"))
@@ -345,10 +254,14 @@ var _ = Describe("the gray release (partition canary) of an application", Ordere
 		})).To(Succeed())
 		stopKube = append(stopKube, Kubelet(second.Client, ns, 200*time.Millisecond))
 
-		doc := fmt.Sprintf(grayRelease, ns, "nginx:remote", remoteWorkflow)
-		path, err := fw.WriteFile(ns+"/remote.yaml", doc)
+		body, err := os.ReadFile(filepath.Join(fw.Root, grayRelease))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(fw.Stepflow("-n", ns, "launch", "-f", path, "--category", "DEPLOY", "--name", "gray-remote").Err()).To(Succeed())
+		app, _, found := strings.Cut(string(body), "  workflow:\n")
+		Expect(found).To(BeTrue())
+		path, err := fw.WriteFile(ns+"/remote.yaml", app+remoteWorkflow)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(fw.Stepflow("-n", ns, "launch", "-f", path, "--category", "DEPLOY", "--name", "gray-remote",
+			"--context", "deployNamespace="+ns, "--context", "image=nginx:remote").Err()).To(Succeed())
 		Eventually(fw.Run(ns, "gray-remote")).Should(HavePhase(v1alpha1.WorkflowRunSucceeded))
 		s, err := statefulSet(second.Client, ns, "clustermanage")()
 		Expect(err).NotTo(HaveOccurred())
