@@ -253,6 +253,18 @@ func TestCLIRunGetList(t *testing.T) {
 	if out := c.ok("list", "-A"); !regexp.MustCompile(`\n` + c.ns + ` +inline +`).MatchString(out) {
 		t.Errorf("list -A:\n%s", out)
 	}
+	var labelled v1alpha1.WorkflowRun
+	if err := env.Client.Get(context.Background(), c.key("by-ref"), &labelled); err != nil {
+		t.Fatal(err)
+	}
+	labelled.Labels = map[string]string{"stepflow.dev/category": "ROLLBACK"}
+	if err := env.Client.Update(context.Background(), &labelled); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("list", "-l", "stepflow.dev/category=ROLLBACK"); !strings.Contains(out, "\nby-ref ") || strings.Contains(out, "inline") {
+		t.Errorf("list -l stepflow.dev/category=ROLLBACK:\n%s", out)
+	}
+	c.fails(`--selector "a==b==c"`, "list", "-l", "a==b==c")
 	var list v1alpha1.WorkflowRunList
 	if err := json.Unmarshal([]byte(c.ok("list", "-o", "json")), &list); err != nil || len(list.Items) != 2 {
 		t.Errorf("list -o json: %v, %d items", err, len(list.Items))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/labels"
 	"strconv"
 	"time"
 
@@ -203,7 +204,10 @@ func stepRows(steps []v1alpha1.WorkflowStep, st v1alpha1.WorkflowRunStatus) []st
 }
 
 func newListCmd(deps Deps, g *globals) *cobra.Command {
-	var all bool
+	var (
+		all      bool
+		selector string
+	)
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -223,6 +227,14 @@ func newListCmd(deps Deps, g *globals) *cobra.Command {
 			if !all {
 				opts = append(opts, client.InNamespace(g.ns()))
 				where = "namespace " + g.ns()
+			}
+			if selector != "" {
+				sel, err := labels.Parse(selector)
+				if err != nil {
+					return fmt.Errorf("--selector %q: %w", selector, err)
+				}
+				opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
+				where += " matching " + selector
 			}
 			ctx := cmd.Context()
 			if g.output == outYAML || g.output == outJSON {
@@ -244,6 +256,7 @@ func newListCmd(deps Deps, g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the runs of every namespace")
+	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, as kubectl's (e.g. stepflow.dev/category=ROLLBACK)")
 	return cmd
 }
 
