@@ -9,7 +9,10 @@
 // step (Stop: wait, suspend, fail, break).
 //
 // Each op family lives in its own package under pkg/op (http, kube, builtin,
-// transform) and is constructed with its dependencies; nothing registers
+// transform; component, which renders a component through its
+// ComponentDefinition; helm, which renders a chart; appop, the "app" ops
+// over a run's application) and is constructed with its dependencies;
+// nothing registers
 // itself. cmd/ builds a Registry from the families it wants and passes it
 // down. Op implementations never import CUE: parameters arrive decoded and
 // results leave as plain Go values.
