@@ -29,8 +29,8 @@
 //
 // # Holds and timeouts
 //
-// A hold (a step suspended by #Suspend, by the built-in suspend step or by
-// the operator, or a group suspended through its sub-steps) does not pause
+// A hold (a step suspended by #Suspend, as the shipped suspend step type
+// does, or by the operator, or a group suspended through its sub-steps) does not pause
 // timeouts. A timeout is a deadline counted from the step's first
 // execution, so it bounds how long a step may wait for a person as well as
 // for a service. A held step whose deadline passes fails with reason

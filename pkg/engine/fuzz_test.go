@@ -77,11 +77,11 @@ const tickLimit = 5 * time.Second
 var fuzzT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // fuzzTypes are the step types a fuzzed run draws from, some more often
-// than others; "suspend" is the engine's built-in type and "missing" has no
-// definition.
+// than others; "halt" suspends (as the shipped suspend does) and "missing"
+// has no definition.
 var fuzzTypes = []string{
 	"ok", "ok", "ok", "ok", "effect", "effect", "wait", "wait", "halt", "halt", "flaky", "flaky",
-	"fail", "error", engine.SuspendType, "missing",
+	"fail", "error", "missing",
 }
 
 var fuzzDefinitions = engine.DefinitionMap{
@@ -278,8 +278,8 @@ func (fr *fuzzRun) stepBase(name, typ string, seen []string) v1alpha1.WorkflowSt
 	case 9:
 		s.If = fmt.Sprintf("inputs[%q] != _|_", "o-"+other)
 	}
-	// Every step of a defined type exports an output; step groups and the
-	// built-in suspend step have nothing to read it from.
+	// Every step of a defined type exports an output; step groups have
+	// nothing to read it from.
 	if _, ok := fuzzDefinitions[typ]; ok {
 		s.Outputs = v1alpha1.StepOutputs{{Name: "o-" + name, ValueFrom: "context.stepName"}}
 		fr.exports[name] = true
@@ -292,7 +292,7 @@ func (fr *fuzzRun) stepBase(name, typ string, seen []string) v1alpha1.WorkflowSt
 	switch typ {
 	case "wait":
 		props = map[string]any{"after": in.intn(90)}
-	case "halt", engine.SuspendType:
+	case "halt":
 		props = map[string]any{"duration": pick(in, "", "", "3s", "1m")}
 	}
 	if props != nil {

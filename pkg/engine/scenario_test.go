@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/engine"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/graph"
@@ -112,6 +113,15 @@ func newScenario(t *testing.T, ar *txtar.Archive) *scenario {
 			}
 			sc.defs[src.Name] = src.Definition
 		}
+	}
+	// Runs may use the shipped suspend step type, as a cluster with the
+	// chart installed has it; an archive may define its own.
+	if _, ok := sc.defs["suspend"]; !ok {
+		src, err := definition.FromFile(filepath.Join("..", "..", "definitions", "suspend.cue"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.defs[src.Name] = src.Definition
 	}
 	sc.run = &v1alpha1.WorkflowRun{}
 	if err := yaml.UnmarshalStrict(section(ar, "run.yaml"), sc.run); err != nil {

@@ -8,16 +8,12 @@ import (
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/graph"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
-
-// SuspendType is the built-in step type that suspends the run.
-const SuspendType = "suspend"
 
 // collect visits every step: it makes the transitions that need no
 // evaluation (skips, timeouts, timed resumes, groups) and returns the leaf
@@ -98,9 +94,6 @@ func (t *tick) visit(s *graph.Step, group deadline) (changed bool, ready []*pend
 		// A timed suspend ran out: resumed by itself.
 		resumeStep(ss)
 		changed = true
-	}
-	if s.Spec.Type == SuspendType {
-		return t.suspendStep(s, ss) || changed, nil
 	}
 	if ss.NextAttemptTime != nil {
 		if t.now.Before(ss.NextAttemptTime.Time) {
@@ -300,38 +293,6 @@ func (t *tick) aggregate(s *graph.Step) bool {
 		ss.Phase = v1alpha1.WorkflowStepPhaseRunning
 	}
 	return ss.Phase != before.Phase || ss.Message != before.Message
-}
-
-// suspendStep runs the built-in suspend step: it suspends when it starts,
-// and succeeds once resumed or once its duration has passed.
-func (t *tick) suspendStep(s *graph.Step, ss *v1alpha1.StepStatus) bool {
-	var props struct {
-		Duration string `json:"duration"`
-		Message  string `json:"message"`
-	}
-	if p := s.Spec.Properties; p != nil && len(p.Raw) > 0 {
-		if err := json.Unmarshal(p.Raw, &props); err != nil {
-			t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, eval.ReasonParameter, "properties: "+err.Error())
-			return true
-		}
-	}
-	if ss.Reason == ReasonSuspend {
-		// Suspended before and now running again: it was resumed.
-		t.finish(ss, v1alpha1.WorkflowStepPhaseSucceeded, "", "")
-		return true
-	}
-	ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseSuspending, ReasonSuspend, props.Message
-	if props.Duration != "" {
-		d, err := time.ParseDuration(props.Duration)
-		if err != nil {
-			t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, eval.ReasonParameter, fmt.Sprintf("duration %q: want a Go duration such as \"30s\"", props.Duration))
-			return true
-		}
-		at := metav1.NewTime(ceilSecond(t.now.Add(d)))
-		ss.ResumeTime = &at
-		t.wakeAt(at.Time)
-	}
-	return true
 }
 
 // request builds the evaluation of a leaf step.
