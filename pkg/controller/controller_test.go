@@ -151,6 +151,17 @@ func stepDef(t *testing.T, ns, name, template string) {
 	}
 }
 
+// shippedStepDef installs the shipped step definition name
+// (definitions/NAME.cue) into ns.
+func shippedStepDef(t *testing.T, ns, name string) {
+	t.Helper()
+	src, err := definition.FromFile(filepath.Join("..", "..", "definitions", name+".cue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepDef(t, ns, name, src.Template)
+}
+
 func waitRun(t *testing.T, ns, name string, timeout time.Duration, ok func(*v1alpha1.WorkflowRun) bool) *v1alpha1.WorkflowRun {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -286,6 +297,7 @@ spec:
 
 func TestTimedSuspendWakesExactly(t *testing.T) {
 	ns := namespace(t, "timed")
+	shippedStepDef(t, ns, "suspend")
 	startController(t, "vela-system")
 	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
 metadata: {name: pause, namespace: %s}
@@ -497,6 +509,7 @@ func TestKubectlWait(t *testing.T) {
 // by the injected clock; it does not poll.
 func TestRequeueAtExactWakeUp(t *testing.T) {
 	ns := namespace(t, "exact")
+	shippedStepDef(t, ns, "suspend")
 	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
 metadata: {name: timer, namespace: %s}
 spec:
