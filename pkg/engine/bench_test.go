@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/engine"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/journal"
@@ -188,4 +190,24 @@ func benchLayers(typ string) []v1alpha1.WorkflowStep {
 		}
 	}
 	return steps
+}
+
+// BenchmarkTick5TimedSuspends runs five suspend steps of one second each,
+// one after another, through the shipped suspend definition: each step is
+// evaluated when it suspends and again when it resumes.
+func BenchmarkTick5TimedSuspends(b *testing.B) {
+	r := newBenchRig(b)
+	src, err := definition.FromFile(filepath.Join("..", "..", "definitions", "suspend.cue"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.defs["suspend"] = src.Definition
+	var steps []v1alpha1.WorkflowStep
+	for i := 0; i < 5; i++ {
+		steps = append(steps, v1alpha1.WorkflowStep{WorkflowStepBase: v1alpha1.WorkflowStepBase{
+			Name: fmt.Sprintf("pause-%d", i), Type: "suspend",
+			Properties: &runtime.RawExtension{Raw: []byte(`{"duration":"1s","message":"paused"}`)},
+		}})
+	}
+	r.bench(b, steps, nil)
 }
