@@ -170,7 +170,9 @@ var _ = Describe("the gray release (partition canary) of an application", Ordere
 		Expect(err).NotTo(HaveOccurred())
 		Expect(v3.Status.Message).To(ContainSubstring(rb.Name))
 		Expect(v3.Status.Message).To(ContainSubstring("gray-v2"))
-		Expect(v3).To(HaveStepPhase(stepRest, v1alpha1.WorkflowStepPhaseFailed)) // never ran: ended with the run
+		if rest, ok := Step(v3, stepRest); ok {
+			Expect(rest.FirstExecuteTime.IsZero()).To(BeTrue(), "the step after the rollback never ran")
+		}
 
 		s, err := statefulSet(fw.Client, ns, "clustermanage")()
 		Expect(err).NotTo(HaveOccurred())
