@@ -49,8 +49,9 @@ func discover(v cue.Value, templateFile string) []site {
 			// A struct may read as bottom while a comprehension in it (an
 			// if or for over an op's $returns) waits on an op's result;
 			// its other fields are still there. A bottom that is no
-			// struct has no fields and ends here.
-			if depth > 0 {
+			// struct has no fields and ends here; one is not taken for a
+			// call (as before, a call is found once it reads as a struct).
+			if depth > 0 && k != cue.BottomKind {
 				if s, ok := asCall(v, sels); ok {
 					out = append(out, s)
 					return
