@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/stepflow-dev/stepflow/internal/testenv"
+)
+
+// syncBuffer is a bytes.Buffer a process writes while a spec reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ = Describe("make run EXAMPLE=gray-release", func() {
+	It("plays the README's gray release on a control plane of its own: one canary promoted, the next rolled back", func(ctx SpecContext) {
+		assets, err := testenv.Assets()
+		Expect(err).NotTo(HaveOccurred())
+		var out syncBuffer
+		cmd := exec.Command(fw.Binary, "local", "--example", "gray-release", "--assets", assets,
+			"--state-dir", filepath.Join(fw.Dir, "local-state"))
+		cmd.Dir = fw.Root // examples/, definitions/ and the chart's CRDs, as make run finds them
+		cmd.Stdout, cmd.Stderr = &out, &out
+		Expect(cmd.Start()).To(Succeed())
+		var waitErr error
+		exited := make(chan struct{})
+		go func() { waitErr = cmd.Wait(); close(exited) }()
+		DeferCleanup(func() {
+			select {
+			case <-exited:
+				return
+			default:
+			}
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+		})
+
+		Eventually(out.String).WithTimeout(3*time.Minute).WithPolling(250*time.Millisecond).Should(
+			Or(ContainSubstring("the gray release is done"), ContainSubstring("error:")))
+		got := out.String()
+		Expect(got).NotTo(ContainSubstring("error:"))
+		for _, want := range []string{
+			"stepflow -n default launch -f examples/gray-release.yaml --category DEPLOY --name gray-v1",
+			"StatefulSet clustermanage: image nginx:1.26, partition 1",
+			"▶ run gray-v1 succeeded",
+			"StatefulSet clustermanage: image nginx:1.26, partition 0",
+			"StatefulSet clustermanage: image nginx:1.27, partition 1",
+			"stepflow -n default context set gray-v2 continueRollout=false rollback=true",
+			"▶ run gray-v2 terminated: rolled back by run gray-v2-rollback-",
+			": succeeded", // the ROLLBACK run
+		} {
+			Expect(got).To(ContainSubstring(want))
+		}
+		Expect(strings.Count(got, "▶ ROLLBACK run ")).To(Equal(1))
+
+		By("stopping it with Ctrl-C")
+		Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())
+		Eventually(exited).WithTimeout(30 * time.Second).Should(BeClosed())
+		Expect(waitErr).NotTo(HaveOccurred())
+		Expect(out.String()).To(ContainSubstring("stopping the control plane"))
+	})
+})
