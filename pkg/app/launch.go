@@ -86,6 +86,12 @@ type Request struct {
 	Context map[string]any
 	// Name is the run's name. Empty: generated from the app id.
 	Name string
+	// InstanceCounterNamespace, when set, is the namespace of the
+	// instance id counter (the system namespace): Run allocates the run a
+	// numeric id there (AllocateInstanceID) and sets LabelInstanceID. The
+	// REST API always sets it; `stepflow launch` leaves it empty, so its
+	// runs have no id and are named by namespace/name.
+	InstanceCounterNamespace string
 }
 
 // Launch is what a Request turns into: the run, and the ConfigMap that
@@ -251,11 +257,21 @@ func (l *Launch) Create(ctx context.Context, c client.Client) error {
 }
 
 // Run builds the request's launch and creates it: the one way runs of an
-// application are launched (the CLI's launch, the REST API).
+// application are launched (the CLI's launch, the REST API). With
+// req.InstanceCounterNamespace the run gets an instance id, allocated
+// only once the request is known to be valid; a create that fails after
+// it loses that id (ids may have gaps, never repeats).
 func Run(ctx context.Context, c client.Client, req Request) (*Launch, error) {
 	l, err := Build(req)
 	if err != nil {
 		return nil, err
+	}
+	if req.InstanceCounterNamespace != "" {
+		id, err := AllocateInstanceID(ctx, c, req.InstanceCounterNamespace)
+		if err != nil {
+			return nil, fmt.Errorf("launching application %s: %w", l.Run.Annotations[AnnotationRawAppID], err)
+		}
+		l.SetInstanceID(id)
 	}
 	return l, l.Create(ctx, c)
 }

@@ -53,6 +53,12 @@ type ReplayRequest struct {
 	// outlives a cleanup of the parent.
 	Parent *v1alpha1.WorkflowRun
 	Step   string
+	// InstanceID, when not 0, is the new run's LabelInstanceID. The
+	// caller allocates it (AllocateInstanceID) from the counter the
+	// source's id came from, when the source has one (InstanceID), with
+	// its own client: the step's identity has no business writing the
+	// installation's counter.
+	InstanceID int64
 }
 
 // Replay builds the launch of a run that replays req.Source without
@@ -111,6 +117,9 @@ func Replay(req ReplayRequest) (*Launch, error) {
 		},
 	}
 	l := &Launch{Run: run, Config: req.Stored.Config, Scope: src.Annotations[AnnotationRawScope]}
+	if req.InstanceID != 0 {
+		l.SetInstanceID(req.InstanceID)
+	}
 	if err := l.keep(req.Stored.Raw); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}

@@ -73,3 +73,28 @@ func TestReplay(t *testing.T) {
 		})
 	}
 }
+
+// A replay carries the id its caller allocated, never the source's.
+func TestReplayInstanceID(t *testing.T) {
+	src := grayRelease(t)
+	l, err := Build(Request{Configuration: src, AppID: "testapp", Category: "DEPLOY", Namespace: "team", Name: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetInstanceID(41)
+	req := ReplayRequest{Source: l.Run, Stored: &Stored{Raw: src, Config: l.Config}, Name: "v2-rollback", Category: "ROLLBACK",
+		Parent: &v1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Name: "v3", Namespace: "team", UID: "uid-3"}}, Step: "promote"}
+	for _, tc := range []struct {
+		id   int64
+		want string
+	}{{0, ""}, {42, "42"}} {
+		req.InstanceID = tc.id
+		got, err := Replay(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := got.Run.Labels[LabelInstanceID]; v != tc.want {
+			t.Errorf("InstanceID %d: label %s is %q, want %q", tc.id, LabelInstanceID, v, tc.want)
+		}
+	}
+}
