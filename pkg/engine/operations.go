@@ -104,7 +104,11 @@ func Suspend(st *v1alpha1.WorkflowRunStatus, step string) error {
 		return fmt.Errorf("%w: step %q is not running", ErrNoStep, step)
 	}
 	suspend := func(s *v1alpha1.StepStatus) {
-		s.Phase, s.Reason, s.Message = v1alpha1.WorkflowStepPhaseSuspending, ReasonSuspend, "suspended by the operator"
+		reason := ReasonSuspend
+		if s.Reason == ReasonWait {
+			reason = ReasonWaitSuspend
+		}
+		s.Phase, s.Reason, s.Message = v1alpha1.WorkflowStepPhaseSuspending, reason, "suspended by the operator"
 		s.ResumeTime, s.NextAttemptTime = nil, nil
 	}
 	if ss.Type == graph.StepGroup {

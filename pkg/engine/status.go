@@ -29,6 +29,9 @@ const (
 	ReasonCondition            = "ConditionError"
 	ReasonSuspend              = "Suspend"
 	ReasonJournal              = "JournalError"
+	// ReasonWaitSuspend: a step suspended by the operator while it waited
+	// on a condition (reason Wait); SREWorks' WAITING_SUSPEND.
+	ReasonWaitSuspend = "WaitSuspend"
 )
 
 func (t *tick) metaNow() metav1.Time { return metav1.NewTime(t.now.Truncate(time.Second)) }
