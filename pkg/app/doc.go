@@ -45,5 +45,70 @@
 //     Created only if absent, so a step evaluated again finds the run it
 //     made (pkg/op/appop's relaunch).
 //
+//   - Instance ids. SREWorks clients name a run by a number. A launch
+//     with Request.InstanceCounterNamespace (the REST API sets the system
+//     namespace; `stepflow launch` sets none, so its runs have no id)
+//     gets the next one from a counter, the ConfigMap
+//     stepflow-instance-ids in that namespace, updated with its
+//     resourceVersion so two launches never get one id (a conflict is
+//     read again and retried until the context ends), and carries it in
+//     the label stepflow.dev/instance-id; RunByInstanceID finds the run
+//     by it. Ids grow, may have gaps, and are never reused: a counter
+//     that is gone starts again above the highest id a run carries. A
+//     replay carries the id its caller allocated
+//     (ReplayRequest.InstanceID), from the counter the source's came
+//     from, with the caller's own client, not the step's identity.
+//
 // Nothing here reconciles or renders: step definitions do that.
+//
+// # States
+//
+// InstanceState and TaskState map a run and a step onto SREWorks'
+// instance and task states (its PREPROCESSING never occurs). A run:
+//
+//	status.status       instance
+//	"", initializing    PENDING
+//	executing           RUNNING; SUSPEND while status.suspend is set
+//	suspending          SUSPEND
+//	succeeded, skipped  SUCCESS
+//	failed              FAILURE; EXCEPTION when every failed step (a
+//	                    group's sub-steps counting for it) is an
+//	                    EXCEPTION, or the Failed condition's reason is
+//	                    WriteRefused
+//	terminated          TERMINATED
+//
+// A step (or sub-step):
+//
+//	phase       reason                         task
+//	pending     -                              PENDING
+//	running     Wait                           WAITING
+//	running     any other: Error (backing      RUNNING
+//	            off), JournalError or
+//	            EvalInterrupted (evaluated
+//	            again), none
+//	suspending  WaitSuspend (the operator      WAITING_SUSPEND
+//	            suspended it while waiting)
+//	suspending  Suspend (#Suspend or the       RUNNING_SUSPEND
+//	            operator), none (a group)
+//	succeeded   -                              SUCCESS
+//	skipped     Skip (its if was false)        SUCCESS
+//	skipped     UpstreamNotSucceeded           TERMINATED
+//	stopped     -                              TERMINATED
+//	failed      Terminate                      TERMINATED
+//	failed      JournalError, EvalInterrupted, EXCEPTION
+//	            EvalTimeout, EvalMemory,
+//	            WriteRefused
+//	failed      any other: Fail, OpError,      FAILURE
+//	            FailedAfterRetries, Timeout,
+//	            TemplateError, ParameterError,
+//	            DefinitionNotFound,
+//	            InputError, OutputError,
+//	            ConditionError, SubStepFailed
+//
+// FAILURE is a step's own doing: what it ran, or how it is written, went
+// wrong, and running it again as it is fails again. EXCEPTION is Stepflow
+// not carrying the step on: its evaluations were interrupted too often or
+// went over the evaluator's time or memory bound, its journal could not
+// be saved, or the API server refused what it produced; it may succeed on
+// a healthier system.
 package app
