@@ -6,6 +6,7 @@ require (
 	cuelang.org/go v0.16.1
 	github.com/Masterminds/semver/v3 v3.3.0
 	github.com/fxamacker/cbor/v2 v2.7.0
+	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-resty/resty/v2 v2.17.2
 	github.com/google/go-cmp v0.7.0
 	github.com/onsi/ginkgo/v2 v2.22.0
@@ -15,6 +16,7 @@ require (
 	go.uber.org/zap v1.27.0
 	golang.org/x/net v0.52.0
 	golang.org/x/sync v0.20.0
+	golang.org/x/time v0.12.0
 	golang.org/x/tools v0.43.0
 	helm.sh/helm/v3 v3.17.4
 	k8s.io/api v0.32.13
@@ -104,7 +106,6 @@ require (
 	golang.org/x/sys v0.42.0 // indirect
 	golang.org/x/term v0.41.0 // indirect
 	golang.org/x/text v0.35.0 // indirect
-	golang.org/x/time v0.12.0 // indirect
 	gomodules.xyz/jsonpatch/v2 v2.4.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20240826202546-f6391c0de4c7 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20240826202546-f6391c0de4c7 // indirect

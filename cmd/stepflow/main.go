@@ -14,6 +14,6 @@ import (
 func main() {
 	os.Exit(cli.Main(cli.Deps{
 		Stdout: os.Stdout, Stderr: os.Stderr, Ops: buildOps,
-		Commands: []*cobra.Command{newControllerCmd(), newLocalCmd(), newEvalWorkerCmd()},
+		Commands: []*cobra.Command{newControllerCmd(), newLocalCmd(), newEvalWorkerCmd(), newServerCmd()},
 	}, os.Args[1:]))
 }

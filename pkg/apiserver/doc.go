@@ -1,0 +1,41 @@
+// Package apiserver serves SREWorks appmanager's /workflow REST API over
+// WorkflowRuns, so a portal written against SREWorks can drive Stepflow
+// without changing its client. Kubernetes is the only store.
+//
+// The model:
+//
+//   - An instance is a WorkflowRun launched from an ApplicationConfiguration
+//     (pkg/app). Its numeric id is the run's app.LabelInstanceID label; it
+//     is also addressed as "namespace/name" (URL-escaped in a path). The
+//     instance JSON is computed from the run on every read: nothing is
+//     stored besides the run.
+//
+//   - Every response, errors included, is the envelope
+//     {code, success, message, requestId, timestamp, data}: code 200 and
+//     message "SUCCESS" on success; on failure code is the HTTP status,
+//     except bad input, which is HTTP 400 with code 10002 as in SREWorks.
+//
+//   - A request passes, in order: a request id; authentication (401);
+//     the caller's rate limit (429, a token bucket per user name); the
+//     route (404); authorization of what the route does (403); the act.
+//     /healthz and /readyz skip authentication.
+//
+//     Authentication and authorization are an Authenticator: with
+//     Kubernetes (--auth kubernetes) a bearer token is checked with a
+//     TokenReview and each call with a SubjectAccessReview of the
+//     WorkflowRun verb it needs (get/list to read, create to launch,
+//     update to change) in the run's namespace; both answers are cached
+//     for a few seconds. The server then acts with its own client: the
+//     review is what stops a caller from using the server's rights.
+//
+//   - Reads of runs go through the client given in Options, in the binary
+//     a cache of WorkflowRuns only (NewCluster), so a run just launched
+//     may show up in GET a moment later. ConfigMaps (a large
+//     configuration, the instance id counter) are read from the API
+//     server. Writes go to the API server.
+//
+//   - A launch is app.Run: the same function the CLI's launch calls, so
+//     both make the same run. The configuration is first built without
+//     touching the cluster, so a document that does not parse or build is
+//     a 400 and nothing is created.
+package apiserver

@@ -1,0 +1,111 @@
+package apiserver
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Options are what the server acts with.
+type Options struct {
+	// Client reads runs (through a cache, see NewCluster) and creates
+	// them, and sends the Authenticator's reviews when it is Kubernetes.
+	Client client.Client
+	// Auth authenticates and authorizes every call but the health checks.
+	Auth Authenticator
+	// Namespace is where a launch or list without a namespace query
+	// parameter acts.
+	Namespace string
+	// InstanceCounterNamespace holds the counter numeric instance ids are
+	// allocated from (pkg/app).
+	InstanceCounterNamespace string
+	// RateLimit is each user's requests per second, Burst how many at
+	// once; RateLimit 0 means no limit.
+	RateLimit float64
+	Burst     int
+	// Ready reports whether the server can answer (its cache synced);
+	// nil: always.
+	Ready func(context.Context) error
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// server is the API's state, shared by its handlers.
+type server struct {
+	o      Options
+	out    responder
+	limits *userLimits
+}
+
+// New returns the API's handler.
+func New(o Options) http.Handler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &server{o: o, out: responder{now: o.Now}}
+	if o.RateLimit > 0 {
+		burst := o.Burst
+		if burst < 1 {
+			burst = 1
+		}
+		s.limits = newUserLimits(o.RateLimit, burst, o.Now)
+	}
+
+	r := chi.NewRouter()
+	r.Use(withRequestID)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.out.fail(w, r, errorf(http.StatusNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.out.fail(w, r, errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+	})
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { s.out.ok(w, r, "ok") })
+	r.Get("/readyz", s.readyz)
+	r.Route("/workflow", func(r chi.Router) {
+		r.Post("/launch", s.handle(s.launch))
+		r.Get("/", s.handle(s.list))
+		r.Get("/{instanceId}", s.handle(s.get))
+	})
+	return r
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.o.Ready != nil {
+		if err := s.o.Ready(r.Context()); err != nil {
+			s.out.fail(w, r, errorf(http.StatusServiceUnavailable, "not ready: %v", err))
+			return
+		}
+	}
+	s.out.ok(w, r, "ok")
+}
+
+// call is a handler with the caller; what it returns is the envelope's
+// data, or the error it fails with.
+type call func(r *http.Request, u User) (any, error)
+
+// handle authenticates the caller (401 without one), takes a token from
+// their rate limit (429 when none is left), then calls f and writes its
+// answer in the envelope.
+func (s *server) handle(f call) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, err := s.o.Auth.Authenticate(r)
+		if err != nil {
+			s.out.fail(w, r, err)
+			return
+		}
+		if s.limits != nil && !s.limits.allow(u.Name) {
+			w.Header().Set("Retry-After", "1")
+			s.out.fail(w, r, errorf(http.StatusTooManyRequests, "%s sent more than %g requests a second (burst %d): slow down", u.Name, s.o.RateLimit, s.limits.burst))
+			return
+		}
+		data, err := f(r, u)
+		if err != nil {
+			s.out.fail(w, r, err)
+			return
+		}
+		s.out.ok(w, r, data)
+	}
+}
