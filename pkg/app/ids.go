@@ -30,6 +30,10 @@ const (
 // counter update. Conflicts are retried until ctx ends, never given up on.
 const maxCounterBackoff = 200 * time.Millisecond
 
+// maxUnseen bounds the creates of a counter that reads did not find but
+// that exists: a race lost a few times, or a client that never sees it.
+const maxUnseen = 20
+
 // AllocateInstanceID returns the next numeric id, unique within the
 // installation: the counter ConfigMap CounterConfigMap in counterNamespace
 // (the system namespace), its CounterKey increased with optimistic
@@ -51,6 +55,7 @@ func AllocateInstanceID(ctx context.Context, c client.Client, counterNamespace s
 		return 0, fmt.Errorf("allocating an instance id: no namespace for the counter configmap %s", CounterConfigMap)
 	}
 	key := client.ObjectKey{Namespace: counterNamespace, Name: CounterConfigMap}
+	unseen := 0
 	for try := 0; ; try++ {
 		if try > 0 {
 			if err := backoff(ctx, try); err != nil {
@@ -58,7 +63,15 @@ func AllocateInstanceID(ctx context.Context, c client.Client, counterNamespace s
 			}
 		}
 		id, err := nextID(ctx, c, key)
-		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		if apierrors.IsAlreadyExists(err) {
+			// Another allocation created it first; unless c cannot see
+			// it at all (a cache that holds only some ConfigMaps).
+			if unseen++; unseen == maxUnseen {
+				return 0, fmt.Errorf("allocating an instance id: configmap %s exists but reads of it find nothing %d times: the client reads through a cache that leaves it out; pass one that reads from the API server", key, unseen)
+			}
+			continue
+		}
+		if apierrors.IsConflict(err) {
 			continue
 		}
 		if err != nil {

@@ -8,10 +8,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
@@ -187,4 +190,34 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// A client reading through a cache that holds only some ConfigMaps (as the
+// controller's does) never sees the counter: an error that says so, not a
+// loop.
+func TestAllocateInstanceIDThroughAFilteringCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ns := namespace(t)
+	if _, err := AllocateInstanceID(ctx, env.Client, ns); err != nil {
+		t.Fatal(err)
+	}
+	labelled, err := labels.Parse("journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := cache.New(env.Config, cache.Options{Scheme: env.Scheme,
+		ByObject: map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {Label: labelled}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ca.Start(ctx) }()
+	cached, err := client.New(env.Config, client.Options{Scheme: env.Scheme, Cache: &client.CacheOptions{Reader: ca}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = AllocateInstanceID(ctx, cached, ns)
+	if err == nil || !strings.Contains(err.Error(), "pass one that reads from the API server") {
+		t.Errorf("error %v, want one saying the client does not see the counter", err)
+	}
 }
