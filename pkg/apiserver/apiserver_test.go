@@ -24,6 +24,7 @@ import (
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/internal/testenv"
+	"github.com/stepflow-dev/stepflow/pkg/app"
 )
 
 var (
@@ -235,6 +236,9 @@ func TestBadConfigurationIs400AndCreatesNothing(t *testing.T) {
 			}
 		})
 	}
+	big := grayRelease(t) + "# " + strings.Repeat("x", app.MaxConfigurationSize) + "\n"
+	r := send(t, http.MethodPost, srv.URL+"/workflow/launch?appId=testapp", ten.launchTok, big)
+	r.want(t, http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge)
 	assertNoRuns(t, ten.ns)
 }
 

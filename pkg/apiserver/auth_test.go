@@ -1,0 +1,90 @@
+package apiserver
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+)
+
+// TestKubernetesCachesReviews counts the reviews sent to the real API
+// server: a token and an access question are each reviewed once per TTL.
+func TestKubernetesCachesReviews(t *testing.T) {
+	ten := newTenant(t)
+	direct, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokenReviews, accessReviews atomic.Int32
+	c := interceptor.NewClient(direct, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
+			switch o.(type) {
+			case *authenticationv1.TokenReview:
+				tokenReviews.Add(1)
+			case *authorizationv1.SubjectAccessReview:
+				accessReviews.Add(1)
+			}
+			return c.Create(ctx, o, opts...)
+		},
+	})
+	now := time.Unix(1700000000, 0)
+	k := NewKubernetes(c, 5*time.Second, func() time.Time { return now })
+	req, _ := http.NewRequest(http.MethodGet, "/workflow", nil)
+	req.Header.Set("Authorization", "Bearer "+ten.readerTok)
+	ctx := context.Background()
+
+	var u User
+	for i := 0; i < 3; i++ {
+		var err error
+		if u, err = k.Authenticate(req); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Authorize(ctx, u, Access{Verb: "list", Namespace: ten.ns}); err != nil {
+			t.Fatal(err)
+		}
+		// A denial is kept as well.
+		if err := k.Authorize(ctx, u, Access{Verb: "create", Namespace: ten.ns}); err == nil || asError(err).Status != http.StatusForbidden {
+			t.Fatalf("create as the reader: %v, want a 403", err)
+		}
+	}
+	if got := [2]int32{tokenReviews.Load(), accessReviews.Load()}; got != [2]int32{1, 2} {
+		t.Errorf("within the TTL: %d token reviews, %d access reviews; want 1, 2", got[0], got[1])
+	}
+	now = now.Add(5 * time.Second)
+	if u, err := k.Authenticate(req); err != nil {
+		t.Fatal(err)
+	} else if err := k.Authorize(ctx, u, Access{Verb: "list", Namespace: ten.ns}); err != nil {
+		t.Fatal(err)
+	}
+	if got := [2]int32{tokenReviews.Load(), accessReviews.Load()}; got != [2]int32{2, 3} {
+		t.Errorf("after the TTL: %d token reviews, %d access reviews; want 2, 3", got[0], got[1])
+	}
+}
+
+func TestTTLCacheBounded(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := newTTLCache[int, int](3, func() time.Time { return now })
+	for i := 0; i < 3; i++ {
+		c.put(i, i, time.Duration(i+1)*time.Second)
+	}
+	now = now.Add(1500 * time.Millisecond) // 0 expired
+	c.put(3, 3, time.Second)
+	if _, ok := c.get(0); ok {
+		t.Error("an expired entry was served")
+	}
+	for _, k := range []int{1, 2, 3} {
+		if _, ok := c.get(k); !ok {
+			t.Errorf("entry %d went while an expired one could make room", k)
+		}
+	}
+	c.put(4, 4, time.Second) // full, none expired: all go
+	if len(c.m) != 1 {
+		t.Errorf("%d entries, want 1 after a full cache was cleared", len(c.m))
+	}
+}
