@@ -212,6 +212,9 @@ func TestAllocateInstanceIDThroughAFilteringCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = ca.Start(ctx) }()
+	if !ca.WaitForCacheSync(ctx) {
+		t.Fatal("the cache did not start")
+	}
 	cached, err := client.New(env.Config, client.Options{Scheme: env.Scheme, Cache: &client.CacheOptions{Reader: ca}})
 	if err != nil {
 		t.Fatal(err)
