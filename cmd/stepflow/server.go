@@ -95,6 +95,17 @@ func runServer(ctx context.Context, o *serverOptions) error {
 	if err := o.check(); err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.listen, err)
+	}
+	return serveAPI(ctx, o, ln)
+}
+
+// serveAPI serves the API on ln until ctx ends, then lets requests in
+// flight finish.
+func serveAPI(ctx context.Context, o *serverOptions, ln net.Listener) error {
+	defer ln.Close() // Serve closes it too; this covers the early returns
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
@@ -136,10 +147,6 @@ func runServer(ctx context.Context, o *serverOptions) error {
 		}
 	}()
 
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", o.listen, err)
-	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() {
@@ -157,7 +164,7 @@ func runServer(ctx context.Context, o *serverOptions) error {
 
 	select {
 	case err := <-served:
-		return fmt.Errorf("serving on %s: %w", o.listen, err)
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
 	case err := <-connErr:
 		if err == nil {
 			err = errors.New("stopped")

@@ -1,8 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestServerOptionsCheck(t *testing.T) {
@@ -30,5 +41,89 @@ func TestServerOptionsCheck(t *testing.T) {
 		case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)):
 			t.Errorf("--listen %s --auth %s: got %v, want an error saying %q", tc.listen, tc.auth, err, tc.refused)
 		}
+	}
+}
+
+// TestServeAPI runs the server as the binary wires it (the cluster
+// connection, its cache, the handler) against the test control plane,
+// with --auth none on loopback: ready once its cache synced, then a
+// launch over HTTP, read back by its numeric id.
+func TestServeAPI(t *testing.T) {
+	kc, err := env.Kubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "server-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &serverOptions{listen: ln.Addr().String(), auth: "none", kubeconfig: kc, namespace: ns.Name,
+		systemNamespace: "default", reviewTTL: time.Second, shutdownDeadline: time.Second}
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- serveAPI(ctx, o, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	get := func(path string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+			t.Fatalf("GET %s: %d, not JSON: %v", path, resp.StatusCode, err)
+		}
+		return resp.StatusCode, env
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if code, _ := get("/readyz"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz not 200 after 30s")
+		}
+	}
+	src, err := os.ReadFile("../../examples/gray-release.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(base+"/workflow/launch?appId=testapp&category=DEPLOY", "application/yaml", bytes.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var launched struct {
+		Code int `json:"code"`
+		Data struct {
+			ID              int64  `json:"id"`
+			WorkflowCreator string `json:"workflowCreator"`
+		} `json:"data"`
+		Message string `json:"message"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&launched)
+	resp.Body.Close()
+	if err != nil || launched.Code != 200 || launched.Data.ID <= 0 || launched.Data.WorkflowCreator != "local" {
+		t.Fatalf("launch: %+v, %v", launched, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, body := get(fmt.Sprintf("/workflow/%d", launched.Data.ID))
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET the launched instance: %d %v", code, body)
+		}
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("shutdown: %v", err)
 	}
 }
