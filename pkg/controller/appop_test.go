@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -74,7 +75,8 @@ launch: app.#Relaunch & {$params: {
 }}
 `)
 
-	if _, err := app.Run(ctx, env.Client, app.Request{Configuration: appConfig("deploy-it"), Category: "DEPLOY", Namespace: ns, Name: "v2"}); err != nil {
+	v2, err := app.Run(ctx, env.Client, app.Request{Configuration: appConfig("deploy-it"), Category: "DEPLOY", Namespace: ns, Name: "v2", InstanceCounterNamespace: sys})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if run := waitRun(t, ns, "v2", 30*time.Second, finishedRun); run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
@@ -98,6 +100,9 @@ launch: app.#Relaunch & {$params: {
 	rb := waitRun(t, ns, "v3-rollback", 30*time.Second, finishedRun)
 	if rb.Status.Phase != v1alpha1.WorkflowRunSucceeded || rb.Labels[app.LabelCategory] != "ROLLBACK" || rb.Annotations[app.AnnotationParentRun] != "v3" {
 		t.Errorf("rollback run: %s %q, labels %v, annotations %v", rb.Status.Phase, rb.Status.Message, rb.Labels, rb.Annotations)
+	}
+	if v2ID, _ := app.InstanceID(v2.Run); rb.Labels[app.LabelInstanceID] != strconv.FormatInt(v2ID+1, 10) {
+		t.Errorf("rollback run's instance id is %q, want the counter's next after v2's %d", rb.Labels[app.LabelInstanceID], v2ID)
 	}
 	if len(rb.Spec.WorkflowSpec.Steps) != 1 || rb.Spec.WorkflowSpec.Steps[0].Type != "deploy-it" {
 		t.Errorf("rollback run steps %+v, want v2's deploy-it", rb.Spec.WorkflowSpec.Steps)

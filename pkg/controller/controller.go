@@ -18,6 +18,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stepflow-dev/stepflow/api"
+	"github.com/stepflow-dev/stepflow/pkg/app"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
@@ -197,7 +198,17 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	// App ops read the step's own run and its configuration (a
 	// ConfigMap the cache does not hold) live; everything else as the
 	// step's identity.
-	apps := appop.New(mgr.GetAPIReader(), clusters)
+	// A relaunched run gets an instance id when the run it replays has
+	// one, from the system namespace's counter, read and written live
+	// (the cache holds only journal ConfigMaps) with the controller's
+	// own rights.
+	live, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient()})
+	if err != nil {
+		return nil, err
+	}
+	apps := appop.New(mgr.GetAPIReader(), clusters).WithInstanceIDs(func(ctx context.Context) (int64, error) {
+		return app.AllocateInstanceID(ctx, live, o.SystemNamespace)
+	})
 	ops := opset.Standard(clusters, waker, httpOpts, components, apps)
 	var (
 		ev   Evaluator

@@ -42,7 +42,10 @@
 // stepflow.dev/launched-by annotation names the parent run's UID and the
 // step) and reports created: false instead of launching a second one.
 // The new run is not owned by the step's run, so it outlives any cleanup
-// of it.
+// of it. When the run it replays has an instance id (app.LabelInstanceID)
+// and the family was given an allocator (WithInstanceIDs: the
+// controller's, from the system namespace's counter), the new run gets
+// the next id, allocated only when it is about to be created.
 //
 // {{ Global.x }} resolves in a step as it did at the launch: the keys the
 // engine adds to every template's context (name, namespace, stepName,

@@ -18,6 +18,17 @@ import (
 type Family struct {
 	own      client.Reader
 	clusters kube.Clusters
+	ids      func(context.Context) (int64, error)
+}
+
+// WithInstanceIDs makes relaunch give the run it creates an instance id
+// from next when the run it replays has one (app.LabelInstanceID). next
+// allocates with the controller's own rights (app.AllocateInstanceID
+// from the system namespace's counter), not the step's identity. Without
+// it replays have no id.
+func (f *Family) WithInstanceIDs(next func(context.Context) (int64, error)) *Family {
+	f.ids = next
+	return f
 }
 
 // New returns the family. own reads the step's own run and its

@@ -153,9 +153,15 @@ func (o *relaunchOp) Run(ctx context.Context, call *op.Call) (op.Result, error) 
 	if err != nil {
 		return op.Result{}, err
 	}
+	var id int64
+	if _, ok := app.InstanceID(&src); ok && o.f.ids != nil {
+		if id, err = o.f.ids(ctx); err != nil {
+			return op.Result{}, apiError(err, "relaunching workflowrun %s/%s as %s", parent.Namespace, p.From, p.Name)
+		}
+	}
 	l, err := app.Replay(app.ReplayRequest{
 		Source: &src, Stored: stored, Name: p.Name, Category: p.Category, Context: p.Context,
-		Parent: parent, Step: call.Step.StepName,
+		Parent: parent, Step: call.Step.StepName, InstanceID: id,
 	})
 	if err != nil {
 		return op.Result{}, op.Permanent(err)
