@@ -57,7 +57,8 @@
 //     that is gone starts again above the highest id a run carries. A
 //     replay carries the id its caller allocated
 //     (ReplayRequest.InstanceID), from the counter the source's came
-//     from, with the caller's own client, not the step's identity.
+//     from, with the caller's own client, not the step's identity
+//     (pkg/op/appop's relaunch, given the controller's allocator).
 //
 // Nothing here reconciles or renders: step definitions do that.
 //
