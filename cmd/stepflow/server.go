@@ -52,7 +52,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS key file")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&o.namespace, "namespace", "default", "namespace of launches and lists that name none")
-	f.StringVar(&o.systemNamespace, "system-namespace", definition.DefaultSystemNamespace, "namespace of the instance id counter")
+	f.StringVar(&o.systemNamespace, "system-namespace", definition.DefaultSystemNamespace, "namespace of the step definitions shared by every namespace and of the instance id counter")
 	f.Float64Var(&o.rateLimit, "rate-limit", 20, "requests per second per user (0: no limit)")
 	f.IntVar(&o.burst, "rate-burst", 40, "requests a user may send at once")
 	f.DurationVar(&o.reviewTTL, "review-cache-ttl", 5*time.Second, "how long token and access reviews are trusted")
@@ -125,7 +125,7 @@ func serveAPI(ctx context.Context, o *serverOptions, ln net.Listener) error {
 	synced := make(chan struct{})
 	handler := apiserver.New(apiserver.Options{
 		Client: conn.GetClient(), Auth: auth,
-		Namespace: o.namespace, InstanceCounterNamespace: o.systemNamespace,
+		Namespace: o.namespace, SystemNamespace: o.systemNamespace,
 		RateLimit: o.rateLimit, Burst: o.burst,
 		Ready: func(context.Context) error {
 			select {

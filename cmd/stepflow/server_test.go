@@ -57,12 +57,16 @@ func TestServeAPI(t *testing.T) {
 	if err := env.Client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
+	const system = "server-test-system"
+	if _, err := installDefinitions(context.Background(), env.Client, "../../definitions", system); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := &serverOptions{listen: ln.Addr().String(), auth: "none", kubeconfig: kc, namespace: ns.Name,
-		systemNamespace: "default", reviewTTL: time.Second, shutdownDeadline: time.Second}
+		systemNamespace: system, reviewTTL: time.Second, shutdownDeadline: time.Second}
 	if err := o.check(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +24,10 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/internal/testenv"
 	"github.com/stepflow-dev/stepflow/pkg/app"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
 )
 
 var (
@@ -52,10 +55,41 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "cache did not sync")
 			return 1
 		}
+		if err := installStepDefinitions(ctx, "../../definitions"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		return m.Run()
 	}()
 	stop()
 	os.Exit(code)
+}
+
+// systemNS holds the shipped step definitions and the instance id counter.
+const systemNS = "stepflow-system"
+
+// installStepDefinitions installs dir/*.cue as WorkflowStepDefinitions in
+// systemNS.
+func installStepDefinitions(ctx context.Context, dir string) error {
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNS}}); err != nil {
+		return err
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.cue"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("step definitions in %s: %d files, %v", dir, len(files), err)
+	}
+	for _, f := range files {
+		src, err := definition.FromFile(f)
+		if err != nil {
+			return err
+		}
+		def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Name: src.Name, Namespace: systemNS},
+			Spec: v1beta1.WorkflowStepDefinitionSpec{Schematic: &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Template}}}}
+		if err := env.Client.Create(ctx, def); err != nil {
+			return fmt.Errorf("installing %s: %w", f, err)
+		}
+	}
+	return nil
 }
 
 // tenant is a namespace with two ServiceAccounts of namespace "users" as
@@ -117,10 +151,10 @@ func token(t *testing.T, name string) string {
 func serve(t *testing.T, ns string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(New(Options{
-		Client:                   conn.GetClient(),
-		Auth:                     NewKubernetes(conn.GetClient(), 5*time.Second, time.Now),
-		Namespace:                ns,
-		InstanceCounterNamespace: "default",
+		Client:          conn.GetClient(),
+		Auth:            NewKubernetes(conn.GetClient(), 5*time.Second, time.Now),
+		Namespace:       ns,
+		SystemNamespace: systemNS,
 	}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -223,6 +257,8 @@ func TestBadConfigurationIs400AndCreatesNothing(t *testing.T) {
 		"empty body":      {"", "no application configuration"},
 		"no app id":       {"apiVersion: core.oam.dev/v1alpha2\nkind: ApplicationConfiguration\nmetadata: {name: x}\nspec: {}\n", "no app id"},
 		"duplicate steps": {dup, `step name "twice"`},
+		"unknown step type": {strings.Replace(grayRelease(t), "- type: rollout-promotion", "- type: rollout-promotoin", 1),
+			`step "rollout-promotoin-4": unknown step type "rollout-promotoin"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			q := ""

@@ -36,6 +36,10 @@
 //
 //   - A launch is app.Run: the same function the CLI's launch calls, so
 //     both make the same run. The configuration is first built without
-//     touching the cluster, so a document that does not parse or build is
-//     a 400 and nothing is created.
+//     touching the cluster and each step type looked up where the
+//     controller will look (the run's namespace, then SystemNamespace), so
+//     a document that does not parse or build, or names a step type with
+//     no definition, is a 400 and nothing is created. The creator is the
+//     authenticated user; the numeric id comes from app's counter in
+//     SystemNamespace.
 package apiserver

@@ -19,9 +19,10 @@ type Options struct {
 	// Namespace is where a launch or list without a namespace query
 	// parameter acts.
 	Namespace string
-	// InstanceCounterNamespace holds the counter numeric instance ids are
-	// allocated from (pkg/app).
-	InstanceCounterNamespace string
+	// SystemNamespace holds the step definitions shared by every
+	// namespace, which a launch's step types are checked against, and the
+	// counter numeric instance ids are allocated from (pkg/app).
+	SystemNamespace string
 	// RateLimit is each user's requests per second, Burst how many at
 	// once; RateLimit 0 means no limit.
 	RateLimit float64

@@ -17,6 +17,8 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/app"
+	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/graph"
 )
 
 // DefaultCategory is a launch's category when the request names none.
@@ -69,18 +71,55 @@ func (s *server) launch(r *http.Request, u User) (any, error) {
 	req := app.Request{
 		Configuration: body, AppID: q.Get("appId"), Category: category,
 		Namespace: ns, Creator: u.Name,
-		InstanceCounterNamespace: s.o.InstanceCounterNamespace,
+		InstanceCounterNamespace: s.o.SystemNamespace,
 	}
-	// Built once without the cluster, so a bad document is the caller's
-	// 400 and nothing is created; what fails after it is the server's.
-	if _, err := app.Build(req); err != nil {
+	// Built once and its step types looked up before anything is
+	// created, so a bad document is the caller's 400; what fails after it
+	// is the server's.
+	l, err := app.Build(req)
+	if err != nil {
 		return nil, badInput("%v", err)
 	}
-	l, err := app.Run(r.Context(), s.o.Client, req)
+	defs := definition.Cluster{Reader: s.o.Client, SystemNamespace: s.o.SystemNamespace}.For(r.Context(), ns)
+	if err := knownStepTypes(defs, l.Run.Spec.WorkflowSpec.Steps); err != nil {
+		return nil, err
+	}
+	l, err = app.Run(r.Context(), s.o.Client, req)
 	if err != nil {
 		return nil, err
 	}
 	return detail(r.Context(), s.o.Client, l.Run)
+}
+
+// knownStepTypes is a 400 naming the first step whose type has no
+// definition where the run would look for it; a step group's sub-steps
+// are checked too.
+func knownStepTypes(defs definition.Lookup, steps []v1alpha1.WorkflowStep) error {
+	check := func(where string, s v1alpha1.WorkflowStepBase) error {
+		if s.Type == graph.StepGroup {
+			return nil
+		}
+		_, err := defs.Lookup(s.Type)
+		var nf *definition.NotFoundError
+		if errors.As(err, &nf) {
+			return badInput("%s %q: unknown step type %q: %v", where, s.Name, s.Type, err)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %q: looking up step type %q: %w", where, s.Name, s.Type, err)
+		}
+		return nil
+	}
+	for _, s := range steps {
+		if err := check("step", s.WorkflowStepBase); err != nil {
+			return err
+		}
+		for _, sub := range s.SubSteps {
+			if err := check("sub-step of "+s.Name, sub); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // get is GET /workflow/{instanceId}: a numeric id or "namespace/name".
