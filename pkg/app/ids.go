@@ -108,9 +108,6 @@ func nextID(ctx context.Context, c client.Client, key client.ObjectKey) (int64, 
 	if err != nil || last < 0 {
 		return 0, fmt.Errorf("data key %s is %q, not a count", CounterKey, cm.Data[CounterKey])
 	}
-	if cm.Data == nil {
-		cm.Data = map[string]string{}
-	}
 	cm.Data[CounterKey] = strconv.FormatInt(last+1, 10)
 	// Update sends the resourceVersion read above: a write in between
 	// makes it a conflict.
