@@ -102,7 +102,7 @@ type tenant struct {
 
 const usersNS = "users"
 
-func newTenant(t *testing.T) tenant {
+func newTenant(t testing.TB) tenant {
 	t.Helper()
 	ctx := context.Background()
 	c := env.Client
@@ -134,7 +134,7 @@ func newTenant(t *testing.T) tenant {
 
 // token is a bearer token of ServiceAccount users/name, from the
 // TokenRequest API.
-func token(t *testing.T, name string) string {
+func token(t testing.TB, name string) string {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
@@ -148,7 +148,7 @@ func token(t *testing.T, name string) string {
 }
 
 // serve starts the API over real HTTP, authenticating with Kubernetes.
-func serve(t *testing.T, ns string) *httptest.Server {
+func serve(t testing.TB, ns string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(New(Options{
 		Client:          conn.GetClient(),
@@ -167,7 +167,7 @@ type reply struct {
 	status int
 }
 
-func send(t *testing.T, method, u, tok, body string) reply {
+func send(t testing.TB, method, u, tok, body string) reply {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
@@ -197,7 +197,7 @@ func send(t *testing.T, method, u, tok, body string) reply {
 	return r
 }
 
-func (r reply) want(t *testing.T, status, code int) {
+func (r reply) want(t testing.TB, status, code int) {
 	t.Helper()
 	if r.status != status || r.Code != code || r.Success != (status == http.StatusOK) {
 		t.Fatalf("got HTTP %d, code %d, success %v (%s); want HTTP %d, code %d", r.status, r.Code, r.Success, r.Message, status, code)
