@@ -60,7 +60,7 @@ var _ = Describe("make run EXAMPLE=gray-release", func() {
 			}
 		})
 
-		Eventually(out.String).WithTimeout(3*time.Minute).WithPolling(250*time.Millisecond).Should(
+		Eventually(out.String).WithTimeout(3 * time.Minute).WithPolling(250 * time.Millisecond).Should(
 			Or(ContainSubstring("the gray release is done"), ContainSubstring("error:")))
 		got := out.String()
 		Expect(got).NotTo(ContainSubstring("error:"))

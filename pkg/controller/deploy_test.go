@@ -6,10 +6,10 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"encoding/hex"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -151,7 +151,7 @@ func TestDeploymentBadInput(t *testing.T) {
 			steps: `    - {type: deploy}`,
 			want:  []string{`site`, "broken on purpose"}},
 		{name: "rollback-without-deploy",
-			steps: `    - {type: rollout-promotion}`,
+			steps:   `    - {type: rollout-promotion}`,
 			context: map[string]any{"continueRollout": false, "rollback": true},
 			want:    []string{"nothing to roll back to"}},
 	}
@@ -271,4 +271,3 @@ func assertFailedNaming(t *testing.T, run *v1alpha1.WorkflowRun, want ...string)
 		}
 	}
 }
-
