@@ -126,6 +126,7 @@ func serveAPI(ctx context.Context, o *serverOptions, ln net.Listener) error {
 	handler := apiserver.New(apiserver.Options{
 		Client: conn.GetClient(), Auth: auth,
 		Namespace: o.namespace, SystemNamespace: o.systemNamespace,
+		Events:    conn.GetEventRecorderFor("stepflow-server"),
 		RateLimit: o.rateLimit, Burst: o.burst,
 		Ready: func(context.Context) error {
 			select {

@@ -155,6 +155,7 @@ func serve(t testing.TB, ns string) *httptest.Server {
 		Auth:            NewKubernetes(conn.GetClient(), 5*time.Second, time.Now),
 		Namespace:       ns,
 		SystemNamespace: systemNS,
+		Events:          conn.GetEventRecorderFor("stepflow-server"),
 	}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -300,6 +301,19 @@ func TestLaunchGetList(t *testing.T) {
 		first.LockVersion == 0 || first.GmtCreate == 0 {
 		t.Errorf("launched instance: %+v", first)
 	}
+	// The launch is audited: an Event on the run names the user.
+	eventually(t, func() bool {
+		var evs corev1.EventList
+		if err := env.Client.List(context.Background(), &evs, client.InNamespace(ten.ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Name == first.Name && e.Reason == "Launched" && strings.Contains(e.Message, "launched by "+creator) {
+				return true
+			}
+		}
+		return false
+	})
 	if launched[1].ID == first.ID {
 		t.Errorf("two launches got instance id %d", first.ID)
 	}

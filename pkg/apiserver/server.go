@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -23,6 +24,9 @@ type Options struct {
 	// namespace, which a launch's step types are checked against, and the
 	// counter numeric instance ids are allocated from (pkg/app).
 	SystemNamespace string
+	// Events records who did each write, as an Event on the run; nil:
+	// none (the creator annotation still says who launched).
+	Events record.EventRecorder
 	// RateLimit is each user's requests per second, Burst how many at
 	// once; RateLimit 0 means no limit.
 	RateLimit float64

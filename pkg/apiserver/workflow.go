@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -87,6 +88,11 @@ func (s *server) launch(r *http.Request, u User) (any, error) {
 	l, err = app.Run(r.Context(), s.o.Client, req)
 	if err != nil {
 		return nil, err
+	}
+	if s.o.Events != nil {
+		id, _ := app.InstanceID(l.Run)
+		s.o.Events.Eventf(l.Run, corev1.EventTypeNormal, "Launched", "launched by %s through the REST API: instance %d, app %s, category %s",
+			u.Name, id, l.Run.Annotations[app.AnnotationRawAppID], category)
 	}
 	return detail(r.Context(), s.o.Client, l.Run)
 }
