@@ -40,6 +40,7 @@
 //     controller will look (the run's namespace, then SystemNamespace), so
 //     a document that does not parse or build, or names a step type with
 //     no definition, is a 400 and nothing is created. The creator is the
-//     authenticated user; the numeric id comes from app's counter in
+//     authenticated user (the run's creator annotation, and a Launched
+//     Event on the run); the numeric id comes from app's counter in
 //     SystemNamespace.
 package apiserver
