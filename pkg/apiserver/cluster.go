@@ -11,9 +11,10 @@ import (
 )
 
 // NewCluster returns the connection the server reads and writes through:
-// its client reads WorkflowRuns from a cache (without managedFields) and
-// everything else, ConfigMaps and Secrets included, from the API server,
-// so no informer over every ConfigMap starts. Start it, and wait for its
+// its client reads the objects of Stepflow's API (WorkflowRuns, step
+// definitions) from a cache (without managedFields) and ConfigMaps and
+// Secrets from the API server, so no informer over every ConfigMap
+// starts. Start it, and wait for its
 // cache, before serving.
 func NewCluster(cfg *rest.Config) (cluster.Cluster, error) {
 	s, err := api.NewScheme()

@@ -15,10 +15,11 @@
 //     message "SUCCESS" on success; on failure code is the HTTP status,
 //     except bad input, which is HTTP 400 with code 10002 as in SREWorks.
 //
-//   - A request passes, in order: a request id; authentication (401);
-//     the caller's rate limit (429, a token bucket per user name); the
-//     route (404); authorization of what the route does (403); the act.
-//     /healthz and /readyz skip authentication.
+//   - A request passes, in order: a request id; the route (404 when
+//     there is no such endpoint); authentication (401); the caller's rate
+//     limit (429, a token bucket per user name); authorization of what
+//     the route does (403); the act. /healthz and /readyz skip
+//     authentication.
 //
 //     Authentication and authorization are an Authenticator: with
 //     Kubernetes (--auth kubernetes) a bearer token is checked with a
@@ -28,8 +29,8 @@
 //     for a few seconds. The server then acts with its own client: the
 //     review is what stops a caller from using the server's rights.
 //
-//   - Reads of runs go through the client given in Options, in the binary
-//     a cache of WorkflowRuns only (NewCluster), so a run just launched
+//   - Reads of runs and step definitions go through the client given in
+//     Options, in the binary a cache (NewCluster), so a run just launched
 //     may show up in GET a moment later. ConfigMaps (a large
 //     configuration, the instance id counter) are read from the API
 //     server. Writes go to the API server.
