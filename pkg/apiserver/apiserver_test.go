@@ -205,7 +205,7 @@ func (r reply) want(t testing.TB, status, code int) {
 	}
 }
 
-func grayRelease(t *testing.T) string {
+func grayRelease(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile("../../examples/gray-release.yaml")
 	if err != nil {

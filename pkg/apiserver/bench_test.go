@@ -58,3 +58,21 @@ func BenchmarkListByAppID(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLaunch is POST /workflow/launch of the gray release over real
+// HTTP, one after another: build, step types looked up, an instance id
+// allocated (a counter update) and the run created, plus the cached
+// reviews.
+func BenchmarkLaunch(b *testing.B) {
+	ten := newTenant(b)
+	srv := serve(b, ten.ns)
+	body := grayRelease(b)
+	u := srv.URL + "/workflow/launch?appId=testapp&category=DEPLOY"
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := send(b, http.MethodPost, u, ten.launchTok, body)
+		if r.status != http.StatusOK {
+			b.Fatalf("launch: %d %s", r.status, r.Message)
+		}
+	}
+}
