@@ -377,6 +377,12 @@ func TestLaunchGetList(t *testing.T) {
 		t.Errorf("pages of appId=testapp: ids %s, want %s; %+v %+v %+v", got, want, p1, p2, p3)
 	}
 	page("workflowCreator=" + url.QueryEscape(creator) + "&category=DEPLOY&workflowStatus=PENDING")
+	page("labelSelector=" + url.QueryEscape(app.LabelAppID+"=testapp,"+app.LabelCategory+" in (DEPLOY)"))
+	r = send(t, http.MethodGet, srv.URL+"/workflow?instanceId="+fmt.Sprint(launched[1].ID), ten.readerTok, "")
+	var one Page[Instance]
+	if err := json.Unmarshal(r.Data, &one); err != nil || one.Total != 1 || one.Items[0].ID != launched[1].ID {
+		t.Errorf("instanceId=%d: %+v, %v", launched[1].ID, one, err)
+	}
 	r = send(t, http.MethodGet, srv.URL+"/workflow?workflowStatus=SUCCESS", ten.readerTok, "")
 	var none Page[Instance]
 	if err := json.Unmarshal(r.Data, &none); err != nil || none.Total != 0 || !none.Empty || none.Items == nil {
