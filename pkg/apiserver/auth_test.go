@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,4 +88,39 @@ func TestTTLCacheBounded(t *testing.T) {
 	if len(c.m) != 1 {
 		t.Errorf("%d entries, want 1 after a full cache was cleared", len(c.m))
 	}
+}
+
+// TestFailedAuthenticationsAreLimited: made-up tokens from one address
+// are reviewed until that address's bucket is empty, then answered 429
+// without a review; a second later a good token passes again.
+func TestFailedAuthenticationsAreLimited(t *testing.T) {
+	ten := newTenant(t)
+	direct, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokenReviews atomic.Int32
+	c := interceptor.NewClient(direct, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.CreateOption) error {
+			if _, ok := o.(*authenticationv1.TokenReview); ok {
+				tokenReviews.Add(1)
+			}
+			return c.Create(ctx, o, opts...)
+		},
+	})
+	now := time.Unix(1700000000, 0)
+	clock := func() time.Time { return now }
+	srv := httptest.NewServer(New(Options{Client: conn.GetClient(), Auth: NewKubernetes(c, 5*time.Second, clock),
+		Namespace: ten.ns, RateLimit: 1, Burst: 2, Now: clock}))
+	defer srv.Close()
+	u := srv.URL + "/workflow"
+	send(t, http.MethodGet, u, "made-up-1", "").want(t, http.StatusUnauthorized, http.StatusUnauthorized)
+	send(t, http.MethodGet, u, "made-up-2", "").want(t, http.StatusUnauthorized, http.StatusUnauthorized)
+	send(t, http.MethodGet, u, "made-up-3", "").want(t, http.StatusTooManyRequests, http.StatusTooManyRequests)
+	send(t, http.MethodGet, u, ten.readerTok, "").want(t, http.StatusTooManyRequests, http.StatusTooManyRequests)
+	if n := tokenReviews.Load(); n != 2 {
+		t.Errorf("%d token reviews, want 2: the third made-up token was reviewed", n)
+	}
+	now = now.Add(time.Second)
+	send(t, http.MethodGet, u, ten.readerTok, "").want(t, http.StatusOK, http.StatusOK)
 }

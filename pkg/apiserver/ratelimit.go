@@ -29,6 +29,19 @@ func newUserLimits(perSecond float64, burst int, now func() time.Time) *userLimi
 func (l *userLimits) allow(user string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.bucket(user).AllowN(l.now(), 1)
+}
+
+// empty reports whether user's bucket has no token left, taking none.
+func (l *userLimits) empty(user string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[user]
+	return ok && b.TokensAt(l.now()) < 1
+}
+
+// bucket is user's bucket, made when it has none. Called with l.mu held.
+func (l *userLimits) bucket(user string) *rate.Limiter {
 	now := l.now()
 	b, ok := l.buckets[user]
 	if !ok {
@@ -45,5 +58,5 @@ func (l *userLimits) allow(user string) bool {
 		b = rate.NewLimiter(l.limit, l.burst)
 		l.buckets[user] = b
 	}
-	return b.AllowN(now, 1)
+	return b
 }

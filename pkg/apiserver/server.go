@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"time"
 
@@ -93,11 +94,23 @@ type call func(r *http.Request, u User) (any, error)
 
 // handle authenticates the caller (401 without one), takes a token from
 // their rate limit (429 when none is left), then calls f and writes its
-// answer in the envelope.
+// answer in the envelope. Failed authentications take a token from the
+// client address's bucket, and once it is empty that address gets 429
+// before its token is reviewed: made-up tokens cannot flood the API
+// server with reviews.
 func (s *server) handle(f call) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		anon := "\x00" + clientHost(r) // no user name starts with NUL
+		if s.limits != nil && s.limits.empty(anon) {
+			w.Header().Set("Retry-After", "1")
+			s.out.fail(w, r, errorf(http.StatusTooManyRequests, "too many requests that failed authentication from %s: slow down", clientHost(r)))
+			return
+		}
 		u, err := s.o.Auth.Authenticate(r)
 		if err != nil {
+			if s.limits != nil {
+				s.limits.allow(anon)
+			}
 			s.out.fail(w, r, err)
 			return
 		}
@@ -113,4 +126,13 @@ func (s *server) handle(f call) http.HandlerFunc {
 		}
 		s.out.ok(w, r, data)
 	}
+}
+
+// clientHost is the address the request came from, without its port.
+func clientHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
