@@ -17,8 +17,10 @@
 //
 //   - A request passes, in order: a request id; the route (404 when
 //     there is no such endpoint); authentication (401); the caller's rate
-//     limit (429, a token bucket per user name); authorization of what
-//     the route does (403); the act. /healthz and /readyz skip
+//     limit (429, a token bucket per user name; failed authentications
+//     drain one per client address, and an empty one is refused before
+//     its token is reviewed); authorization of what the route does (403);
+//     the act. /healthz and /readyz skip
 //     authentication.
 //
 //     Authentication and authorization are an Authenticator: with
