@@ -28,6 +28,8 @@ import (
 	"github.com/stepflow-dev/stepflow/internal/testenv"
 	"github.com/stepflow-dev/stepflow/pkg/app"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
+	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 )
 
 var (
@@ -341,6 +343,42 @@ func TestLaunchGetList(t *testing.T) {
 			t.Errorf("GET /workflow/%s: %+v", id, got)
 		}
 	}
+	// Variables set while the run runs (as stepflow context set writes
+	// them, to its journal) are part of its workflowContext, over
+	// spec.context.
+	var run v1alpha1.WorkflowRun
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: first.Namespace, Name: first.Name}, &run); err != nil {
+		t.Fatal(err)
+	}
+	store := kubestore.New(env.Client, &run, nil).WithLive(env.Client)
+	j, err := journal.Open(context.Background(), store, journal.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SetVar("continueRollout", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// As the CLI does after a write to a run's journal from outside the
+	// controller.
+	run.Annotations[kubestore.VersionAnnotation] = store.Version()
+	if err := env.Client.Update(context.Background(), &run); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool {
+		var cached v1alpha1.WorkflowRun
+		return conn.GetClient().Get(context.Background(), client.ObjectKeyFromObject(&run), &cached) == nil &&
+			cached.Annotations[kubestore.VersionAnnotation] == store.Version()
+	})
+	var withVars Instance
+	r = send(t, http.MethodGet, srv.URL+"/workflow/"+fmt.Sprint(first.ID), ten.readerTok, "")
+	r.want(t, http.StatusOK, http.StatusOK)
+	if err := json.Unmarshal(r.Data, &withVars); err != nil || withVars.WorkflowContext["continueRollout"] != true {
+		t.Errorf("workflowContext after a context variable was set: %v (%v)", withVars.WorkflowContext, err)
+	}
+
 	send(t, http.MethodGet, srv.URL+"/workflow/999999999", ten.readerTok, "").want(t, http.StatusNotFound, http.StatusNotFound)
 	send(t, http.MethodGet, srv.URL+"/workflow/"+url.PathEscape(ten.ns+"/missing"), ten.readerTok, "").want(t, http.StatusNotFound, http.StatusNotFound)
 

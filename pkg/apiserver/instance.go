@@ -11,6 +11,8 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/app"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
+	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 )
 
 // Instance is a run as SREWorks' workflow instance, with its field names
@@ -79,7 +81,7 @@ func summary(run *v1alpha1.WorkflowRun) Instance {
 
 // detail is run as an instance with the configuration it was launched
 // with and its context.
-func detail(ctx context.Context, c client.Reader, run *v1alpha1.WorkflowRun) (Instance, error) {
+func detail(ctx context.Context, c client.Client, run *v1alpha1.WorkflowRun) (Instance, error) {
 	in := summary(run)
 	stored, err := app.Configuration(ctx, c, run)
 	if err != nil {
@@ -92,6 +94,18 @@ func detail(ctx context.Context, c client.Reader, run *v1alpha1.WorkflowRun) (In
 		if err := json.Unmarshal(run.Spec.Context.Raw, &in.WorkflowContext); err != nil {
 			return Instance{}, fmt.Errorf("workflowrun %s/%s: spec.context: %w", run.Namespace, run.Name, err)
 		}
+	}
+	// Variables set while the run runs (stepflow context set, the
+	// context endpoint, #DoVar) live in its journal and win over
+	// spec.context, as the steps see them; those set before its last
+	// restart are gone.
+	j, err := journal.Open(ctx, kubestore.New(c, run, nil).WithLive(c), journal.Limits{})
+	if err != nil {
+		return Instance{}, fmt.Errorf("workflowrun %s/%s: its context variables: %w", run.Namespace, run.Name, err)
+	}
+	j.Restarted(run.Status.RestartCount)
+	for k, v := range j.Vars() {
+		in.WorkflowContext[k] = v
 	}
 	return in, nil
 }
