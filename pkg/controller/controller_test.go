@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -121,7 +122,33 @@ func namespace(t *testing.T, name string) string {
 	if err := tenancy.SetUpRunner(context.Background(), env.Client, name, tenancy.DefaultServiceAccount, runnerRules); err != nil {
 		t.Fatal(err)
 	}
+	waitRunnerRights(t, name)
 	return name
+}
+
+// waitRunnerRights waits until the API server's authorizer lets the
+// runner of ns create ConfigMaps there. A RoleBinding takes effect only
+// once the authorizer's own cache has it; a run started before that fails
+// its first apply for good (a denial is permanent), which on a loaded
+// machine made tests that expect every run to get going flaky.
+func waitRunnerRights(t *testing.T, ns string) {
+	t.Helper()
+	user := "system:serviceaccount:" + ns + ":" + tenancy.DefaultServiceAccount
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               user,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "configmaps"},
+		}}
+		if err := env.Client.Create(context.Background(), review); err == nil && review.Status.Allowed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the runner of %s was not allowed to create ConfigMaps within 20s", ns)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // runnerRules are what the tests' runs may do in their own namespace: the
