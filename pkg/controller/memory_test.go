@@ -5,6 +5,7 @@ import (
 	"fmt"
 	nethttp "net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,21 @@ func waitHeld(t *testing.T, c *controller.Controller, want func(journals, own, w
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: the controller still holds %d journal copies, %d own-write entries, %d runs in the waker", what, j, o, w)
+			var runs v1alpha1.WorkflowRunList
+			_ = env.Client.List(context.Background(), &runs)
+			var states []string
+			for _, r := range runs.Items {
+				if !strings.HasPrefix(r.Namespace, "memory") {
+					continue
+				}
+				st := fmt.Sprintf("%s: %s", r.Name, r.Status.Phase)
+				for _, s := range r.Status.Steps {
+					st += fmt.Sprintf(" [%s %s %s: %s]", s.Name, s.Phase, s.Reason, s.Message)
+				}
+				states = append(states, st)
+			}
+			t.Fatalf("%s: the controller still holds %d journal copies, %d own-write entries, %d runs in the waker; runs:\n%s",
+				what, j, o, w, strings.Join(states, "\n"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
