@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
@@ -60,8 +60,10 @@ type Kubernetes struct {
 	ttl time.Duration
 	now func() time.Time
 
-	tokens  *ttlCache[[sha256.Size]byte, tokenAnswer]
-	reviews *ttlCache[string, reviewAnswer]
+	// The caches (apimachinery's, as kube-apiserver's token cache):
+	// least recently used out beyond maxCached, entries expire after ttl.
+	tokens  *cache.LRUExpireCache // [sha256.Size]byte -> tokenAnswer
+	reviews *cache.LRUExpireCache // string -> reviewAnswer
 }
 
 var _ Authenticator = (*Kubernetes)(nil)
@@ -84,9 +86,18 @@ const maxCached = 4096
 // ttl, timed by now.
 func NewKubernetes(c client.Client, ttl time.Duration, now func() time.Time) *Kubernetes {
 	return &Kubernetes{c: c, ttl: ttl, now: now,
-		tokens:  newTTLCache[[sha256.Size]byte, tokenAnswer](maxCached, now),
-		reviews: newTTLCache[string, reviewAnswer](maxCached, now)}
+		tokens:  cache.NewLRUExpireCacheWithClock(maxCached, clockFunc(now)),
+		reviews: cache.NewLRUExpireCacheWithClock(maxCached, clockFunc(now))}
 }
+
+// fresh is how long the caches serve an answer: until, not including,
+// ttl after it was given (the cache serves an entry at its expiry time).
+func (k *Kubernetes) fresh() time.Duration { return k.ttl - time.Nanosecond }
+
+// clockFunc is a now function as the caches' clock.
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time { return f() }
 
 // Authenticate reviews the request's bearer token.
 func (k *Kubernetes) Authenticate(r *http.Request) (User, error) {
@@ -96,7 +107,7 @@ func (k *Kubernetes) Authenticate(r *http.Request) (User, error) {
 		return User{}, errorf(http.StatusUnauthorized, "no bearer token: send Authorization: Bearer TOKEN, a Kubernetes token the API server accepts")
 	}
 	key := sha256.Sum256([]byte(token)) // the cache holds no tokens
-	a, ok := k.tokens.get(key)
+	a, ok := cached[tokenAnswer](k.tokens, key)
 	if !ok {
 		tr := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}
 		if err := k.c.Create(r.Context(), tr); err != nil {
@@ -110,7 +121,7 @@ func (k *Kubernetes) Authenticate(r *http.Request) (User, error) {
 				a.user.Extra[k] = v
 			}
 		}
-		k.tokens.put(key, a, k.ttl)
+		k.tokens.Add(key, a, k.fresh())
 	}
 	if !a.ok {
 		msg := "the bearer token was not accepted by the API server"
@@ -127,7 +138,7 @@ func (k *Kubernetes) Authorize(ctx context.Context, u User, a Access) error {
 	groups := append([]string(nil), u.Groups...)
 	sort.Strings(groups)
 	key := strings.Join([]string{u.Name, u.UID, strings.Join(groups, ","), a.Verb, a.Namespace}, "\x00")
-	ans, ok := k.reviews.get(key)
+	ans, ok := cached[reviewAnswer](k.reviews, key)
 	if !ok {
 		extra := map[string]authorizationv1.ExtraValue{}
 		for k, v := range u.Extra {
@@ -144,7 +155,7 @@ func (k *Kubernetes) Authorize(ctx context.Context, u User, a Access) error {
 			return errorf(http.StatusInternalServerError, "access review of %s for %s workflowruns in %q: %v", u.Name, a.Verb, a.Namespace, err)
 		}
 		ans = reviewAnswer{allowed: sar.Status.Allowed && !sar.Status.Denied, why: sar.Status.Reason}
-		k.reviews.put(key, ans, k.ttl)
+		k.reviews.Add(key, ans, k.fresh())
 	}
 	if !ans.allowed {
 		msg := u.Name + " may not " + a.Verb + " workflowruns." + v1alpha1.GroupVersion.Group + " in namespace " + a.Namespace
@@ -156,50 +167,12 @@ func (k *Kubernetes) Authorize(ctx context.Context, u User, a Access) error {
 	return nil
 }
 
-// ttlCache keeps values until they expire, at most max of them: when
-// full, expired ones go first, else everything (a burst of distinct
-// users or tokens cannot grow it without bound).
-type ttlCache[K comparable, V any] struct {
-	max int
-	now func() time.Time
-
-	mu sync.Mutex
-	m  map[K]ttlEntry[V]
-}
-
-type ttlEntry[V any] struct {
-	v       V
-	expires time.Time
-}
-
-func newTTLCache[K comparable, V any](max int, now func() time.Time) *ttlCache[K, V] {
-	return &ttlCache[K, V]{max: max, now: now, m: map[K]ttlEntry[V]{}}
-}
-
-func (c *ttlCache[K, V]) get(k K) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok || !c.now().Before(e.expires) {
+// cached is key's unexpired value in c.
+func cached[V any](c *cache.LRUExpireCache, key any) (V, bool) {
+	v, ok := c.Get(key)
+	if !ok {
 		var zero V
 		return zero, false
 	}
-	return e.v, true
-}
-
-func (c *ttlCache[K, V]) put(k K, v V, ttl time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	if len(c.m) >= c.max {
-		for k, e := range c.m {
-			if !now.Before(e.expires) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= c.max {
-			clear(c.m)
-		}
-	}
-	c.m[k] = ttlEntry[V]{v: v, expires: now.Add(ttl)}
+	return v.(V), true
 }

@@ -68,28 +68,6 @@ func TestKubernetesCachesReviews(t *testing.T) {
 	}
 }
 
-func TestTTLCacheBounded(t *testing.T) {
-	now := time.Unix(0, 0)
-	c := newTTLCache[int, int](3, func() time.Time { return now })
-	for i := 0; i < 3; i++ {
-		c.put(i, i, time.Duration(i+1)*time.Second)
-	}
-	now = now.Add(1500 * time.Millisecond) // 0 expired
-	c.put(3, 3, time.Second)
-	if _, ok := c.get(0); ok {
-		t.Error("an expired entry was served")
-	}
-	for _, k := range []int{1, 2, 3} {
-		if _, ok := c.get(k); !ok {
-			t.Errorf("entry %d went while an expired one could make room", k)
-		}
-	}
-	c.put(4, 4, time.Second) // full, none expired: all go
-	if len(c.m) != 1 {
-		t.Errorf("%d entries, want 1 after a full cache was cleared", len(c.m))
-	}
-}
-
 // TestFailedAuthenticationsAreLimited: made-up tokens from one address
 // are reviewed until that address's bucket is empty, then answered 429
 // without a review; a second later a good token passes again.
