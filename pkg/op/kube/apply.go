@@ -76,20 +76,7 @@ func (*applyInParallelOp) Class(any) op.Class { return op.Idempotent }
 // concurrently. All applies run to the end even when one fails: each is
 // idempotent, so the work done is kept and a retry redoes only what failed.
 func (o *applyInParallelOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
-	if err := ctx.Err(); err != nil {
-		return op.Result{}, err
-	}
-	p, err := paramsOf[applyInParallelParams](call)
-	if err != nil {
-		return op.Result{}, err
-	}
-	objs := make([]*unstructured.Unstructured, len(p.Value))
-	for i, v := range p.Value {
-		if objs[i], err = desired(v, nil); err != nil {
-			return op.Result{}, fmt.Errorf("value[%d]: %w", i, err)
-		}
-	}
-	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
+	p, objs, c, err := applyList(ctx, o.clusters, call)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -141,20 +128,7 @@ func (*applyInOrderOp) Class(any) op.Class { return op.Idempotent }
 // before it were applied: those stay applied (each apply is idempotent, so
 // a retry redoes the chain from the start without harm).
 func (o *applyInOrderOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
-	if err := ctx.Err(); err != nil {
-		return op.Result{}, err
-	}
-	p, err := paramsOf[applyInParallelParams](call)
-	if err != nil {
-		return op.Result{}, err
-	}
-	objs := make([]*unstructured.Unstructured, len(p.Value))
-	for i, v := range p.Value {
-		if objs[i], err = desired(v, nil); err != nil {
-			return op.Result{}, fmt.Errorf("value[%d]: %w", i, err)
-		}
-	}
-	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
+	p, objs, c, err := applyList(ctx, o.clusters, call)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -169,6 +143,29 @@ func (o *applyInOrderOp) Run(ctx context.Context, call *op.Call) (op.Result, err
 		out = append(out, got)
 	}
 	return op.Result{Returns: map[string]any{"value": out}}, nil
+}
+
+// applyList reads the params of an op that applies a list: its objects,
+// every one checked before any is applied, and its cluster's client.
+func applyList(ctx context.Context, clusters Clusters, call *op.Call) (*applyInParallelParams, []*unstructured.Unstructured, client.Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := paramsOf[applyInParallelParams](call)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	objs := make([]*unstructured.Unstructured, len(p.Value))
+	for i, v := range p.Value {
+		if objs[i], err = desired(v, nil); err != nil {
+			return nil, nil, nil, fmt.Errorf("value[%d]: %w", i, err)
+		}
+	}
+	c, err := clusterFor(ctx, clusters, call.Step, p.Cluster)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, objs, c, nil
 }
 
 // desired is the object to apply: value with patch merged in and without
