@@ -11,6 +11,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/runop"
 )
 
 // client connects to the kubeconfig's cluster. Reads go to the API server
@@ -59,24 +60,8 @@ func getRun(ctx context.Context, c client.Reader, key types.NamespacedName) (*v1
 	return &run, nil
 }
 
-// runSteps returns the run's steps and mode: its own workflowSpec, or the
-// Workflow named by workflowRef in its namespace (as the controller
-// resolves them).
+// runSteps returns the run's steps and mode, as the controller resolves
+// them.
 func runSteps(ctx context.Context, c client.Reader, run *v1alpha1.WorkflowRun) ([]v1alpha1.WorkflowStep, *v1alpha1.WorkflowExecuteMode, error) {
-	if run.Spec.WorkflowSpec != nil {
-		return run.Spec.WorkflowSpec.Steps, run.Spec.Mode, nil
-	}
-	if run.Spec.WorkflowRef == "" {
-		return nil, run.Spec.Mode, nil
-	}
-	key := types.NamespacedName{Namespace: run.Namespace, Name: run.Spec.WorkflowRef}
-	var wf v1alpha1.Workflow
-	if err := c.Get(ctx, key, &wf); err != nil {
-		return nil, nil, fmt.Errorf("workflowRef: %w", apiError(err, described("workflow", key)))
-	}
-	mode := run.Spec.Mode
-	if mode == nil {
-		mode = wf.Mode
-	}
-	return wf.Steps, mode, nil
+	return runop.Steps(ctx, c, run)
 }

@@ -9,23 +9,16 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/engine"
-	"github.com/stepflow-dev/stepflow/pkg/graph"
-	"github.com/stepflow-dev/stepflow/pkg/journal"
-	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
+	"github.com/stepflow-dev/stepflow/pkg/runop"
 )
 
-// Operations on a run read it from the API server, apply the engine's
-// operation to a copy of its status (and, for context variables, to its
-// journal), and write the status back. The controller
-// acts on the new status at its next tick.
+// Operations on a run are pkg/engine operations applied through
+// pkg/runop, as the REST API applies them. The controller acts on the new
+// status at its next tick.
 
 func newOpCmds(deps Deps, g *globals) []*cobra.Command {
 	return []*cobra.Command{
@@ -66,8 +59,8 @@ func newStepOpCmd(deps Deps, g *globals, o stepOp) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := types.NamespacedName{Namespace: g.ns(), Name: args[0]}
-			err := operate(cmd.Context(), g, key, o.verb, func(ch *runChange) error {
-				return o.apply(ch.status, step)
+			err := operate(cmd.Context(), g, key, o.verb, func(ch *runop.Change) error {
+				return o.apply(ch.Status, step)
 			})
 			if err != nil {
 				return err
@@ -94,8 +87,8 @@ func newRestartCmd(deps Deps, g *globals) *cobra.Command {
 			// Only the status changes: the controller drops the old
 			// attempts' journal entries and variables once it reads the
 			// restarted status, so a lost write cannot re-send an effect.
-			err := operate(cmd.Context(), g, key, "restart", func(ch *runChange) error {
-				engine.Restart(ch.status)
+			err := operate(cmd.Context(), g, key, "restart", func(ch *runop.Change) error {
+				engine.Restart(ch.Status)
 				return nil
 			})
 			if err != nil {
@@ -115,16 +108,12 @@ func newRetryCmd(deps Deps, g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := types.NamespacedName{Namespace: g.ns(), Name: args[0]}
-			err := operate(cmd.Context(), g, key, "retry", func(ch *runChange) error {
-				steps, mode, err := runSteps(ch.ctx, ch.c, ch.run)
+			err := operate(cmd.Context(), g, key, "retry", func(ch *runop.Change) error {
+				gr, err := ch.Graph()
 				if err != nil {
 					return err
 				}
-				gr, err := graph.Build(steps, mode)
-				if err != nil {
-					return fmt.Errorf("the run's steps: %w", err)
-				}
-				return engine.RetryFrom(ch.status, gr, from)
+				return engine.RetryFrom(ch.Status, gr, from)
 			})
 			if err != nil {
 				return err
@@ -153,13 +142,13 @@ context.KEY. A VALUE that is valid JSON is set as what it encodes (42, true,
 				return err
 			}
 			key := types.NamespacedName{Namespace: g.ns(), Name: args[0]}
-			err = operate(cmd.Context(), g, key, "set context variables of", func(ch *runChange) error {
-				j, err := ch.journal()
+			err = operate(cmd.Context(), g, key, "set context variables of", func(ch *runop.Change) error {
+				j, err := ch.Journal()
 				if err != nil {
 					return err
 				}
 				for _, v := range vars {
-					if err := engine.SetContext(ch.status, j, v.key, v.value); err != nil {
+					if err := engine.SetContext(ch.Status, j, v.key, v.value); err != nil {
 						return err
 					}
 				}
@@ -203,118 +192,26 @@ func parseVars(args []string) ([]contextVar, error) {
 }
 
 // operate connects to the cluster and applies fn to the run named by key
-// (see updateRun). verb names the operation in errors.
-func operate(ctx context.Context, g *globals, key types.NamespacedName, verb string, fn func(*runChange) error) error {
+// (runop.Runs.Update), recording the kubeconfig's user as who did it. verb
+// names the operation in errors.
+func operate(ctx context.Context, g *globals, key types.NamespacedName, verb string, fn func(*runop.Change) error) error {
 	c, err := g.client()
 	if err != nil {
 		return err
 	}
-	err = updateRun(ctx, c, key, fn)
-	if errors.Is(err, errGaveUp) {
+	_, err = runop.Runs{Reader: c, Client: c}.Update(ctx, key, runop.Options{Verb: verb, Actor: g.whoAmI(ctx, c)}, fn)
+	var notApplied *runop.RefusedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, runop.ErrGaveUp):
 		return fmt.Errorf("cannot %s %s: %w", verb, described("workflowrun", key), err)
-	}
-	var notApplied *refused
-	if errors.As(err, &notApplied) {
-		msg := notApplied.err.Error()
-		if errors.Is(notApplied.err, engine.ErrFinished) {
-			msg += fmt.Sprintf(" (%s): restart it or retry it from a step to run it again", notApplied.phase)
+	case errors.As(err, &notApplied):
+		msg := notApplied.Err.Error()
+		if errors.Is(notApplied.Err, engine.ErrFinished) {
+			msg += fmt.Sprintf(" (%s): restart it or retry it from a step to run it again", notApplied.Phase)
 		}
 		return fmt.Errorf("cannot %s %s: %s", verb, described("workflowrun", key), msg)
 	}
-	return err
-}
-
-// runChange is one attempt at an operation: the run as read, a copy of its
-// status to change and, once opened, its journal.
-type runChange struct {
-	ctx    context.Context
-	c      client.Client
-	run    *v1alpha1.WorkflowRun
-	status *v1alpha1.WorkflowRunStatus
-	store  *kubestore.Store
-	j      *journal.Journal
-}
-
-// journal opens the run's journal from its ConfigMap, once per attempt.
-func (ch *runChange) journal() (*journal.Journal, error) {
-	if ch.j != nil {
-		return ch.j, nil
-	}
-	// WithLive reads the ConfigMap even before the controller has
-	// recorded it in the status, when an earlier command wrote it.
-	ch.store = kubestore.New(ch.c, ch.run, nil).WithLive(ch.c)
-	j, err := journal.Open(ch.ctx, ch.store, journal.Limits{})
-	if err != nil {
-		return nil, err
-	}
-	ch.j = j
-	return j, nil
-}
-
-// updateTries bounds the attempts at an operation while other writers
-// (the controller) keep changing the run first.
-const updateTries = 5
-
-var errGaveUp = fmt.Errorf("the run kept changing (tried %d times); try again", updateTries)
-
-// refused is an operation the engine refused for the run as it is.
-type refused struct {
-	err   error
-	phase v1alpha1.WorkflowRunPhase
-}
-
-func (r *refused) Error() string { return r.err.Error() }
-
-// updateRun reads the run, lets fn change a copy of its status, and writes
-// the result with the run's resourceVersion, so a write from someone else
-// in between is never overwritten: on a conflict it reads and applies fn
-// again.
-func updateRun(ctx context.Context, c client.Client, key types.NamespacedName, fn func(*runChange) error) error {
-	for try := 0; try < updateTries; try++ {
-		run, err := getRun(ctx, c, key)
-		if err != nil {
-			return err
-		}
-		ch := &runChange{ctx: ctx, c: c, run: run, status: run.Status.DeepCopy()}
-		if err := fn(ch); err != nil {
-			return &refused{err: err, phase: run.Status.Phase}
-		}
-		err = ch.write()
-		if apierrors.IsConflict(err) {
-			continue
-		}
-		if err != nil {
-			return apiError(err, described("workflowrun", key))
-		}
-		return nil
-	}
-	return errGaveUp
-}
-
-// write saves the journal, if the operation opened it, then the status.
-// In between, the run's kubestore.VersionAnnotation is set to the saved
-// journal's version (a patch that fails if the run changed since it was
-// read): the controller, woken by the status, then reads that journal and
-// not an older one from its cache.
-func (ch *runChange) write() error {
-	if ch.j != nil {
-		if err := ch.j.Flush(ch.ctx); err != nil {
-			return err
-		}
-		if ch.status.ContextBackend == nil && ch.store.Exists() {
-			ch.status.ContextBackend = ch.store.Reference()
-		}
-		if v := ch.store.Version(); v != "0" && ch.run.Annotations[kubestore.VersionAnnotation] != v {
-			before := ch.run.DeepCopy()
-			metav1.SetMetaDataAnnotation(&ch.run.ObjectMeta, kubestore.VersionAnnotation, v)
-			if err := ch.c.Patch(ch.ctx, ch.run, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-				return err
-			}
-		}
-	}
-	if equality.Semantic.DeepEqual(ch.run.Status, *ch.status) {
-		return nil
-	}
-	ch.run.Status = *ch.status
-	return ch.c.Status().Update(ch.ctx, ch.run)
+	return apiError(err, described("workflowrun", key))
 }
