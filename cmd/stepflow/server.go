@@ -124,7 +124,7 @@ func serveAPI(ctx context.Context, o *serverOptions, ln net.Listener) error {
 	}
 	synced := make(chan struct{})
 	handler := apiserver.New(apiserver.Options{
-		Client: conn.GetClient(), Auth: auth,
+		Client: conn.GetClient(), Live: conn.GetAPIReader(), Auth: auth,
 		Namespace: o.namespace, SystemNamespace: o.systemNamespace,
 		Events:    conn.GetEventRecorderFor("stepflow-server"),
 		RateLimit: o.rateLimit, Burst: o.burst,

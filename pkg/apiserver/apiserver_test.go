@@ -154,6 +154,7 @@ func serve(t testing.TB, ns string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(New(Options{
 		Client:          conn.GetClient(),
+		Live:            conn.GetAPIReader(),
 		Auth:            NewKubernetes(conn.GetClient(), 5*time.Second, time.Now),
 		Namespace:       ns,
 		SystemNamespace: systemNS,

@@ -16,6 +16,9 @@ type Options struct {
 	// Client reads runs (through a cache, see NewCluster) and creates
 	// them, and sends the Authenticator's reviews when it is Kubernetes.
 	Client client.Client
+	// Live reads runs from the API server itself, for operations, which
+	// act on the run as it is now (pkg/runop); nil: Client.
+	Live client.Reader
 	// Auth authenticates and authorizes every call but the health checks.
 	Auth Authenticator
 	// Namespace is where a launch or list without a namespace query
@@ -51,6 +54,9 @@ func New(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Live == nil {
+		o.Live = o.Client
+	}
 	s := &server{o: o, out: responder{now: o.Now}}
 	if o.RateLimit > 0 {
 		burst := o.Burst
@@ -70,10 +76,14 @@ func New(o Options) http.Handler {
 	})
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { s.out.ok(w, r, "ok") })
 	r.Get("/readyz", s.readyz)
-	r.Route("/workflow", func(r chi.Router) {
-		r.Post("/launch", s.handle(s.launch))
-		r.Get("/", s.handle(s.list))
-		r.Get("/{instanceId}", s.handle(s.get))
+	r.Get("/openapi.json", s.openapi)
+	r.Route("/workflow", func(wf chi.Router) {
+		wf.Post("/launch", s.handle(s.launch))
+		wf.Get("/", s.handle(s.list))
+		wf.Get("/{instanceId}", s.handle(s.get))
+		s.routeOperations(wf)
+		s.routeTasks(wf)
+		s.routeLogs(r, wf)
 	})
 	return r
 }
