@@ -1,5 +1,12 @@
 package apiserver
 
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+)
+
 // Task is a step of a run as SREWorks' workflow task, with its field names
 // and JSON types. Its id is the step's position in the run (1-based, in the
 // order of the run's steps, a group's sub-steps after the group); the step's
@@ -44,4 +51,44 @@ type Command struct {
 	ClientHost string `json:"clientHost"`
 	Success    bool   `json:"success"`
 	Message    string `json:"message"`
+}
+
+// taskRef is a step of a run as a task: its id (position) and names.
+type taskRef struct {
+	ID   int64
+	Name string
+	// Parent is the step group of a sub-step.
+	Parent string
+	Type   string
+	Step   v1alpha1.WorkflowStepBase
+}
+
+// taskRefs numbers a run's steps as tasks: 1, 2, ... in the order of its
+// steps, each group's sub-steps right after the group.
+func taskRefs(steps []v1alpha1.WorkflowStep) []taskRef {
+	var out []taskRef
+	for _, s := range steps {
+		out = append(out, taskRef{ID: int64(len(out) + 1), Name: s.Name, Type: s.Type, Step: s.WorkflowStepBase})
+		for _, sub := range s.SubSteps {
+			out = append(out, taskRef{ID: int64(len(out) + 1), Name: sub.Name, Parent: s.Name, Type: sub.Type, Step: sub})
+		}
+	}
+	return out
+}
+
+// findTask is the task param names among refs: its id or its step's
+// name; a 404 naming the instance when it has none such.
+func findTask(refs []taskRef, instance, param string) (taskRef, error) {
+	if id, err := strconv.ParseInt(param, 10, 64); err == nil {
+		if id >= 1 && id <= int64(len(refs)) {
+			return refs[id-1], nil
+		}
+		return taskRef{}, errorf(http.StatusNotFound, "instance %s has no task %d (it has %d)", instance, id, len(refs))
+	}
+	for _, t := range refs {
+		if t.Name == param {
+			return t, nil
+		}
+	}
+	return taskRef{}, errorf(http.StatusNotFound, "instance %s has no task %q", instance, param)
 }
