@@ -96,7 +96,7 @@ func installStepDefinitions(ctx context.Context, dir string) error {
 
 // tenant is a namespace with two ServiceAccounts of namespace "users" as
 // its users: reader may get and list workflowruns in it, launcher may
-// also create them.
+// also create and update (operate on) them.
 type tenant struct {
 	ns                   string
 	readerTok, launchTok string
@@ -117,7 +117,7 @@ func newTenant(t testing.TB) tenant {
 	reader, launcher := "reader-"+suffix, "launcher-"+suffix
 	for name, verbs := range map[string][]string{
 		reader:   {"get", "list"},
-		launcher: {"get", "list", "create"},
+		launcher: {"get", "list", "create", "update"},
 	} {
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: usersNS, Name: name}}
 		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name},
