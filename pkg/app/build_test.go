@@ -189,6 +189,8 @@ func TestBuildRejects(t *testing.T) {
 		{"unknown global inside text", req(doc("", "  workflow: {steps: [{type: deploy, properties: {x: 'a-{{Global.y}}'}}]}\n")), `spec.workflow.steps[0].properties.x: {{ Global.y }} has no value`},
 		{"step without type", req(doc("", "  workflow: {steps: [{name: s}]}\n")), `spec.workflow.steps[0] ("s") has no type`},
 		{"duplicate step name", req(doc("", "  workflow: {steps: [{type: deploy, name: deploy-2}, {type: deploy}]}\n")), `spec.workflow.steps[1]: step name "deploy-2" is also spec.workflow.steps[0]'s`},
+		{"input without a source", req(doc("", "  workflow: {steps: [{type: deploy, name: d, inputs: [{from: image, parameterKey: image}]}]}\n")), `spec.workflow: step "d" takes input "image", which no step outputs`},
+		{"dependsOn no step", req(doc("", "  workflow: {steps: [{type: deploy, name: d, dependsOn: [ghost]}]}\n")), `spec.workflow: step "d" depends on`},
 		{"wrong kind", req([]byte("apiVersion: core.oam.dev/v1beta1\nkind: Application\n")), `apiVersion "core.oam.dev/v1beta1", kind "Application": want core.oam.dev/v1alpha2 ApplicationConfiguration`},
 		{"no app id", Request{Configuration: doc("", ok), Category: "DEPLOY", Namespace: "n"}, `no app id: pass one or set metadata.annotations.appId`},
 		{"app id disagrees", Request{Configuration: doc("  annotations: {appId: x}\n", ok), AppID: "y", Category: "DEPLOY", Namespace: "n"}, `app id "y" differs from its metadata.annotations.appId "x"`},

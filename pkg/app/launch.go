@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/graph"
 )
 
 // Labels of a launched run. A rollback looks its target up by them.
@@ -147,6 +148,12 @@ func Build(req Request) (*Launch, error) {
 	steps, err := runSteps(resolved)
 	if err != nil {
 		return nil, fmt.Errorf("application configuration %q: %w", ac.Metadata.Name, err)
+	}
+	// The steps as the controller will order them: an input no step
+	// outputs, a dependsOn naming no step or a cycle is the document's
+	// error, found before anything is created.
+	if _, err := graph.Build(steps, nil); err != nil {
+		return nil, fmt.Errorf("application configuration %q: spec.workflow: %w", ac.Metadata.Name, err)
 	}
 	runContext, err := contextExtension(req.Context)
 	if err != nil {
