@@ -261,6 +261,8 @@ func TestBadConfigurationIs400AndCreatesNothing(t *testing.T) {
 		"empty body":      {"", "no application configuration"},
 		"no app id":       {"apiVersion: core.oam.dev/v1alpha2\nkind: ApplicationConfiguration\nmetadata: {name: x}\nspec: {}\n", "no app id"},
 		"duplicate steps": {dup, `step name "twice"`},
+		"input without a source": {strings.Replace(grayRelease(t), "      - type: rollout-promotion\n", "      - type: rollout-promotion\n        inputs: [{from: verdict, parameterKey: verdict}]\n", 1),
+			`takes input "verdict", which no step outputs`},
 		"unknown step type": {strings.Replace(grayRelease(t), "- type: rollout-promotion", "- type: rollout-promotoin", 1),
 			`step "rollout-promotoin-4": unknown step type "rollout-promotoin"`},
 	} {
