@@ -44,8 +44,9 @@ func (s *server) namespace(r *http.Request) (string, error) {
 	return ns, nil
 }
 
-// launch is POST /workflow/launch?appId=&category=&namespace=, the body an
-// ApplicationConfiguration.
+// launch is POST /workflow/launch?appId=&category=&mode=&namespace=, the
+// body an ApplicationConfiguration; mode is STEP_BY_STEP (the default) or
+// DAG.
 func (s *server) launch(r *http.Request, u User) (any, error) {
 	ns, err := s.namespace(r)
 	if err != nil {
@@ -69,9 +70,13 @@ func (s *server) launch(r *http.Request, u User) (any, error) {
 	if category == "" {
 		category = DefaultCategory
 	}
+	mode, err := app.ParseMode(q.Get("mode"))
+	if err != nil {
+		return nil, badInput("%v", err)
+	}
 	req := app.Request{
 		Configuration: body, AppID: q.Get("appId"), Category: category,
-		Namespace: ns, Creator: u.Name,
+		Namespace: ns, Creator: u.Name, Mode: mode,
 		InstanceCounterNamespace: s.o.SystemNamespace,
 	}
 	// Built once and its step types looked up before anything is

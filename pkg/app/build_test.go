@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 )
 
 func grayRelease(t *testing.T) []byte {
@@ -313,4 +315,41 @@ func bigDoc(n int) []byte {
 func sha(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+func TestBuildMode(t *testing.T) {
+	twoSteps := doc("", "  workflow:\n    steps:\n    - {type: suspend, name: a}\n    - {type: deploy, name: b}\n")
+	for _, tc := range []struct {
+		mode string
+		want *v1alpha1.WorkflowExecuteMode
+		err  string
+	}{
+		{mode: "", want: nil},
+		{mode: "STEP_BY_STEP", want: &v1alpha1.WorkflowExecuteMode{Steps: v1alpha1.WorkflowModeStep}},
+		{mode: "StepByStep", want: &v1alpha1.WorkflowExecuteMode{Steps: v1alpha1.WorkflowModeStep}},
+		{mode: "DAG", want: &v1alpha1.WorkflowExecuteMode{Steps: v1alpha1.WorkflowModeDAG}},
+		{mode: "dag", err: `mode "dag": want STEP_BY_STEP or DAG`},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			m, err := ParseMode(tc.mode)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("ParseMode(%q) = %v, want error %q", tc.mode, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := req(twoSteps)
+			r.Mode = m
+			l, err := Build(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, l.Run.Spec.Mode); d != "" {
+				t.Errorf("spec.mode (-want +got):\n%s", d)
+			}
+		})
+	}
 }

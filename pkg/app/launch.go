@@ -93,6 +93,24 @@ type Request struct {
 	// REST API always sets it; `stepflow launch` leaves it empty, so its
 	// runs have no id and are named by namespace/name.
 	InstanceCounterNamespace string
+	// Mode is how the top-level steps are scheduled: StepByStep (the
+	// default) or DAG, SREWorks' STEP_BY_STEP and DAG (see ParseMode).
+	Mode v1alpha1.WorkflowMode
+}
+
+// ParseMode reads a launch's execution mode, in SREWorks' spelling
+// (STEP_BY_STEP, DAG) or Stepflow's (StepByStep, DAG); empty is the
+// default, StepByStep.
+func ParseMode(s string) (v1alpha1.WorkflowMode, error) {
+	switch s {
+	case "":
+		return "", nil
+	case "STEP_BY_STEP", string(v1alpha1.WorkflowModeStep):
+		return v1alpha1.WorkflowModeStep, nil
+	case string(v1alpha1.WorkflowModeDAG):
+		return v1alpha1.WorkflowModeDAG, nil
+	}
+	return "", fmt.Errorf("mode %q: want STEP_BY_STEP or DAG", s)
 }
 
 // Launch is what a Request turns into: the run, and the ConfigMap that
@@ -152,7 +170,14 @@ func Build(req Request) (*Launch, error) {
 	// The steps as the controller will order them: an input no step
 	// outputs, a dependsOn naming no step or a cycle is the document's
 	// error, found before anything is created.
-	if _, err := graph.Build(steps, nil); err != nil {
+	var mode *v1alpha1.WorkflowExecuteMode
+	if req.Mode != "" {
+		if _, err := ParseMode(string(req.Mode)); err != nil {
+			return nil, err
+		}
+		mode = &v1alpha1.WorkflowExecuteMode{Steps: req.Mode}
+	}
+	if _, err := graph.Build(steps, mode); err != nil {
 		return nil, fmt.Errorf("application configuration %q: spec.workflow: %w", ac.Metadata.Name, err)
 	}
 	runContext, err := contextExtension(req.Context)
@@ -179,6 +204,7 @@ func Build(req Request) (*Launch, error) {
 		Spec: v1alpha1.WorkflowRunSpec{
 			Context:      runContext,
 			WorkflowSpec: &v1alpha1.WorkflowSpec{Steps: steps},
+			Mode:         mode,
 		},
 	}
 	if req.Creator != "" {
