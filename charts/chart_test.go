@@ -141,7 +141,7 @@ func TestDefaults(t *testing.T) {
 	if diff := cmp.Diff([]rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}, reader.Rules); diff != "" {
 		t.Errorf("metrics-reader rules (-want +got):\n%s", diff)
 	}
-	if got := r.all("Role"); len(got) != 0 {
+	if got := r.withoutServer().all("Role"); len(got) != 0 {
 		t.Errorf("a Role without leader election: %v", names(got))
 	}
 	checkNoWildcards(t, r)
@@ -199,7 +199,7 @@ rbac:
 	if p := port(c, "metrics"); p != 0 {
 		t.Errorf("a metrics port %d with metrics disabled", p)
 	}
-	if got := r.all("Service"); len(got) != 0 {
+	if got := r.withoutServer().all("Service"); len(got) != 0 {
 		t.Errorf("a Service with metrics disabled: %v", names(got))
 	}
 	for _, name := range []string{release + "-metrics-auth", release + "-metrics-reader"} {
@@ -281,7 +281,7 @@ func TestSingleTenant(t *testing.T) {
 	sa := d.Spec.Template.Spec.ServiceAccountName
 	checkBound(t, r, "ClusterRole", "", release+"-controller", sa, singleTenantControllerRules)
 	checkBound(t, r, "ClusterRole", "", release+"-ops", sa, defaultOpsRules)
-	if r.has("ClusterRole", "", release+"-runner") || len(r.all("RoleBinding")) != 0 {
+	if r.has("ClusterRole", "", release+"-runner") || len(r.withoutServer().all("RoleBinding")) != 0 {
 		t.Errorf("runner roles or bindings in a single-tenant install: %v", names(r))
 	}
 	checkNoWildcards(t, r)
@@ -306,7 +306,7 @@ func TestRunnerNamespaces(t *testing.T) {
 			t.Errorf("%s: RoleBinding subjects (-want +got):\n%s", ns, diff)
 		}
 	}
-	if n := len(r.all("RoleBinding")); n != 2 {
+	if n := len(r.withoutServer().all("RoleBinding")); n != 2 {
 		t.Errorf("%d RoleBindings, want one per runner namespace", n)
 	}
 	checkUnbound(t, r, release+"-runner", defaultOpsRules)

@@ -69,3 +69,24 @@ stepflow-controller
   name: {{ include "stepflow.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
 {{- end }}
+
+{{/* The REST API server's objects (Deployment, Service, roles): <fullname>-server. */}}
+{{- define "stepflow.serverName" -}}
+{{- printf "%s-server" (include "stepflow.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels that select the REST API server's pods. */}}
+{{- define "stepflow.serverSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "stepflow.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{/* The REST API server's ServiceAccount. */}}
+{{- define "stepflow.serverServiceAccountName" -}}
+{{- if .Values.server.serviceAccount.create }}
+{{- default (include "stepflow.serverName" .) .Values.server.serviceAccount.name }}
+{{- else }}
+{{- required "server.serviceAccount.name is required when server.serviceAccount.create is false" .Values.server.serviceAccount.name }}
+{{- end }}
+{{- end }}
