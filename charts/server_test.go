@@ -26,7 +26,7 @@ var serverRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns"}, Verbs: []string{"create", "patch", "delete"}},
 	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/status"}, Verbs: []string{"update"}},
 	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/finalizers"}, Verbs: []string{"update"}},
-	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "create", "patch"}},
+	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "create", "patch", "watch"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 }
 
@@ -208,7 +208,7 @@ func checkServerProbes(t *testing.T, c corev1.Container, scheme corev1.URIScheme
 
 // checkServerConfined checks every rule bound to the server's
 // ServiceAccount sa: no Secrets, workloads, impersonation or
-// ServiceAccounts; ConfigMaps only get, create and patch cluster-wide (the
+// ServiceAccounts; ConfigMaps only get, create, patch and watch cluster-wide (the
 // counter's update is a Role of one resource name); WorkflowRuns never
 // updated whole; and none of the controller's roles.
 func checkServerConfined(t *testing.T, r rendered, sa string) {
@@ -239,7 +239,7 @@ func checkServerConfined(t *testing.T, r rendered, sa string) {
 						t.Errorf("%s %s grants the server %v on %s", b.RoleRef.Kind, b.RoleRef.Name, rule.Verbs, res)
 					case res == "configmaps" && b.RoleRef.Kind == "ClusterRole":
 						for _, v := range rule.Verbs {
-							if !contains([]string{"get", "create", "patch"}, v) {
+							if !contains([]string{"get", "create", "patch", "watch"}, v) {
 								t.Errorf("ClusterRole %s grants the server %s on every configmap", b.RoleRef.Name, v)
 							}
 						}
