@@ -152,6 +152,10 @@ type StepStatus struct {
 	// Reason is a CamelCase word for the phase, such as Timeout or Skip.
 	// +optional
 	Reason string `json:"reason,omitempty"`
+	// ExtMessage is what the last operator who terminated, suspended or
+	// resumed this step said (Stepflow extension; SREWorks' extMessage).
+	// +optional
+	ExtMessage string `json:"extMessage,omitempty"`
 	// FirstExecuteTime is when the step first started.
 	// +optional
 	FirstExecuteTime metav1.Time `json:"firstExecuteTime,omitempty"`
@@ -215,8 +219,12 @@ type StepStatus struct {
 	// +listMapKey=name
 	Outputs []StepOutputValue `json:"outputs,omitempty"`
 
-	// Inputs are the input values the step first ran with (Stepflow
-	// extension); a retry from this step runs with them again.
+	// Inputs are the input values of the step's attempts (Stepflow
+	// extension): resolved when it first runs and kept for its later
+	// attempts, so a retry, or a retry from this step, runs with the
+	// inputs its last attempt had; a retry from a step upstream of it
+	// resolves them again. The run context variables an attempt saw are
+	// kept with the run's journal (journal.SnapshotVars).
 	// +optional
 	// +listType=map
 	// +listMapKey=name

@@ -104,7 +104,7 @@ func newRetryCmd(deps Deps, g *globals) *cobra.Command {
 	var from string
 	cmd := &cobra.Command{
 		Use:   "retry RUN --from-step STEP",
-		Short: "Run a step again, with the inputs it first ran with, and every step after or downstream of it",
+		Short: "Run a step of a finished run again, with the inputs and context variables its last attempt had, and every step after or downstream of it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := types.NamespacedName{Namespace: g.ns(), Name: args[0]}
@@ -113,7 +113,11 @@ func newRetryCmd(deps Deps, g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return engine.RetryFrom(ch.Status, gr, from)
+				j, err := ch.Journal()
+				if err != nil {
+					return err
+				}
+				return engine.RetryFrom(ch.Status, gr, from, j)
 			})
 			if err != nil {
 				return err

@@ -129,12 +129,16 @@ func Tick(ctx context.Context, in Input) (Result, error) {
 }
 
 type tick struct {
-	in        Input
-	now       time.Time
-	st        *v1alpha1.WorkflowRunStatus
-	g         *graph.Graph
-	wake      time.Time
-	runCtx    map[string]any
+	in     Input
+	now    time.Time
+	st     *v1alpha1.WorkflowRunStatus
+	g      *graph.Graph
+	wake   time.Time
+	runCtx map[string]any
+	// vars are the run's context variables set at run time as this tick
+	// read them (part of runCtx): what its steps see, snapshotted per
+	// attempt (journal.SnapshotVars).
+	vars      map[string]any
 	evaluated map[string]bool
 	// terminateMsg is set once a step's template called #Terminate: the
 	// run's message once the round's outcomes are recorded.
@@ -192,6 +196,15 @@ func (t *tick) retainJournal() {
 		}
 	}
 	j.Retain(func(id string) bool { return live[id] })
+	// A finished attempt keeps its context snapshot while the status names
+	// it: a retry from its step restores it (RetryFrom).
+	named := map[string]bool{}
+	eachStep(t.st, func(ss *v1alpha1.StepStatus) {
+		if ss.ID != "" {
+			named[ss.ID] = true
+		}
+	})
+	j.RetainSnapshots(func(id string) bool { return live[id] || named[id] })
 }
 
 // loadContext merges spec.context with the variables set at run time.
@@ -203,7 +216,8 @@ func (t *tick) loadContext() error {
 		}
 	}
 	if t.in.Journal != nil {
-		for k, v := range t.in.Journal.Vars() {
+		t.vars = t.in.Journal.Vars()
+		for k, v := range t.vars {
 			t.runCtx[k] = v
 		}
 	}

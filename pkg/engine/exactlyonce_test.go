@@ -171,7 +171,13 @@ func TestOperationsWithLostStatusKeepRecords(t *testing.T) {
 		name string
 		op   func(st *v1alpha1.WorkflowRunStatus, g *graph.Graph) error
 	}{
-		{"retry from a step", func(st *v1alpha1.WorkflowRunStatus, g *graph.Graph) error { return engine.RetryFrom(st, g, "a") }},
+		// A run retries from a step once it is finished: here, terminated.
+		{"retry from a step", func(st *v1alpha1.WorkflowRunStatus, g *graph.Graph) error {
+			if err := engine.Terminate(st, "", time.Time{}); err != nil {
+				return err
+			}
+			return engine.RetryFrom(st, g, "a", nil)
+		}},
 		{"restart", func(st *v1alpha1.WorkflowRunStatus, g *graph.Graph) error { engine.Restart(st); return nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -645,7 +645,7 @@ func (fr *fuzzRun) play() {
 		case 10:
 			s := fr.names[fr.in.intn(len(fr.names))]
 			what = "retry-from " + s
-			err = engine.RetryFrom(&fr.run.Status, fr.g, s)
+			err = engine.RetryFrom(&fr.run.Status, fr.g, s, nil)
 			frozen = ""
 			clear(held)
 		case 11:

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +21,20 @@ import (
 
 // ErrFinished is returned by operations that make no sense on a finished run.
 var ErrFinished = errors.New("the run is finished")
+
+// ErrNotFinished is returned by operations that need a finished run (Retry,
+// RetryFrom).
+var ErrNotFinished = errors.New("the run is not finished")
+
+// ErrReservedKey is returned by SetContext for a key the engine sets in
+// every step's context itself (ReservedContextKeys).
+var ErrReservedKey = errors.New("reserved context key")
+
+// ErrNotSuspended is returned by a resume of a step that is not suspended.
+var ErrNotSuspended = errors.New("the step is not suspended")
+
+// ErrStepFinished is returned by a suspend of a finished step.
+var ErrStepFinished = errors.New("the step is finished")
 
 // ErrNoStep is returned when an operation names a step the run does not have
 // or that is not in the state the operation needs.
@@ -82,6 +97,11 @@ func Resume(st *v1alpha1.WorkflowRunStatus, step string) error {
 // resumeStep makes a suspending step run again and records which #Suspend
 // of its attempt was resumed, so it does not suspend again.
 func resumeStep(ss *v1alpha1.StepStatus) {
+	if held(ss) {
+		// Never started: it starts once its dependencies are done.
+		ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhasePending, "", ""
+		return
+	}
 	ss.Phase = v1alpha1.WorkflowStepPhaseRunning
 	ss.ResumeTime = nil
 	if ss.SuspendedBy != "" {
@@ -196,20 +216,54 @@ func Restart(st *v1alpha1.WorkflowRunStatus) {
 	*st = v1alpha1.WorkflowRunStatus{RestartCount: restarts, Conditions: st.Conditions, ContextBackend: st.ContextBackend}
 }
 
-// RetryFrom runs step again, with the inputs it first ran with, and every
-// step after or downstream of it; steps before it keep their results. Each
-// re-run step starts a new attempt; the next tick drops the entries of the
-// attempts it abandons, once this status is saved (see Restart).
-func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string) error {
-	if _, ok := g.Step(step); !ok {
+// Retry runs a finished run (succeeded, failed, terminated) again from its
+// first step with its original configuration: Restart. An unfinished run
+// is refused with ErrNotFinished.
+func Retry(st *v1alpha1.WorkflowRunStatus) error {
+	if !st.Finished {
+		return fmt.Errorf("%w (it is %s)", ErrNotFinished, phaseOf(st))
+	}
+	Restart(st)
+	return nil
+}
+
+// RetryFrom runs step of a finished run again, and every step after or
+// downstream of it; steps before it keep their results. The step runs with
+// what its last attempt had: its input values (StepStatus.Inputs, kept)
+// and the run context variables it saw, which j holds as the snapshot of
+// that attempt (journal.SnapshotVars): the run's variables become that
+// snapshot, or none if the attempt saw none, so the step and the ones
+// after it see the context the step saw. j may be nil (no journal: the
+// variables are left alone); the caller saves it before the status, as for
+// SetContext. A step that never started, or a step group (groups are not
+// evaluated, so they have no snapshot of their own), leaves the variables
+// as they are. Each re-run step starts a new attempt, with a new id, so its
+// effects are sent again (and with a new Idempotency-Key); the next tick
+// drops the entries of the attempts it abandons, once this status is saved
+// (see Restart). An unfinished run is refused with ErrNotFinished.
+func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *journal.Journal) error {
+	if !st.Finished {
+		return fmt.Errorf("%w (it is %s): retry from step %q once it is finished, or terminate it first", ErrNotFinished, phaseOf(st), step)
+	}
+	s, ok := g.Step(step)
+	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoStep, step)
 	}
-	for _, s := range g.Downstream(step) {
-		ss := findStep(st, s.Name)
+	if ss := statusOf(st, s); j != nil && ss != nil && ss.ID != "" && !s.IsGroup() {
+		j.Restarted(st.RestartCount)
+		vars, ok := j.SnapshotOf(ss.ID)
+		if ok || len(j.Vars()) > 0 {
+			if err := j.RestoreVars(vars); err != nil {
+				return fmt.Errorf("retry from step %q: restoring the context variables it saw: %w", step, err)
+			}
+		}
+	}
+	for _, d := range g.Downstream(step) {
+		ss := findStep(st, d.Name)
 		if ss == nil {
 			continue
 		}
-		keepInputs := s.Name == step
+		keepInputs := d.Name == step
 		inputs := ss.Inputs
 		*ss = v1alpha1.StepStatus{
 			Name: ss.Name, Type: ss.Type, Phase: v1alpha1.WorkflowStepPhasePending,
@@ -225,6 +279,14 @@ func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string) erro
 	return nil
 }
 
+// phaseOf names the run's phase for a message.
+func phaseOf(st *v1alpha1.WorkflowRunStatus) string {
+	if st.Phase == "" {
+		return "not started"
+	}
+	return string(st.Phase)
+}
+
 // SetContext sets a run context variable, visible to the next evaluation of
 // every step as context.<key>. It changes j in memory: the caller saves it
 // (j.Flush) before it writes the status, so a resume written with it cannot
@@ -236,8 +298,114 @@ func SetContext(st *v1alpha1.WorkflowRunStatus, j *journal.Journal, key string, 
 	if key == "" {
 		return errors.New("a context variable needs a name")
 	}
+	if slices.Contains(ReservedContextKeys, key) {
+		return fmt.Errorf("%w %q: the engine sets it in every step's context", ErrReservedKey, key)
+	}
 	// Variables set before the run's last restart are gone, even if no tick
 	// has dropped them from the store yet.
 	j.Restarted(st.RestartCount)
 	return j.SetVar(key, value)
+}
+
+// ReservedContextKeys are the keys the engine sets in every step's context
+// (context.name, ...); they win over run context variables of the same
+// name, so SetContext refuses them.
+var ReservedContextKeys = []string{"name", "namespace", "stepName", "stepSessionID"}
+
+// Step operations with a message: the REST API's terminate, suspend and
+// resume of one task. They act on the step whatever its state, and record
+// msg (the operator's extMessage) on it when they change it:
+//
+//	step state          TerminateStep        SuspendStep             ResumeStep
+//	------------------  -------------------  ----------------------  ---------------------
+//	not started         fails it (Terminate) holds it: it does not   held: back to pending
+//	                                         start until resumed
+//	running             fails it             suspends it             ErrNotSuspended
+//	suspended           fails it             no change but msg       resumes it
+//	finished            no change, nil       ErrStepFinished         ErrNotSuspended
+//
+// A held step is one suspended before it started (reason Held);
+// resumed, it starts once its dependencies are done, as any pending step.
+// On a finished run TerminateStep changes nothing and returns nil; the
+// others return ErrFinished.
+
+// TerminateStep fails step (see the table above); for a group, its
+// unfinished sub-steps too. The run goes on as after any failure.
+func TerminateStep(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step, msg string, now time.Time) error {
+	if st.Finished {
+		return nil
+	}
+	s, ok := g.Step(step)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNoStep, step)
+	}
+	ss := ensureStatus(st, s)
+	if finished(ss.Phase) {
+		return nil
+	}
+	at := metav1.NewTime(now.Truncate(time.Second))
+	for _, c := range s.Children {
+		if cs := statusOf(st, c); cs != nil {
+			terminateStep(cs, at)
+		}
+	}
+	terminateStep(ss, at)
+	ss.ExtMessage = msg
+	return nil
+}
+
+// SuspendStep suspends step, or holds it if it has not started (see the
+// table above).
+func SuspendStep(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step, msg string) error {
+	if st.Finished {
+		return ErrFinished
+	}
+	s, ok := g.Step(step)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNoStep, step)
+	}
+	ss := ensureStatus(st, s)
+	switch {
+	case finished(ss.Phase):
+		return fmt.Errorf("%w: step %q is %s", ErrStepFinished, step, ss.Phase)
+	case ss.Phase == v1alpha1.WorkflowStepPhasePending:
+		ss.Phase, ss.Reason, ss.Message = v1alpha1.WorkflowStepPhaseSuspending, ReasonHeld, "held by the operator before it started"
+	case ss.Phase == v1alpha1.WorkflowStepPhaseRunning:
+		if err := Suspend(st, step); err != nil {
+			return err
+		}
+		ss = statusOf(st, s)
+	}
+	ss.ExtMessage = msg
+	return nil
+}
+
+// ResumeStep resumes a suspended or held step (see the table above).
+func ResumeStep(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step, msg string) error {
+	if st.Finished {
+		return ErrFinished
+	}
+	s, ok := g.Step(step)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNoStep, step)
+	}
+	ss := statusOf(st, s)
+	if ss == nil || ss.Phase != v1alpha1.WorkflowStepPhaseSuspending {
+		phase := v1alpha1.WorkflowStepPhasePending
+		if ss != nil {
+			phase = ss.Phase
+		}
+		return fmt.Errorf("%w: step %q is %s", ErrNotSuspended, step, phase)
+	}
+	if err := Resume(st, step); err != nil {
+		return err
+	}
+	ss.ExtMessage = msg
+	return nil
+}
+
+// held reports whether ss was suspended before it started: the engine
+// does not start it until it is resumed.
+func held(ss *v1alpha1.StepStatus) bool {
+	return ss.Phase == v1alpha1.WorkflowStepPhaseSuspending && ss.Reason == ReasonHeld
 }

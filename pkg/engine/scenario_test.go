@@ -232,7 +232,7 @@ func (sc *scenario) runScript(t *testing.T, script string) string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			opErr = engine.RetryFrom(&sc.run.Status, g, arg(1))
+			opErr = engine.RetryFrom(&sc.run.Status, g, arg(1), nil)
 		case "context":
 			var v any
 			if err := json.Unmarshal([]byte(strings.Join(f[2:], " ")), &v); err != nil {

@@ -29,6 +29,9 @@ const (
 	ReasonCondition            = "ConditionError"
 	ReasonSuspend              = "Suspend"
 	ReasonJournal              = "JournalError"
+	// ReasonHeld: a step suspended by the operator before it started
+	// (SuspendStep); it starts once resumed.
+	ReasonHeld = "Held"
 	// ReasonWaitSuspend: a step suspended by the operator while it waited
 	// on a condition (reason Wait); SREWorks' WAITING_SUSPEND.
 	ReasonWaitSuspend = "WaitSuspend"
@@ -79,20 +82,24 @@ func statusOf(st *v1alpha1.WorkflowRunStatus, s *graph.Step) *v1alpha1.StepStatu
 }
 
 // ensure returns the step's status, creating it (pending) if needed.
-func (t *tick) ensure(s *graph.Step) *v1alpha1.StepStatus {
-	if ss := statusOf(t.st, s); ss != nil {
+func (t *tick) ensure(s *graph.Step) *v1alpha1.StepStatus { return ensureStatus(t.st, s) }
+
+// ensureStatus returns the status of a step or sub-step in st, adding a
+// pending one (and its group's) if it has none yet.
+func ensureStatus(st *v1alpha1.WorkflowRunStatus, s *graph.Step) *v1alpha1.StepStatus {
+	if ss := statusOf(st, s); ss != nil {
 		return ss
 	}
 	ss := v1alpha1.StepStatus{Name: s.Name, Type: s.Spec.Type, Phase: v1alpha1.WorkflowStepPhasePending}
 	if s.Parent == nil {
-		t.st.Steps = append(t.st.Steps, v1alpha1.WorkflowStepStatus{StepStatus: ss})
-		return &t.st.Steps[len(t.st.Steps)-1].StepStatus
+		st.Steps = append(st.Steps, v1alpha1.WorkflowStepStatus{StepStatus: ss})
+		return &st.Steps[len(st.Steps)-1].StepStatus
 	}
-	t.ensure(s.Parent)
-	for i := range t.st.Steps {
-		if t.st.Steps[i].Name == s.Parent.Name {
-			t.st.Steps[i].SubStepsStatus = append(t.st.Steps[i].SubStepsStatus, ss)
-			return &t.st.Steps[i].SubStepsStatus[len(t.st.Steps[i].SubStepsStatus)-1]
+	ensureStatus(st, s.Parent)
+	for i := range st.Steps {
+		if st.Steps[i].Name == s.Parent.Name {
+			st.Steps[i].SubStepsStatus = append(st.Steps[i].SubStepsStatus, ss)
+			return &st.Steps[i].SubStepsStatus[len(st.Steps[i].SubStepsStatus)-1]
 		}
 	}
 	panic("unreachable: parent status was just ensured")

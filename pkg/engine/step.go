@@ -41,6 +41,11 @@ func (t *tick) visit(s *graph.Step, group deadline) (changed bool, ready []*pend
 			return false, nil
 		}
 	}
+	if ss != nil && held(ss) {
+		// Suspended by the operator before it started (SuspendStep): it
+		// starts once resumed.
+		return false, nil
+	}
 	if ss == nil || ss.Phase == v1alpha1.WorkflowStepPhasePending {
 		run, reason, msg := t.shouldRun(s)
 		if reason == reasonConditionInterrupted {
@@ -338,6 +343,11 @@ func (t *tick) request(s *graph.Step, ss *v1alpha1.StepStatus) *pending {
 		p.req.Outputs = append(p.req.Outputs, o.ValueFrom)
 	}
 	if t.in.Journal != nil {
+		// What this evaluation sees of the run's variables, for a retry
+		// from this step (RetryFrom); nothing when the run has none.
+		if err := t.in.Journal.SnapshotVars(ss.ID, t.vars); err != nil {
+			return fail(ReasonJournal, fmt.Sprintf("step %q: %v", s.Name, err))
+		}
 		p.req.Env.Vars = t.in.Journal
 		resumed := append([]string(nil), ss.Resumed...)
 		p.req.Runner = t.in.Journal.RunnerResuming(t.in.Ops, func(path string) bool {

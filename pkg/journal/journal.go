@@ -46,6 +46,10 @@ type Data struct {
 	// Restarts is the restart count of the run (status.restartCount) the
 	// Vars were set under; see Journal.Restarted.
 	Restarts int32 `json:"restarts,omitempty"`
+	// Snapshots are the context variables each step attempt saw when it
+	// was last evaluated, by StepID; an attempt that saw none has none
+	// (see Journal.SnapshotVars).
+	Snapshots map[string]map[string]any `json:"snapshots,omitempty"`
 	// Logs are the last #Log lines of each step, by step name, within the
 	// bounds of Limits. A store keeps them apart from the rest (kubestore:
 	// in their own key), and they never count against MaxTotalBytes.
@@ -97,6 +101,11 @@ type changes struct {
 	put  map[string]Entry
 	drop map[string]bool
 	vars map[string]any
+	// unset are variables removed (RestoreVars).
+	unset map[string]bool
+	// snaps and dropSnaps are snapshots recorded and dropped.
+	snaps     map[string]map[string]any
+	dropSnaps map[string]bool
 	// restarts is set by Restarted: the variables of earlier restarts go.
 	restarts int32
 	reset    bool
@@ -105,7 +114,8 @@ type changes struct {
 
 func (c *changes) init() {
 	if c.put == nil {
-		*c = changes{put: map[string]Entry{}, drop: map[string]bool{}, vars: map[string]any{}, logs: map[string]bool{}}
+		*c = changes{put: map[string]Entry{}, drop: map[string]bool{}, vars: map[string]any{}, logs: map[string]bool{},
+			unset: map[string]bool{}, snaps: map[string]map[string]any{}, dropSnaps: map[string]bool{}}
 	}
 }
 
@@ -126,6 +136,19 @@ func (c changes) then(n changes) changes {
 	}
 	for k, v := range n.vars {
 		c.vars[k] = v
+		delete(c.unset, k)
+	}
+	for k := range n.unset {
+		delete(c.vars, k)
+		c.unset[k] = true
+	}
+	for k := range n.dropSnaps {
+		delete(c.snaps, k)
+		c.dropSnaps[k] = true
+	}
+	for k, v := range n.snaps {
+		c.snaps[k] = v
+		delete(c.dropSnaps, k)
 	}
 	for k := range n.logs {
 		c.logs[k] = true
@@ -367,6 +390,18 @@ func (c changes) over(theirs, mine Data) Data {
 		for k, v := range c.vars {
 			theirs.Vars[k] = v
 		}
+		for k := range c.unset {
+			delete(theirs.Vars, k)
+		}
+	}
+	for k := range c.dropSnaps {
+		delete(theirs.Snapshots, k)
+	}
+	for k, v := range c.snaps {
+		if theirs.Snapshots == nil {
+			theirs.Snapshots = map[string]map[string]any{}
+		}
+		theirs.Snapshots[k] = v
 	}
 	for step := range c.logs {
 		if theirs.Logs == nil {
@@ -443,7 +478,7 @@ func (j *Journal) Size() int {
 }
 
 func (j *Journal) sizeLocked() (int, error) {
-	b, err := json.Marshal(Data{Entries: j.d.Entries, Vars: j.d.Vars, Restarts: j.d.Restarts})
+	b, err := json.Marshal(Data{Entries: j.d.Entries, Vars: j.d.Vars, Restarts: j.d.Restarts, Snapshots: j.d.Snapshots})
 	return len(b), err
 }
 
@@ -469,6 +504,12 @@ func copyData(d Data) Data {
 	}
 	for k, v := range d.Vars {
 		out.Vars[k] = copyValue(v)
+	}
+	if len(d.Snapshots) > 0 {
+		out.Snapshots = make(map[string]map[string]any, len(d.Snapshots))
+		for k, v := range d.Snapshots {
+			out.Snapshots[k] = copyValue(v).(map[string]any)
+		}
 	}
 	if len(d.Logs) > 0 {
 		out.Logs = make(map[string][]string, len(d.Logs))
