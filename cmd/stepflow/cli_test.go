@@ -448,7 +448,9 @@ func TestCLIRetryRestart(t *testing.T) {
 		}}, "a:say", "b:say", "c:say")
 	c.saveJournal(run, journal.Data{
 		Entries: map[string]journal.Entry{"a-1/http": {Message: "a"}, "b-1/http": {Message: "b"}},
-		Vars:    map[string]any{"v": "kept until restart"},
+		Vars:    map[string]any{"v": "kept until restart", "w": "set after b ran"},
+		// What b's attempt saw: a retry from b restores it.
+		Snapshots: map[string]map[string]any{"b-1": {"v": "kept until restart"}},
 	})
 
 	c.fails(`cannot retry workflowrun `+c.ns+`/r: no such step: "nope"`, "retry", "r", "--from-step", "nope")
@@ -465,7 +467,7 @@ func TestCLIRetryRestart(t *testing.T) {
 	// attempt's entries once it reads the saved status (a lost status
 	// write must not cost the old attempt its records).
 	d, rv := c.journalOf("r")
-	if len(d.Entries) != 2 || d.Vars["v"] == nil {
+	if len(d.Entries) != 2 || d.Vars["v"] == nil || d.Vars["w"] != nil {
 		t.Errorf("journal after retry: %+v", d)
 	}
 
