@@ -11,8 +11,9 @@ RACE_PKGS := ./pkg/engine/... ./pkg/eval/... ./pkg/journal/...
 
 help:
 	@echo "make test           unit + envtest integration tests (builds the control plane first)"
-	@echo "make run            local control plane + controller + definitions + an example run (Ctrl-C stops)"
+	@echo "make run            local control plane + controller + REST API + definitions + an example run (Ctrl-C stops)"
 	@echo "                    EXAMPLE=gray-release: a partition canary promoted, then one rolled back"
+	@echo "                    API_LISTEN=127.0.0.1:PORT: where the REST API listens (default 127.0.0.1:8080, else a free port)"
 	@echo "make build          build bin/stepflow"
 	@echo "make bench          evaluator and engine benchmarks"
 	@echo "make fuzz           run each fuzz target for FUZZTIME (default 60s); crashers land in testdata/fuzz"
@@ -65,11 +66,14 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/eval/ ./pkg/engine/ ./pkg/op/component/ ./pkg/op/helm/
 
 # One command, no cluster: a local etcd and kube-apiserver, the CRDs, the
-# shipped definitions, the controller and an example run with live progress.
-# EXAMPLE=gray-release runs the README's gray release instead.
+# shipped definitions, the controller, the REST API (stepflow server,
+# --auth none on loopback; it prints a curl once ready) and an example run
+# with live progress. EXAMPLE=gray-release runs the README's gray release
+# instead; API_LISTEN moves the REST API.
 EXAMPLE ?=
+API_LISTEN ?=
 run: control-plane build
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local $(if $(EXAMPLE),--example $(EXAMPLE))
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local $(if $(EXAMPLE),--example $(EXAMPLE)) $(if $(API_LISTEN),--api-listen $(API_LISTEN))
 
 # The end-to-end suite alone (make test runs it too): the real binary, a
 # local control plane, the controller as its own process; verbose Ginkgo.

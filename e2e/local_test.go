@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,6 +80,38 @@ var _ = Describe("make run EXAMPLE=gray-release", func() {
 			Expect(got).To(ContainSubstring(want))
 		}
 		Expect(strings.Count(got, "▶ ROLLBACK run ")).To(Equal(1))
+
+		By("listing the gray release's runs with the curl example it printed, from the REST API it serves")
+		list := regexp.MustCompile(`curl -s '(http://127\.0\.0\.1:[0-9]+/workflow\?appId=testapp)'`).FindStringSubmatch(got)
+		Expect(list).NotTo(BeNil(), "no curl example of GET /workflow printed")
+		Expect(got).To(MatchRegexp(`curl -s --data-binary @examples/gray-release\.yaml -H 'Content-Type: application/yaml' 'http://127\.0\.0\.1:[0-9]+/workflow/launch\?appId=testapp&category=DEPLOY'`))
+		resp, err := http.Get(list[1])
+		Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(http.StatusOK))
+		var envelope struct {
+			Code    int    `json:"code"`
+			Success bool   `json:"success"`
+			Message string `json:"message"`
+			Data    struct {
+				Total int `json:"total"`
+				Items []struct {
+					AppID          string `json:"appId"`
+					WorkflowStatus string `json:"workflowStatus"`
+				} `json:"items"`
+			} `json:"data"`
+		}
+		Expect(json.NewDecoder(resp.Body).Decode(&envelope)).To(Succeed())
+		Expect(envelope.Code).To(Equal(200))
+		Expect(envelope.Success).To(BeTrue())
+		Expect(envelope.Message).To(Equal("SUCCESS"))
+		Expect(envelope.Data.Total).To(BeNumerically(">=", 2), "gray-v1 and gray-v2 at least")
+		statuses := []string{}
+		for _, in := range envelope.Data.Items {
+			Expect(in.AppID).To(Equal("testapp"))
+			statuses = append(statuses, in.WorkflowStatus)
+		}
+		Expect(statuses).To(ContainElement("SUCCESS")) // gray-v1
 
 		By("stopping it with Ctrl-C")
 		Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())

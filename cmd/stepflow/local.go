@@ -44,6 +44,7 @@ type localOptions struct {
 	example     string
 	stateDir    string
 	noExample   bool
+	apiListen   string
 }
 
 func newLocalCmd() *cobra.Command {
@@ -53,9 +54,11 @@ func newLocalCmd() *cobra.Command {
 		Short: "Start a local control plane with the controller, the shipped definitions and an example run",
 		Long: `Starts etcd and kube-apiserver on this machine (binaries from
 --assets, which 'make run' builds), installs the CRDs and the shipped
-definitions, runs the controller, applies an example WorkflowRun and prints
-its progress live. It writes a kubeconfig for kubectl and stepflow and keeps
-running until Ctrl-C, then shuts everything down.`,
+definitions, runs the controller and the REST API server (stepflow server,
+--auth none on a loopback address), applies an example WorkflowRun and
+prints its progress live. It writes a kubeconfig for kubectl and stepflow,
+prints curl examples of the API once it is ready, and keeps running until
+Ctrl-C, then shuts everything down.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -70,6 +73,7 @@ running until Ctrl-C, then shuts everything down.`,
 	f.StringVar(&o.example, "example", "examples/demo.yaml", `the example WorkflowRun to apply, or "gray-release": launch and promote, then launch and roll back, the application of examples/gray-release.yaml`)
 	f.StringVar(&o.stateDir, "state-dir", ".stepflow", "where to write the kubeconfig")
 	f.BoolVar(&o.noExample, "no-example", false, "do not apply the example run")
+	f.StringVar(&o.apiListen, "api-listen", defaultLocalAPIListen, "loopback address of the REST API server (--auth none: every caller may do everything); when the default's port is taken, any free port of 127.0.0.1")
 	return cmd
 }
 
@@ -135,6 +139,15 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 	}
 	go markDeploymentsReady(ctx, c)
 
+	apiURL, stopAPI, err := startLocalAPI(ctx, o.apiListen, kubeconfig)
+	if err != nil {
+		return err
+	}
+	defer stopAPI()
+	say("▶ REST API (stepflow server, --auth none, loopback only) ready on %s; for example:", apiURL)
+	say("  curl -s '%s/workflow?appId=%s'", apiURL, grayReleaseAppID)
+	say("  curl -s --data-binary @examples/gray-release.yaml -H 'Content-Type: application/yaml' '%s/workflow/launch?appId=%s&category=DEPLOY'", apiURL, grayReleaseAppID)
+
 	say("")
 	say("  export KUBECONFIG=%s", kubeconfig)
 	say("  %s get workflowruns        # kubectl from the control-plane build", filepath.Join(o.assets, "kubectl"))
@@ -164,6 +177,81 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 
 // exampleNamespace is where the example run and its objects live.
 const exampleNamespace = "default"
+
+// defaultLocalAPIListen is where `stepflow local` serves the REST API
+// unless told otherwise: stepflow server's own default. The controller's
+// metrics and probes are off locally, so nothing else of ours wants it.
+const defaultLocalAPIListen = "127.0.0.1:8080"
+
+// grayReleaseAppID is the appId of examples/gray-release.yaml, which the
+// printed curl examples list and launch.
+const grayReleaseAppID = "testapp"
+
+// startLocalAPI serves the REST API as `stepflow server --auth none
+// --listen listen --kubeconfig kubeconfig` does, on listen (on any free
+// loopback port when listen is the default and its port is taken), and
+// returns its base URL once /readyz answers 200. stop shuts it down and
+// waits for it.
+func startLocalAPI(ctx context.Context, listen, kubeconfig string) (base string, stop func(), err error) {
+	so := &serverOptions{listen: listen, auth: "none", kubeconfig: kubeconfig,
+		namespace: exampleNamespace, systemNamespace: definition.DefaultSystemNamespace,
+		rateLimit: 20, burst: 40, reviewTTL: 5 * time.Second, shutdownDeadline: 5 * time.Second}
+	if err := so.check(); err != nil {
+		return "", nil, fmt.Errorf("--api-listen: %w", err)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil && listen == defaultLocalAPIListen {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("the REST API server: listening on %s: %w", listen, err)
+	}
+	so.listen = ln.Addr().String()
+	apiCtx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- serveAPI(apiCtx, so, ln) }()
+	stop = func() { cancel(); <-served }
+	base = "http://" + ln.Addr().String()
+	if err := waitReady(ctx, base+"/readyz", served); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("the REST API server on %s: %w", base, err)
+	}
+	return base, stop, nil
+}
+
+// waitReady polls url until it answers 200, the server stops (served), ctx
+// ends or a minute has passed.
+func waitReady(ctx context.Context, url string, served chan error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := "no answer"
+	for {
+		req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := nethttp.DefaultClient.Do(req); err != nil {
+			last = err.Error()
+		} else {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == nethttp.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		}
+		select {
+		case err := <-served:
+			served <- err // for stop
+			return fmt.Errorf("stopped before it was ready (%v)", err)
+		case <-ctx.Done():
+			return fmt.Errorf("not ready (GET %s: %s): %w", url, last, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
 
 // exampleRunnerRules are the rights of the examples' stepflow-runner, in
 // its own namespace only: the ConfigMaps export2config writes, the
