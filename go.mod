@@ -5,6 +5,7 @@ go 1.25.0
 require (
 	cuelang.org/go v0.16.1
 	github.com/Masterminds/semver/v3 v3.3.0
+	github.com/coder/websocket v1.8.15
 	github.com/fxamacker/cbor/v2 v2.7.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-resty/resty/v2 v2.17.2

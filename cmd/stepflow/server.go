@@ -118,6 +118,10 @@ func serveAPI(ctx context.Context, o *serverOptions, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	watch, err := apiserver.NewWatch(cfg)
+	if err != nil {
+		return err
+	}
 	var auth apiserver.Authenticator = apiserver.Anonymous{Name: "local"}
 	if o.auth == "kubernetes" {
 		auth = apiserver.NewKubernetes(conn.GetClient(), o.reviewTTL, time.Now)
@@ -128,6 +132,7 @@ func serveAPI(ctx context.Context, o *serverOptions, ln net.Listener) error {
 		Namespace: o.namespace, SystemNamespace: o.systemNamespace,
 		Events:    conn.GetEventRecorderFor("stepflow-server"),
 		RateLimit: o.rateLimit, Burst: o.burst,
+		Watch: watch,
 		Ready: func(context.Context) error {
 			select {
 			case <-synced:

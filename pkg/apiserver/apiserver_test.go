@@ -36,6 +36,8 @@ var (
 	env *testenv.Env
 	// conn is the server's connection, built as the binary builds it.
 	conn cluster.Cluster
+	// watcher watches for log streams (Options.Watch).
+	watcher client.WithWatch
 )
 
 func TestMain(m *testing.M) {
@@ -48,6 +50,10 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
+		if watcher, err = NewWatch(env.Config); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		if conn, err = NewCluster(env.Config); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -159,6 +165,7 @@ func serve(t testing.TB, ns string) *httptest.Server {
 		Namespace:       ns,
 		SystemNamespace: systemNS,
 		Events:          conn.GetEventRecorderFor("stepflow-server"),
+		Watch:           watcher,
 	}))
 	t.Cleanup(srv.Close)
 	return srv

@@ -40,6 +40,14 @@ type Options struct {
 	Ready func(context.Context) error
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Watch watches a run and its journal ConfigMap while a task's logs
+	// are followed (follow=true, the WebSocket); nil: following is a 501.
+	Watch client.WithWatch
+	// MaxFollow bounds how long one log stream lasts; 0:
+	// DefaultMaxFollow. MaxStreams bounds how many a user has open at
+	// once; 0: DefaultMaxStreams.
+	MaxFollow  time.Duration
+	MaxStreams int
 }
 
 // server is the API's state, shared by its handlers.
@@ -47,6 +55,8 @@ type server struct {
 	o      Options
 	out    responder
 	limits *userLimits
+	// streams counts each user's open log streams.
+	streams streamCounts
 }
 
 // New returns the API's handler.
@@ -110,23 +120,8 @@ type call func(r *http.Request, u User) (any, error)
 // server with reviews.
 func (s *server) handle(f call) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		anon := "\x00" + clientHost(r) // no user name starts with NUL
-		if s.limits != nil && s.limits.empty(anon) {
-			w.Header().Set("Retry-After", "1")
-			s.out.fail(w, r, errorf(http.StatusTooManyRequests, "too many requests that failed authentication from %s: slow down", clientHost(r)))
-			return
-		}
-		u, err := s.o.Auth.Authenticate(r)
-		if err != nil {
-			if s.limits != nil {
-				s.limits.allow(anon)
-			}
-			s.out.fail(w, r, err)
-			return
-		}
-		if s.limits != nil && !s.limits.allow(u.Name) {
-			w.Header().Set("Retry-After", "1")
-			s.out.fail(w, r, errorf(http.StatusTooManyRequests, "%s sent more than %g requests a second (burst %d): slow down", u.Name, s.o.RateLimit, s.limits.burst))
+		u, ok := s.authenticate(w, r)
+		if !ok {
 			return
 		}
 		data, err := f(r, u)
@@ -136,6 +131,32 @@ func (s *server) handle(f call) http.HandlerFunc {
 		}
 		s.out.ok(w, r, data)
 	}
+}
+
+// authenticate is handle's authentication and rate limit, for handlers
+// that write their own answer (log streams): false once it has answered
+// the failure.
+func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (User, bool) {
+	anon := "\x00" + clientHost(r) // no user name starts with NUL
+	if s.limits != nil && s.limits.empty(anon) {
+		w.Header().Set("Retry-After", "1")
+		s.out.fail(w, r, errorf(http.StatusTooManyRequests, "too many requests that failed authentication from %s: slow down", clientHost(r)))
+		return User{}, false
+	}
+	u, err := s.o.Auth.Authenticate(r)
+	if err != nil {
+		if s.limits != nil {
+			s.limits.allow(anon)
+		}
+		s.out.fail(w, r, err)
+		return User{}, false
+	}
+	if s.limits != nil && !s.limits.allow(u.Name) {
+		w.Header().Set("Retry-After", "1")
+		s.out.fail(w, r, errorf(http.StatusTooManyRequests, "%s sent more than %g requests a second (burst %d): slow down", u.Name, s.o.RateLimit, s.limits.burst))
+		return User{}, false
+	}
+	return u, true
 }
 
 // clientHost is the address the request came from, without its port.
