@@ -120,6 +120,8 @@ func run(ctx context.Context, o options) (*report, error) {
 	// overrides.
 	serverCfg := *cfg
 	serverCfg.QPS, serverCfg.Burst = float32(o.serverQPS), o.serverBurst
+	sent := &requestCounter{counts: map[string]int{}}
+	serverCfg.Wrap(sent.wrap)
 	conn, err := apiserver.NewCluster(&serverCfg)
 	if err != nil {
 		return rep, err
@@ -163,10 +165,12 @@ func run(ctx context.Context, o options) (*report, error) {
 			return rep, err
 		}
 		for _, clients := range o.launchParallel {
+			before := sent.snapshot()
 			res, err := launches(ctx, hc, srv.URL, body, o.launches, clients)
 			if err != nil {
 				return rep, err
 			}
+			res.requests = sent.since(before)
 			rep.launch = append(rep.launch, res)
 		}
 	}
@@ -378,3 +382,49 @@ func installDefinitions(ctx context.Context, c client.Client, dir string) (int, 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s apiload: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 }
+
+// requestCounter counts the server's requests to the API server by
+// method and response code.
+type requestCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		key := req.Method + " error"
+		if err == nil {
+			key = req.Method + " " + strconv.Itoa(resp.StatusCode)
+		}
+		c.mu.Lock()
+		c.counts[key]++
+		c.mu.Unlock()
+		return resp, err
+	})
+}
+
+func (c *requestCounter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.counts))
+	for k, v := range c.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// since is the counts now minus before.
+func (c *requestCounter) since(before map[string]int) map[string]int {
+	out := c.snapshot()
+	for k, v := range before {
+		if out[k] -= v; out[k] == 0 {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }

@@ -55,6 +55,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // options are the flags.
@@ -91,6 +94,9 @@ func main() {
 	flag.Float64Var(&o.serverQPS, "server-qps", 50, "the server's client QPS to the API server (the controller chart's --kube-api-qps); 0: client-go's default of 5, what `stepflow server` gets today")
 	flag.IntVar(&o.serverBurst, "server-burst", 100, "the server's client burst; 0: client-go's default of 10")
 	flag.Parse()
+	// controller-runtime's cache logs through its global logger; what
+	// fails here is returned instead.
+	ctrllog.SetLogger(logr.Discard())
 	if err := o.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "apiload:", err)
 		os.Exit(2)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -29,7 +30,10 @@ type listResult struct {
 }
 
 type launchResult struct {
-	clients   int
+	clients int
+	// requests are the server's requests to the API server during the
+	// launches, by method and response code.
+	requests  map[string]int
 	elapsed   time.Duration
 	latencies []time.Duration
 }
@@ -70,7 +74,12 @@ func (r *report) print(w io.Writer) {
 	_ = tw.Flush()
 	for _, l := range r.launch {
 		if n := len(l.latencies); n > 0 {
-			fmt.Fprintf(w, "launches, %d clients: %d in %s = %.1f launches/s\n", l.clients, n, l.elapsed.Round(time.Millisecond), float64(n)/l.elapsed.Seconds())
+			fmt.Fprintf(w, "launches, %d clients: %d in %s = %.1f launches/s; the server sent the API server, per launch:", l.clients, n, l.elapsed.Round(time.Millisecond), float64(n)/l.elapsed.Seconds())
+			keys := slices.Sorted(maps.Keys(l.requests))
+			for _, k := range keys {
+				fmt.Fprintf(w, " %s ×%.2f", k, float64(l.requests[k])/float64(n))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }
