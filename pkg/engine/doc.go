@@ -21,6 +21,14 @@
 //	                       │ resume │ │ terminate ─────────▶ failed
 //	                       └────────┘ │
 //
+// The operator may also hold a step that has not started (SuspendStep):
+// it is suspending with reason Held and no attempt id, is not started even
+// once its dependencies are done, and a resume makes it pending again, so
+// it then starts after them as any pending step (and its timeout counts
+// from that start). The step operations of the REST API (TerminateStep,
+// SuspendStep, ResumeStep) record the operator's message on the step
+// (extMessage); operations.go has their table.
+//
 // A step group's phase follows its sub-steps: suspending if one is, failed
 // (reason SubStepFailed, naming the sub-step and its reason) once all are
 // finished and one failed, succeeded once all are finished. A skipped group
@@ -59,7 +67,18 @@
 // step's name and the attempt number, so re-evaluating an attempt after a
 // crash yields the same id and finds the same journal (see pkg/journal). A
 // retry after an op error, a retry from a step and a restart each start a
-// new attempt, hence a new id. Times in the status are whole seconds, as
+// new attempt, hence a new id.
+//
+// What an attempt runs with is recorded so a retry from its step can give
+// it again: its input values (steps[].inputs, resolved once and kept for
+// the step's later attempts) and the run context variables it saw, which
+// the journal keeps per attempt id (journal.SnapshotVars; only when the run
+// has variables, so a run without them writes nothing more). RetryFrom, on
+// a finished run only, makes the run's variables that snapshot again
+// (through the journal, saved before the status) and starts new attempts
+// of the step and of every step downstream of it: new ids, so their
+// effects are sent again, with new Idempotency-Keys. Retry (a finished
+// run) is Restart. Times in the status are whole seconds, as
 // the API server keeps them, and timers round up so a wake-up is never
 // early.
 //

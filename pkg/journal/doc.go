@@ -125,6 +125,13 @@
 // after the status that abandons them is saved. Drops are saved with the
 // next Save made for another reason, never by a write of their own.
 //
+// Context snapshots (Data.Snapshots: the variables each step attempt last
+// saw, recorded by the engine only when the run has variables) are kept
+// apart from the entries: Retain does not drop them, since the snapshot of
+// a finished attempt is what a retry from its step restores; the engine
+// drops them with RetainSnapshots once its saved status no longer names
+// their attempt. See snapshot.go.
+//
 // # Size
 //
 // Record refuses an entry over Limits.MaxEntryBytes, or one that would take
