@@ -147,6 +147,7 @@ func taskOf(run *v1alpha1.WorkflowRun, in Instance, ref taskRef) Task {
 		LockVersion:        in.LockVersion,
 		Name:               ref.Name,
 		Parent:             ref.Parent,
+		ExtMessage:         st.ExtMessage,
 	}
 	if t.TaskStatus != app.TaskPending {
 		t.GmtStart = millis(st.FirstExecuteTime)

@@ -67,6 +67,12 @@ func step(name, typ string, phase v1alpha1.WorkflowStepPhase, message string, fi
 	return v1alpha1.WorkflowStepStatus{StepStatus: st}
 }
 
+// held is st with what the last task operation said.
+func held(st v1alpha1.WorkflowStepStatus, extMessage string) v1alpha1.WorkflowStepStatus {
+	st.ExtMessage = extMessage
+	return st
+}
+
 func ms(sec int64) *int64 {
 	v := sec * 1000
 	return &v
@@ -85,7 +91,7 @@ func TestTasks(t *testing.T) {
 	setSteps(t, run,
 		step(name(1), "apply-components", v1alpha1.WorkflowStepPhaseSucceeded, "", 1700000001, 1700000005),
 		step(name(2), "apply-components", v1alpha1.WorkflowStepPhaseFailed, "apply: the StatefulSet was refused", 1700000006, 1700000009),
-		step(name(3), "suspend", v1alpha1.WorkflowStepPhaseRunning, "", 1700000010, 1700000012),
+		held(step(name(3), "suspend", v1alpha1.WorkflowStepPhaseRunning, "", 1700000010, 1700000012), "resumed: looks good"),
 	)
 	lock := lockVersion(run)
 	base := srv.URL + "/workflow/" + fmt.Sprint(in.ID) + "/tasks"
@@ -119,7 +125,8 @@ func TestTasks(t *testing.T) {
 		{ID: 1, Name: name(1), TaskType: "apply-components", TaskStatus: "SUCCESS", GmtStart: ms(1700000001), GmtEnd: ms(1700000005), GmtModified: max(created, 1700000005000)},
 		{ID: 2, Name: name(2), TaskType: "apply-components", TaskStatus: "FAILURE", GmtStart: ms(1700000006), GmtEnd: ms(1700000009), GmtModified: max(created, 1700000009000),
 			TaskErrorMessage: "apply: the StatefulSet was refused"},
-		{ID: 3, Name: name(3), TaskType: "suspend", TaskStatus: "RUNNING", GmtStart: ms(1700000010), GmtModified: max(created, 1700000012000)},
+		{ID: 3, Name: name(3), TaskType: "suspend", TaskStatus: "RUNNING", GmtStart: ms(1700000010), GmtModified: max(created, 1700000012000),
+			ExtMessage: "resumed: looks good"},
 		{ID: 4, Name: name(4), TaskType: "rollout-promotion", TaskStatus: "PENDING", GmtModified: created},
 		{ID: 5, Name: name(5), TaskType: "apply-components", TaskStatus: "PENDING", GmtModified: created},
 	}
