@@ -46,4 +46,11 @@
 //     authenticated user (the run's creator annotation, and a Launched
 //     Event on the run); the numeric id comes from app's counter in
 //     SystemNamespace.
+//
+//   - A task is a step of the run (types.go: its id is its position). Its
+//     state is app.TaskState of the step's status; a step with no status
+//     yet is PENDING. Its #Log lines are read from the run's journal;
+//     following them (SSE or WebSocket, logs.go) watches the run and its
+//     journal ConfigMap, so a line arrives as soon as the controller saves
+//     it, and a stream is bounded in time and in number per user.
 package apiserver
