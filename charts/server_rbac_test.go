@@ -35,8 +35,11 @@ import (
 // what it does with the cluster through HTTP as a user with a token: two
 // launches (the instance id counter created, then updated), one with a
 // configuration large enough for its own ConfigMap; list, get and tasks
-// (from the cache); the audit Event. A rule the server needs and the chart
-// leaves out fails here; TestServerDefaults pins that there is no more.
+// (from the cache); operations through pkg/runop (context into the
+// journal ConfigMap, terminate: the status, the audit annotation); a log
+// stream (watches of the run and its journal); the audit Events. A rule
+// the server needs and the chart leaves out fails here;
+// TestServerDefaults pins that there is no more.
 func TestServerRBACIsEnough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane and builds the binary")
@@ -189,23 +192,57 @@ func TestServerRBACIsEnough(t *testing.T) {
 		}
 	}
 
+	// Operations: the context goes into the run's journal (a ConfigMap
+	// created, then patched), terminate writes the status; each records
+	// who did it on the run.
+	for _, op := range []struct{ path, body string }{
+		{fmt.Sprintf("/workflow/%d/context", ids[0]), `{"context": {"continueRollout": true, "rollback": false}}`},
+		{fmt.Sprintf("/workflow/%d/context", ids[0]), `{"context": {"continueRollout": false}}`},
+		{fmt.Sprintf("/workflow/%d/terminate", ids[0]), ""},
+	} {
+		if code, got := call(http.MethodPut, op.path, "application/json", op.body); code != http.StatusOK {
+			t.Fatalf("PUT %s: %d %v\nthe server said:\n%s", op.path, code, got, logs())
+		}
+	}
+	code, got := call(http.MethodGet, fmt.Sprintf("/workflow/%d", ids[0]), "", "")
+	if data, _ := got["data"].(map[string]any); code != http.StatusOK || data["workflowStatus"] != "TERMINATED" {
+		t.Errorf("after terminate: %d %v", code, got)
+	}
+
+	// A log stream of the terminated run watches it and its journal, and
+	// ends with an "end" event, not an "error".
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/workflow/%d/tasks/1/logs?follow=true", base, ids[0]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	streamCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(streamCtx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(stream), "event: end") || strings.Contains(string(stream), "event: error") {
+		t.Errorf("log stream: %s, %v:\n%s\nthe server said:\n%s", resp.Status, err, stream, logs())
+	}
+
 	// The audit Events, written with the server's own rights.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		var events corev1.EventList
 		if err := c.List(ctx, &events, client.InNamespace(tenant)); err != nil {
 			t.Fatal(err)
 		}
-		launched := 0
+		reasons := map[string]int{}
 		for _, e := range events.Items {
-			if e.Reason == "Launched" {
-				launched++
-			}
+			reasons[e.Reason]++
 		}
-		if launched == len(ids) {
+		if reasons["Launched"] == len(ids) && reasons["Operated"] > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d Launched events in %s, want %d; the server said:\n%s", launched, tenant, len(ids), logs())
+			t.Fatalf("events in %s by reason: %v, want %d Launched and the operations'; the server said:\n%s", tenant, reasons, len(ids), logs())
 		}
 	}
 	if l := logs(); strings.Contains(l, "forbidden") {
