@@ -55,6 +55,8 @@ type server struct {
 	o      Options
 	out    responder
 	limits *userLimits
+	// doc is the OpenAPI document, built once (openapi.go).
+	doc apiDoc
 	// streams counts each user's open log streams.
 	streams streamCounts
 }
@@ -67,7 +69,7 @@ func New(o Options) http.Handler {
 	if o.Live == nil {
 		o.Live = o.Client
 	}
-	s := &server{o: o, out: responder{now: o.Now}}
+	s := &server{o: o, out: responder{now: o.Now}, doc: newAPIDoc()}
 	if o.RateLimit > 0 {
 		burst := o.Burst
 		if burst < 1 {
