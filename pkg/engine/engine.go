@@ -197,14 +197,20 @@ func (t *tick) retainJournal() {
 	}
 	j.Retain(func(id string) bool { return live[id] })
 	// A finished attempt keeps its context snapshot while the status names
-	// it: a retry from its step restores it (RetryFrom).
-	named := map[string]bool{}
-	eachStep(t.st, func(ss *v1alpha1.StepStatus) {
-		if ss.ID != "" {
-			named[ss.ID] = true
+	// it: a retry from its step restores it (RetryFrom). Built only for a
+	// journal that has snapshots (a run with variables).
+	var named map[string]bool
+	j.RetainSnapshots(func(id string) bool {
+		if named == nil {
+			named = map[string]bool{}
+			eachStep(t.st, func(ss *v1alpha1.StepStatus) {
+				if ss.ID != "" {
+					named[ss.ID] = true
+				}
+			})
 		}
+		return live[id] || named[id]
 	})
-	j.RetainSnapshots(func(id string) bool { return live[id] || named[id] })
 }
 
 // loadContext merges spec.context with the variables set at run time.
