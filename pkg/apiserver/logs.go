@@ -354,29 +354,11 @@ func (f *follower) send(ctx context.Context) (*followEnd, error) {
 	if err != nil {
 		return f.failed(ctx, err)
 	}
-	lines, dropped := d.lines[f.ref.Name], d.dropped[f.ref.Name]
-	if dropped > 0 && len(lines) > 0 {
-		lines = lines[1:] // the line saying how many were dropped
-	}
-	if dropped+len(lines) < f.sent {
-		// Fewer lines than were sent: the step's log started over.
-		f.sent = 0
-	}
-	if dropped > f.sent {
-		if err := f.sink.line(dropped, fmt.Sprintf("… %d lines dropped before they were sent (log bound)", dropped-f.sent)); err != nil {
+	for _, l := range unsent(d.lines[f.ref.Name], d.dropped[f.ref.Name], f.sent) {
+		if err := f.sink.line(l.n, l.text); err != nil {
 			return f.failed(ctx, err)
 		}
-		f.sent = dropped
-	}
-	for i, l := range lines {
-		n := dropped + i + 1
-		if n <= f.sent {
-			continue
-		}
-		if err := f.sink.line(n, l); err != nil {
-			return f.failed(ctx, err)
-		}
-		f.sent = n
+		f.sent = l.n
 	}
 	switch inst := app.InstanceState(run); {
 	case finishedTask(status):
@@ -385,6 +367,39 @@ func (f *follower) send(ctx context.Context) (*followEnd, error) {
 		return &followEnd{TaskStatus: status, Reason: "the instance is " + inst}, nil
 	}
 	return nil, nil
+}
+
+// numbered is a log line with its number: its position among all the
+// lines the step logged, 1 the first.
+type numbered struct {
+	n    int
+	text string
+}
+
+// unsent are the lines of a step's log numbered after sent, given its
+// kept lines and how many the journal dropped (the first kept line then
+// says so and is not one of the step's). Lines dropped before they were
+// sent are stood for by one line numbered as the last of them. When the
+// log has fewer lines than were sent, it started over (the journal lost
+// it): all of it is unsent.
+func unsent(kept []string, dropped, sent int) []numbered {
+	if dropped > 0 && len(kept) > 0 {
+		kept = kept[1:]
+	}
+	if dropped+len(kept) < sent {
+		sent = 0
+	}
+	var out []numbered
+	if dropped > sent {
+		out = append(out, numbered{dropped, fmt.Sprintf("… %d lines dropped before they were sent (log bound)", dropped-sent)})
+		sent = dropped
+	}
+	for i, l := range kept {
+		if n := dropped + i + 1; n > sent {
+			out = append(out, numbered{n, l})
+		}
+	}
+	return out
 }
 
 // ended is why a stream ends once ctx is done: the stream's time limit,

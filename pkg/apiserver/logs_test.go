@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
@@ -407,5 +408,32 @@ func TestTaskLogsWebSocket(t *testing.T) {
 	}
 	if fmt.Sprint(lines) != "[before the stream while streaming last]" {
 		t.Errorf("a finished task's stream: %q", lines)
+	}
+}
+
+func TestUnsent(t *testing.T) {
+	marker := "… 3 earlier lines dropped (log bound)"
+	for _, tc := range []struct {
+		name          string
+		kept          []string
+		dropped, sent int
+		want          []numbered
+	}{
+		{"nothing logged", nil, 0, 0, nil},
+		{"all new", []string{"a", "b"}, 0, 0, []numbered{{1, "a"}, {2, "b"}}},
+		{"some sent", []string{"a", "b", "c"}, 0, 2, []numbered{{3, "c"}}},
+		{"all sent", []string{"a", "b"}, 0, 2, nil},
+		{"dropped, all sent before", []string{marker, "d", "e"}, 3, 4, []numbered{{5, "e"}}},
+		{"dropped before the stream", []string{marker, "d", "e"}, 3, 0,
+			[]numbered{{3, "… 3 lines dropped before they were sent (log bound)"}, {4, "d"}, {5, "e"}}},
+		{"dropped while streaming", []string{marker, "d", "e"}, 3, 1,
+			[]numbered{{3, "… 2 lines dropped before they were sent (log bound)"}, {4, "d"}, {5, "e"}}},
+		{"resumed past the end: started over", []string{"a"}, 0, 7, []numbered{{1, "a"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, unsent(tc.kept, tc.dropped, tc.sent), cmp.AllowUnexported(numbered{})); diff != "" {
+				t.Errorf("unsent (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
