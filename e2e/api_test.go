@@ -12,9 +12,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	. "github.com/stepflow-dev/stepflow/e2e/framework"
+	"github.com/stepflow-dev/stepflow/pkg/runop"
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
@@ -217,6 +220,23 @@ var _ = Describe("the gray release through the REST API alone", Ordered, func() 
 		Expect(clustermanage()).To(WithTransform(imageOf, Equal("nginx:v1")))
 		promote(v1.ID, true, false)
 		Eventually(instance(v1.ID)).Should(WithTransform(status, Equal("SUCCESS")))
+
+		By("finding who launched and resumed it on the run and in its Events")
+		user := "system:serviceaccount:" + ns + ":" + portal
+		run, err := fw.Run(ns, v1.Name)()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(run.Annotations).To(HaveKeyWithValue(runop.AnnotationOperatedBy, user))
+		Eventually(func() ([]string, error) {
+			var events corev1.EventList
+			err := fw.Client.List(context.Background(), &events, client.InNamespace(ns), client.MatchingFields{"involvedObject.name": v1.Name})
+			var said []string
+			for _, e := range events.Items {
+				if strings.Contains(e.Message, user) {
+					said = append(said, e.Reason)
+				}
+			}
+			return said, err
+		}).Should(ContainElements("Launched", "Operated"))
 		Expect(tasks(v1.ID)()).To(HaveEach(HaveField("TaskStatus", "SUCCESS")))
 		s, err := clustermanage()
 		Expect(err).NotTo(HaveOccurred())
