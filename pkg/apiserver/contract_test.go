@@ -214,6 +214,42 @@ func (c *contract) send(t *testing.T, valid bool, method, path, tok, contentType
 	return resp.StatusCode, env
 }
 
+// stream GETs path, a stream the document accepts, and checks that the
+// answer is 200 with a media type the document gives for it; it returns
+// the body, read to its end.
+func (c *contract) stream(t *testing.T, path, tok string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, c.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		t.Fatalf("GET %s is not in /openapi.json: %v", path, err)
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		t.Errorf("GET %s: /openapi.json refuses the request: %v", path, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	media, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	ok := route.Operation.Responses.Status(resp.StatusCode)
+	if resp.StatusCode != http.StatusOK || ok == nil || ok.Value.Content.Get(media) == nil {
+		t.Fatalf("GET %s: %d %s, not a stream /openapi.json documents: %s", path, resp.StatusCode, media, b)
+	}
+	return string(b)
+}
+
 // wantStatus fails unless the answer was status with its envelope code.
 func wantStatus(t *testing.T, what string, status int, env map[string]any, wantHTTP, wantCode int) {
 	t.Helper()
@@ -361,6 +397,11 @@ func TestContract(t *testing.T) {
 		hasFields(t, "logs", rep["data"], map[string][]string{
 			"workflowInstanceId": {jNumber}, "taskId": {jNumber}, "name": {jString}, "taskStatus": {jString}, "lines": {jArray},
 		})
+		// Followed, as Server-Sent Events: task 1 is finished, so the
+		// stream ends at once with its end event.
+		if got := c.stream(t, instance+"/tasks/1/logs?follow=true", ten.readerTok); !strings.Contains(got, "event: end\n") {
+			t.Errorf("the followed logs of a finished task have no end event:\n%s", got)
+		}
 	})
 
 	t.Run("task operations", func(t *testing.T) {
