@@ -515,7 +515,9 @@ func (k *sseSink) write(s string) error {
 // Authorization header on a WebSocket, so here, and only here, the token
 // may also come as ?access_token=TOKEN; it then appears in URLs, which
 // proxies may log: prefer the header where the client can set it. Before
-// the upgrade, errors are envelopes as everywhere.
+// the upgrade, errors are envelopes as everywhere. An upgrade from a page
+// of another origin is refused (coder/websocket's Origin check): the UI is
+// served by this server.
 func (s *server) wsLogs(w http.ResponseWriter, r *http.Request) {
 	if tok := r.URL.Query().Get("access_token"); tok != "" && r.Header.Get("Authorization") == "" {
 		r.Header.Set("Authorization", "Bearer "+tok)

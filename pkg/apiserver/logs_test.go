@@ -246,8 +246,10 @@ func TestTaskLogsFollowSSE(t *testing.T) {
 	}
 	want("1", "before the stream")
 	// Lines appended while streaming arrive, each once.
+	saved := time.Now()
 	appendLogs(t, run, first, "while streaming")
 	want("2", "while streaming")
+	t.Logf("a line arrived %v after its journal write began", time.Since(saved))
 	appendLogs(t, run, first, "two\nlines", "and one more")
 	want("3", "two\nlines")
 	want("4", "and one more")
