@@ -13,7 +13,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
@@ -250,6 +252,37 @@ func (c *contract) stream(t *testing.T, path, tok string) string {
 	return string(b)
 }
 
+// websocket opens the WebSocket at path, which the document must route
+// with a 101 response, and reads its messages until the server closes
+// it; it returns the close status.
+func (c *contract) websocket(t *testing.T, path, tok string) websocket.StatusCode {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, c.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, _, err := c.router.FindRoute(req)
+	if err != nil {
+		t.Fatalf("GET %s is not in /openapi.json: %v", path, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(c.base, "http")+path,
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		t.Fatalf("WebSocket %s: %v", path, err)
+	}
+	defer conn.CloseNow()
+	if route.Operation.Responses.Status(resp.StatusCode) == nil {
+		t.Errorf("WebSocket %s answered %d, which /openapi.json does not document", path, resp.StatusCode)
+	}
+	for {
+		if _, _, err := conn.Read(ctx); err != nil {
+			return websocket.CloseStatus(err)
+		}
+	}
+}
+
 // wantStatus fails unless the answer was status with its envelope code.
 func wantStatus(t *testing.T, what string, status int, env map[string]any, wantHTTP, wantCode int) {
 	t.Helper()
@@ -401,6 +434,10 @@ func TestContract(t *testing.T) {
 		// stream ends at once with its end event.
 		if got := c.stream(t, instance+"/tasks/1/logs?follow=true", ten.readerTok); !strings.Contains(got, "event: end\n") {
 			t.Errorf("the followed logs of a finished task have no end event:\n%s", got)
+		}
+		// Followed over the WebSocket: closed normally at once.
+		if code := c.websocket(t, "/ws"+instance+"/tasks/1/ws-logs", ten.readerTok); code != websocket.StatusNormalClosure {
+			t.Errorf("the WebSocket of a finished task's logs closed with %v, want %v", code, websocket.StatusNormalClosure)
 		}
 	})
 

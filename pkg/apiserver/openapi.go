@@ -62,6 +62,8 @@ type endpoint struct {
 	data *openapi3.SchemaRef
 	// ok is the success response when data is nil.
 	ok *openapi3.Response
+	// okStatus is the status of success; 0: 200.
+	okStatus int
 	// fails are the error statuses it answers, besides 500 (default).
 	fails []int
 	// public: no authentication.
@@ -149,7 +151,11 @@ func OpenAPI() (*openapi3.T, error) {
 			ok = openapi3.NewResponse().WithDescription("Success: the data in the Envelope.").
 				WithJSONSchemaRef(enveloped(ref("Envelope"), e.data))
 		}
-		op.Responses = openapi3.NewResponses(openapi3.WithStatus(http.StatusOK, &openapi3.ResponseRef{Value: ok}))
+		okStatus := e.okStatus
+		if okStatus == 0 {
+			okStatus = http.StatusOK
+		}
+		op.Responses = openapi3.NewResponses(openapi3.WithStatus(okStatus, &openapi3.ResponseRef{Value: ok}))
 		op.Responses.Set("default", &openapi3.ResponseRef{Ref: "#/components/responses/Error"})
 		for _, status := range e.fails {
 			r, ok := errorResponses[status]
@@ -310,9 +316,10 @@ func endpoints(ref func(string) *openapi3.SchemaRef) []endpoint {
 		{method: http.MethodGet, path: "/ws/workflow/{instanceId}/tasks/{taskId}/ws-logs", id: "wsLogs",
 			summary: "Follow a task's log lines over a WebSocket: a text message each line, a close with status 1000 when the task ends. " +
 				"The token may come as ?access_token= where a client cannot set the Authorization header.",
-			query: []*openapi3.Parameter{query("access_token", "The bearer token, for clients that cannot set headers.", str())},
-			ok:    openapi3.NewResponse().WithDescription("Never: the answer is 101 Switching Protocols, or an error in the Envelope."),
-			fails: append([]int{http.StatusNotImplemented}, instanceFails...)},
+			query:    []*openapi3.Parameter{query("access_token", "The bearer token, for clients that cannot set headers.", str())},
+			okStatus: http.StatusSwitchingProtocols,
+			ok:       openapi3.NewResponse().WithDescription("The WebSocket: a text message each log line."),
+			fails:    append([]int{http.StatusNotImplemented}, instanceFails...)},
 	}
 }
 
