@@ -105,12 +105,16 @@ func (s *server) operateOn(r *http.Request, u User, run *v1alpha1.WorkflowRun, o
 
 // lockVersionOf is the version the caller saw: the lockVersion query
 // parameter or the If-Match header (an entity tag, quoted or not); "" for
-// none. It must be a number (an instance's lockVersion).
+// none, and for If-Match "*" (any version). It must be a number (an
+// instance's lockVersion).
 func lockVersionOf(r *http.Request) (string, error) {
 	v, from := r.URL.Query().Get("lockVersion"), "lockVersion"
 	if v == "" {
 		v, from = r.Header.Get("If-Match"), "If-Match"
 		v = strings.Trim(strings.TrimPrefix(strings.TrimSpace(v), "W/"), `"`)
+		if v == "*" {
+			v = ""
+		}
 	}
 	if v == "" {
 		return "", nil

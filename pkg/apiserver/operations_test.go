@@ -365,8 +365,29 @@ func TestOperationRefusals(t *testing.T) {
 	if after := o.run("r"); after.ResourceVersion != before.ResourceVersion || app.InstanceState(after) != app.InstanceSuspend {
 		t.Errorf("run changed by refused resumes: version %s -> %s, %s", before.ResourceVersion, after.ResourceVersion, app.InstanceState(after))
 	}
-	// The current lockVersion goes through.
-	o.put(id, "resume?lockVersion="+fmt.Sprint(lockVersion(before)), "").want(t, http.StatusOK, http.StatusOK)
+	// If-Match * is any version.
+	req.Header.Set("If-Match", "*")
+	sreq, _ := http.NewRequest(http.MethodPut, base+"/tasks/b/suspend", strings.NewReader(`{"extMessage": "hold b"}`))
+	sreq.Header = req.Header
+	resp, err = http.DefaultClient.Do(sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("If-Match *: HTTP %d, want 200", resp.StatusCode)
+	}
+	o.put(id, "tasks/b/resume", "").want(t, http.StatusOK, http.StatusOK)
+	// The current lockVersion goes through (a few tries: the controller
+	// may write the run between the read and the resume).
+	for try := 0; ; try++ {
+		r := o.put(id, "resume?lockVersion="+fmt.Sprint(lockVersion(o.run("r"))), "")
+		if r.status == http.StatusConflict && try < 5 {
+			continue
+		}
+		r.want(t, http.StatusOK, http.StatusOK)
+		break
+	}
 	o.waitState("r", app.InstanceSuccess)
 }
 

@@ -327,7 +327,8 @@ var ReservedContextKeys = []string{"name", "namespace", "stepName", "stepSession
 // A held step is one suspended before it started (reason Held);
 // resumed, it starts once its dependencies are done, as any pending step.
 // On a finished run TerminateStep changes nothing and returns nil; the
-// others return ErrFinished.
+// others return ErrFinished. A resume of the whole run (Resume without a
+// step) resumes held steps too.
 
 // TerminateStep fails step (see the table above); for a group, its
 // unfinished sub-steps too. The run goes on as after any failure.
