@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/app"
 )
 
 // The contract test: SREWorks' example requests (testdata/contract, from
@@ -480,5 +481,17 @@ func TestContract(t *testing.T) {
 		wantStatus(t, "an unknown instance", status, rep, http.StatusNotFound, http.StatusNotFound)
 		status, rep = c.bad(t, http.MethodGet, "/workflow?pageSize=0", ten.readerTok, "", nil)
 		wantStatus(t, "pageSize 0", status, rep, http.StatusBadRequest, CodeBadInput)
+		big := append(append([]byte{}, gray...), "# "+strings.Repeat("x", app.MaxConfigurationSize)+"\n"...)
+		status, rep = c.do(t, http.MethodPost, "/workflow/launch?appId=testapp", ten.launchTok, "application/yaml", big)
+		wantStatus(t, "a configuration too large", status, rep, http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge)
+
+		// A user over their rate limit.
+		limited := httptest.NewServer(New(Options{Client: conn.GetClient(), Auth: Anonymous{Name: "local"}, Namespace: ten.ns, RateLimit: 0.001, Burst: 1}))
+		defer limited.Close()
+		lc := newContract(t, limited)
+		status, rep = lc.do(t, http.MethodGet, "/workflow", "", "", nil)
+		wantStatus(t, "the first call", status, rep, http.StatusOK, http.StatusOK)
+		status, rep = lc.do(t, http.MethodGet, "/workflow", "", "", nil)
+		wantStatus(t, "a call over the rate limit", status, rep, http.StatusTooManyRequests, http.StatusTooManyRequests)
 	})
 }
