@@ -235,9 +235,9 @@ func Retry(st *v1alpha1.WorkflowRunStatus) error {
 // snapshot, or none if the attempt saw none, so the step and the ones
 // after it see the context the step saw. j may be nil (no journal: the
 // variables are left alone); the caller saves it before the status, as for
-// SetContext. A step that never started, or a step group (groups are not
-// evaluated, so they have no snapshot of their own), leaves the variables
-// as they are. Each re-run step starts a new attempt, with a new id, so its
+// SetContext. A step that never started leaves the variables as they
+// are; a step group restores what its first sub-step that started saw.
+// Each re-run step starts a new attempt, with a new id, so its
 // effects are sent again (and with a new Idempotency-Key); the next tick
 // drops the entries of the attempts it abandons, once this status is saved
 // (see Restart). An unfinished run is refused with ErrNotFinished.
@@ -249,9 +249,9 @@ func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *j
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoStep, step)
 	}
-	if ss := statusOf(st, s); j != nil && ss != nil && ss.ID != "" && !s.IsGroup() {
+	if id := snapshotID(st, s); j != nil && id != "" {
 		j.Restarted(st.RestartCount)
-		vars, ok := j.SnapshotOf(ss.ID)
+		vars, ok := j.SnapshotOf(id)
 		if ok || len(j.Vars()) > 0 {
 			if err := j.RestoreVars(vars); err != nil {
 				return fmt.Errorf("retry from step %q: restoring the context variables it saw: %w", step, err)
@@ -277,6 +277,24 @@ func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *j
 	st.EndTime = metav1.Time{}
 	st.Message = ""
 	return nil
+}
+
+// snapshotID is the attempt whose context snapshot a retry from s
+// restores: s's last attempt, or for a step group (which is not evaluated
+// itself) its first sub-step's that started; "" if none started.
+func snapshotID(st *v1alpha1.WorkflowRunStatus, s *graph.Step) string {
+	if !s.IsGroup() {
+		if ss := statusOf(st, s); ss != nil {
+			return ss.ID
+		}
+		return ""
+	}
+	for _, c := range s.Children {
+		if cs := statusOf(st, c); cs != nil && cs.ID != "" {
+			return cs.ID
+		}
+	}
+	return ""
 }
 
 // phaseOf names the run's phase for a message.

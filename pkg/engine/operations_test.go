@@ -392,3 +392,27 @@ func TestResumedHeldStepKeepsDependencies(t *testing.T) {
 		t.Errorf("run %s, b sent %v", r.run.Status.Phase, r.sentBy("b"))
 	}
 }
+
+// A retry from a step group restores what its first sub-step saw.
+func TestRetryFromGroupRestoresFirstSubStepSnapshot(t *testing.T) {
+	grp := v1alpha1.WorkflowStep{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "g", Type: "step-group"},
+		SubSteps: []v1alpha1.WorkflowStepBase{{Name: "b", Type: "echo"}}}
+	r := newOpsRig(t, grp, leaf("h", "halt", "g"))
+	if err := engine.SetContext(&r.run.Status, r.j, "flag", "one"); err != nil {
+		t.Fatal(err)
+	}
+	r.settle()
+	if err := engine.SetContext(&r.run.Status, r.j, "flag", "two"); err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Terminate(&r.run.Status, "", r.now); err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.RetryFrom(&r.run.Status, r.g, "g", r.j); err != nil {
+		t.Fatal(err)
+	}
+	r.settle()
+	if b := r.sentBy("b"); len(b) != 2 || b[1].flag != "one" {
+		t.Errorf("b sent %v, want a second time with flag one", b)
+	}
+}
