@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -84,7 +86,8 @@ var _ = Describe("make run EXAMPLE=gray-release", func() {
 		By("listing the gray release's runs with the curl example it printed, from the REST API it serves")
 		list := regexp.MustCompile(`curl -s '(http://127\.0\.0\.1:[0-9]+/workflow\?appId=testapp)'`).FindStringSubmatch(got)
 		Expect(list).NotTo(BeNil(), "no curl example of GET /workflow printed")
-		Expect(got).To(MatchRegexp(`curl -s --data-binary @examples/gray-release\.yaml -H 'Content-Type: application/yaml' 'http://127\.0\.0\.1:[0-9]+/workflow/launch\?appId=testapp&category=DEPLOY'`))
+		launch := regexp.MustCompile(`curl -s --data-binary @examples/gray-release\.yaml -H 'Content-Type: application/yaml' '(http://127\.0\.0\.1:[0-9]+/workflow/launch\?appId=testapp&category=DEPLOY)'`).FindStringSubmatch(got)
+		Expect(launch).NotTo(BeNil(), "no curl example of POST /workflow/launch printed")
 		resp, err := http.Get(list[1])
 		Expect(err).NotTo(HaveOccurred())
 		defer resp.Body.Close()
@@ -112,6 +115,35 @@ var _ = Describe("make run EXAMPLE=gray-release", func() {
 			statuses = append(statuses, in.WorkflowStatus)
 		}
 		Expect(statuses).To(ContainElement("SUCCESS")) // gray-v1
+
+		By("launching the gray release with the printed curl: it gets past its rollouts to the suspend, as the README says")
+		doc, err := os.ReadFile(filepath.Join(fw.Root, "examples", "gray-release.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		launched, err := http.Post(launch[1], "application/yaml", bytes.NewReader(doc))
+		Expect(err).NotTo(HaveOccurred())
+		var instance struct {
+			Code int `json:"code"`
+			Data struct {
+				ID int64 `json:"id"`
+			} `json:"data"`
+		}
+		Expect(json.NewDecoder(launched.Body).Decode(&instance)).To(Succeed())
+		launched.Body.Close()
+		Expect(instance.Code).To(Equal(200))
+		Expect(instance.Data.ID).To(BeNumerically(">", 0))
+		base := strings.TrimSuffix(list[1], "/workflow?appId=testapp")
+		Eventually(func(g Gomega) string {
+			resp, err := http.Get(fmt.Sprintf("%s/workflow/%d", base, instance.Data.ID))
+			g.Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			var got struct {
+				Data struct {
+					WorkflowStatus string `json:"workflowStatus"`
+				} `json:"data"`
+			}
+			g.Expect(json.NewDecoder(resp.Body).Decode(&got)).To(Succeed())
+			return got.Data.WorkflowStatus
+		}).WithTimeout(time.Minute).WithPolling(250 * time.Millisecond).Should(Equal("SUSPEND"))
 
 		By("stopping it with Ctrl-C")
 		Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
-	"github.com/stepflow-dev/stepflow/internal/kubelet"
 	"github.com/stepflow-dev/stepflow/pkg/app"
 )
 
@@ -25,9 +24,7 @@ const grayReleaseExample = "gray-release"
 // with the stepflow commands a person would type: DEPLOY v1 and promote it;
 // DEPLOY v2 as a canary and roll it back to v1.
 func runGrayRelease(ctx context.Context, c client.WithWatch, path, kubeconfig string, say func(string, ...any)) error {
-	// Nothing runs pods here: report the workloads up as kubelets would.
-	stop := kubelet.Start(c, exampleNamespace, 300*time.Millisecond)
-	defer stop()
+	// runLocal reports the workloads up as kubelets would.
 	cli := func(args ...string) error {
 		self, err := os.Executable()
 		if err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/internal/kubelet"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
@@ -138,6 +139,12 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 		return err
 	}
 	go markDeploymentsReady(ctx, c)
+	// Nothing runs pods here: report the example namespace's workloads up
+	// as kubelets would, for the whole session, so that a gray release
+	// launched by hand (stepflow launch, the REST API's curl) gets past
+	// its rollouts too, not only the one --example gray-release plays.
+	stopKubelet := kubelet.Start(c, exampleNamespace, 300*time.Millisecond)
+	defer stopKubelet()
 
 	apiURL, stopAPI, err := startLocalAPI(ctx, o.apiListen, kubeconfig)
 	if err != nil {
