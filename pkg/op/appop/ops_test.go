@@ -198,6 +198,32 @@ func TestLatestRun(t *testing.T) {
 			t.Errorf("found %v, want c", got)
 		}
 	})
+
+	// End times have whole seconds: two deployments through the REST API
+	// (generated names) that end in the same second are told apart by
+	// their instance ids, which are handed out in launch order.
+	t.Run("same end time: the higher instance id, whatever the names", func(t *testing.T) {
+		ns := newNamespace(t)
+		for _, r := range []struct {
+			name string
+			id   int64
+		}{{"testapp-deploy-zzzzz", 7}, {"testapp-deploy-aaaaa", 8}} {
+			l, err := app.Build(app.Request{Configuration: src, AppID: "testapp", Category: "DEPLOY", Namespace: ns, Name: r.name, Creator: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.SetInstanceID(r.id)
+			if err := l.Create(context.Background(), env.Client); err != nil {
+				t.Fatal(err)
+			}
+			finish(t, l.Run, v1alpha1.WorkflowRunSucceeded, t0)
+		}
+		own := launch(t, ns, "own", "DEPLOY", src)
+		got := mustCall(t, f, "latest-run", own, &latestRunParams{Category: "DEPLOY", Phase: "succeeded"})
+		if got["name"] != "testapp-deploy-aaaaa" {
+			t.Errorf("found %v, want testapp-deploy-aaaaa (instance id 8)", got)
+		}
+	})
 }
 
 // rollbackContext is the source run's context for the relaunch tests.

@@ -29,7 +29,8 @@ func (*latestRunOp) Class(any) op.Class { return op.Idempotent }
 // Run lists, as the step's identity, the runs of the step's namespace with
 // the app-id and scope labels of the step's run and the category asked
 // for, and returns the newest in the phase asked for by status end time
-// (then by name, the greater first), other than the step's own run.
+// (then by instance id, then by name, the greater first), other than the
+// step's own run.
 func (o *latestRunOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
@@ -74,6 +75,13 @@ func (o *latestRunOp) Run(ctx context.Context, call *op.Call) (op.Result, error)
 		a, b := found[i].Status.EndTime.Time, found[j].Status.EndTime.Time
 		if !a.Equal(b) {
 			return a.After(b)
+		}
+		// End times have whole seconds: of runs that ended in the same
+		// one, the later launched (the higher instance id) is the newer.
+		ai, aok := app.InstanceID(found[i])
+		bi, bok := app.InstanceID(found[j])
+		if aok && bok && ai != bi {
+			return ai > bi
 		}
 		return found[i].Name > found[j].Name
 	})
