@@ -3,7 +3,7 @@
 // launches a second POST /workflow/launch sustains. Run it from the
 // repository root:
 //
-//	go run ./hack/apiload                 # 10,000 runs, 500 launches
+//	go run ./hack/apiload                 # 10,000 runs; 500 launches from 1 client, 500 from 8
 //	go run ./hack/apiload -n 2000 -launches 100 -requests 200
 //
 // It starts a local control plane (etcd and kube-apiserver through
@@ -23,7 +23,9 @@
 //     rest spread over "app-0".."app-48", about 1% each.
 //  2. starts the API handler in this process (apiserver.New over
 //     apiserver.NewCluster, the server binary's cached client, with
-//     apiserver.Anonymous as `--auth none` does and no rate limit),
+//     apiserver.Anonymous as `--auth none` does, no rate limit and no
+//     Event recorder: the binary also records a Launched Event per
+//     launch, sent in the background),
 //     served over real HTTP on 127.0.0.1, starts its informer of runs and
 //     waits for it to sync. Its client may send -server-qps requests a
 //     second to the API server (burst -server-burst): 50 and 100, the
