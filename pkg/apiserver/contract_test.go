@@ -443,8 +443,9 @@ func TestContract(t *testing.T) {
 	})
 
 	t.Run("task operations", func(t *testing.T) {
-		// With their extMessage body.
-		for _, op := range []string{"tasks/3/suspend", "tasks/3/resume", "tasks/5/terminate"} {
+		// With their extMessage body; task 3 (the suspend step) ends
+		// suspended again, so the instance is still SUSPEND.
+		for _, op := range []string{"tasks/3/resume", "tasks/3/suspend", "tasks/5/terminate"} {
 			status, rep := c.do(t, http.MethodPut, instance+"/"+op, ten.launchTok, "application/json", []byte(`{"extMessage": "contract test"}`))
 			wantStatus(t, op, status, rep, http.StatusOK, http.StatusOK)
 			hasFields(t, op, rep["data"])
@@ -463,12 +464,16 @@ func TestContract(t *testing.T) {
 			}
 		}
 		command("resume", "RESUME")
+		// Resumed, not yet acted on by a controller (none runs here): a
+		// second resume is refused, not silently done again.
+		status, rep := c.do(t, http.MethodPut, instance+"/resume", ten.launchTok, "", nil)
+		wantStatus(t, "a second resume", status, rep, http.StatusConflict, http.StatusConflict)
 		command("terminate", "TERMINATE")
 		command("terminate", "TERMINATE") // a finished instance: no effect, still 200
 		command("retry", "RETRY")
 		command("terminate", "TERMINATE")
 		command("retryFromTask?taskId=2", "RETRY_FROM_TASK")
-		status, rep := c.do(t, http.MethodPut, instance+"/terminate", ten.readerTok, "", nil)
+		status, rep = c.do(t, http.MethodPut, instance+"/terminate", ten.readerTok, "", nil)
 		wantStatus(t, "the reader terminates", status, rep, http.StatusForbidden, http.StatusForbidden)
 		status, rep = c.do(t, http.MethodPut, "/workflow/999999999/retry", ten.launchTok, "", nil)
 		wantStatus(t, "retry of an unknown instance", status, rep, http.StatusNotFound, http.StatusNotFound)

@@ -70,7 +70,9 @@
 //	status.status       instance
 //	"", initializing    PENDING
 //	executing           RUNNING; SUSPEND while status.suspend is set
-//	suspending          SUSPEND
+//	suspending          SUSPEND; RUNNING once resumed (status.suspend
+//	                    unset and no step suspending) until the next
+//	                    tick makes it executing
 //	succeeded, skipped  SUCCESS
 //	failed              FAILURE; EXCEPTION when every failed step (a
 //	                    group's sub-steps counting for it) is an

@@ -77,6 +77,10 @@ func InstanceState(run *v1alpha1.WorkflowRun) string {
 		}
 		return InstanceRunning
 	case v1alpha1.WorkflowRunSuspending:
+		if !st.Suspend && !anySuspending(st) {
+			// Resumed; the next tick makes it executing.
+			return InstanceRunning
+		}
 		return InstanceSuspend
 	case v1alpha1.WorkflowRunSucceeded, v1alpha1.WorkflowRunSkipped:
 		return InstanceSuccess
@@ -88,6 +92,21 @@ func InstanceState(run *v1alpha1.WorkflowRun) string {
 	// A phase this version does not know: not finished, as far as it can
 	// tell.
 	return InstanceRunning
+}
+
+// anySuspending reports whether a step or sub-step of st is suspending.
+func anySuspending(st *v1alpha1.WorkflowRunStatus) bool {
+	for i := range st.Steps {
+		if st.Steps[i].Phase == v1alpha1.WorkflowStepPhaseSuspending {
+			return true
+		}
+		for _, sub := range st.Steps[i].SubStepsStatus {
+			if sub.Phase == v1alpha1.WorkflowStepPhaseSuspending {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // failedState is FAILURE when a step failed by its own doing, EXCEPTION

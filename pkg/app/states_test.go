@@ -99,6 +99,12 @@ func TestInstanceState(t *testing.T) {
 		{"executing", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunExecuting}, InstanceRunning},
 		{"executing, suspended from outside", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunExecuting, Suspend: true}, InstanceSuspend},
 		{"suspending", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Suspend: true}, InstanceSuspend},
+		{"suspending: a step suspends", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Steps: []v1alpha1.WorkflowStepStatus{
+			step("a", done, ""), step("b", v1alpha1.WorkflowStepPhaseSuspending, "Suspend")}}, InstanceSuspend},
+		{"suspending: a sub-step suspends", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Steps: []v1alpha1.WorkflowStepStatus{
+			step("g", v1alpha1.WorkflowStepPhaseRunning, "", sub("x", v1alpha1.WorkflowStepPhaseSuspending, "Suspend"))}}, InstanceSuspend},
+		{"suspending, resumed: no tick since", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Steps: []v1alpha1.WorkflowStepStatus{
+			step("a", done, ""), step("b", v1alpha1.WorkflowStepPhaseRunning, "Suspend")}}, InstanceRunning},
 		{"succeeded", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSucceeded, Finished: true}, InstanceSuccess},
 		{"skipped", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSkipped, Finished: true}, InstanceSuccess},
 		{"terminated", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunTerminated, Terminated: true, Finished: true}, InstanceTerminated},
