@@ -253,3 +253,52 @@ func BenchmarkAllocateInstanceID(b *testing.B) {
 		})
 	})
 }
+
+// Launches from one process sharing an IDLock take turns at the counter:
+// eight at once get consecutive ids with no update refused (without the
+// lock, TestAllocateInstanceIDConcurrently shows they conflict).
+func TestLaunchIDLockTakesTurns(t *testing.T) {
+	ctx := context.Background()
+	ns, system := namespace(t), namespace(t)
+	if _, err := AllocateInstanceID(ctx, env.Client, system); err != nil { // the counter exists
+		t.Fatal(err)
+	}
+	var conflicts atomic.Int64
+	c := conflictCounting(t, &conflicts)
+	var lock sync.Mutex
+	const n = 8
+	ids := make([]int64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			l, err := Run(ctx, c, Request{Configuration: grayRelease(t), AppID: "testapp", Category: "DEPLOY", Namespace: ns,
+				InstanceCounterNamespace: system, IDLock: &lock})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			ids[i], _ = InstanceID(l.Run)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("launch %d: %v", i, err)
+		}
+	}
+	slices.Sort(ids)
+	for i, id := range ids {
+		if id != ids[0]+int64(i) || id <= 0 {
+			t.Fatalf("ids %v, want %d consecutive ids, each once", ids, n)
+		}
+	}
+	if got := conflicts.Load(); got != 0 {
+		t.Errorf("%d counter updates were refused though the launches took turns", got)
+	}
+}

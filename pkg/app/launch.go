@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -93,6 +94,11 @@ type Request struct {
 	// REST API always sets it; `stepflow launch` leaves it empty, so its
 	// runs have no id and are named by namespace/name.
 	InstanceCounterNamespace string
+	// IDLock, when set, is held while the instance id is allocated:
+	// launches from one process (the REST API server) take turns at the
+	// counter instead of refusing each other's updates and backing off.
+	// Other processes still only conflict.
+	IDLock sync.Locker
 	// Mode is how the top-level steps are scheduled: StepByStep (the
 	// default) or DAG, SREWorks' STEP_BY_STEP and DAG (see ParseMode).
 	Mode v1alpha1.WorkflowMode
@@ -300,7 +306,13 @@ func Run(ctx context.Context, c client.Client, req Request) (*Launch, error) {
 		return nil, err
 	}
 	if req.InstanceCounterNamespace != "" {
+		if req.IDLock != nil {
+			req.IDLock.Lock()
+		}
 		id, err := AllocateInstanceID(ctx, c, req.InstanceCounterNamespace)
+		if req.IDLock != nil {
+			req.IDLock.Unlock()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("launching application %s: %w", l.Run.Annotations[AnnotationRawAppID], err)
 		}
