@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -13,8 +14,9 @@ import (
 
 // Options are what the server acts with.
 type Options struct {
-	// Client reads runs (through a cache, see NewCluster) and creates
-	// them, and sends the Authenticator's reviews when it is Kubernetes.
+	// Client reads runs (through a cache made by NewCluster, whose app id
+	// index GET /workflow?appId= lists by) and creates them, and sends
+	// the Authenticator's reviews when it is Kubernetes.
 	Client client.Client
 	// Live reads runs from the API server itself, for operations, which
 	// act on the run as it is now (pkg/runop); nil: Client.
@@ -59,6 +61,9 @@ type server struct {
 	doc apiDoc
 	// streams counts each user's open log streams.
 	streams streamCounts
+	// ids makes this server's launches take turns at the instance id
+	// counter (app.Request.IDLock).
+	ids sync.Mutex
 }
 
 // New returns the API's handler.

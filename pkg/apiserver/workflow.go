@@ -77,7 +77,7 @@ func (s *server) launch(r *http.Request, u User) (any, error) {
 	req := app.Request{
 		Configuration: body, AppID: q.Get("appId"), Category: category,
 		Namespace: ns, Creator: u.Name, Mode: mode,
-		InstanceCounterNamespace: s.o.SystemNamespace,
+		InstanceCounterNamespace: s.o.SystemNamespace, IDLock: &s.ids,
 	}
 	// Built once and its step types looked up before anything is
 	// created, so a bad document is the caller's 400; what fails after it
@@ -214,8 +214,10 @@ func (s *server) list(r *http.Request, u User) (any, error) {
 		}
 	}
 	set := labels.Set{}
+	// An app's runs are read through the cache's app id index.
+	opts := []client.ListOption{client.InNamespace(ns), client.UnsafeDisableDeepCopy}
 	if v := q.Get("appId"); v != "" {
-		set[app.LabelAppID] = app.LabelValue(v)
+		opts = append(opts, client.MatchingFields{indexAppID: app.LabelValue(v)})
 	}
 	if v := q.Get("category"); v != "" {
 		set[app.LabelCategory] = app.LabelValue(v)
@@ -240,7 +242,8 @@ func (s *server) list(r *http.Request, u User) (any, error) {
 	// The runs are only read, never changed: the cache may hand out its
 	// own copies (no deep copy of every run listed).
 	var runs v1alpha1.WorkflowRunList
-	if err := s.o.Client.List(r.Context(), &runs, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
+	opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
+	if err := s.o.Client.List(r.Context(), &runs, opts...); err != nil {
 		return nil, fmt.Errorf("listing workflowruns in %s: %w", ns, err)
 	}
 	status, creator := q.Get("workflowStatus"), q.Get("workflowCreator")
