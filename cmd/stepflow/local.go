@@ -202,7 +202,8 @@ const grayReleaseAppID = "testapp"
 func startLocalAPI(ctx context.Context, listen, kubeconfig string) (base string, stop func(), err error) {
 	so := &serverOptions{listen: listen, auth: "none", kubeconfig: kubeconfig,
 		namespace: exampleNamespace, systemNamespace: definition.DefaultSystemNamespace,
-		rateLimit: 20, burst: 40, reviewTTL: 5 * time.Second, shutdownDeadline: 5 * time.Second}
+		rateLimit: 20, burst: 40, reviewTTL: 5 * time.Second, shutdownDeadline: 5 * time.Second,
+		kubeQPS: defaultServerKubeQPS, kubeBurst: defaultServerKubeBurst}
 	if err := so.check(); err != nil {
 		return "", nil, fmt.Errorf("--api-listen: %w", err)
 	}

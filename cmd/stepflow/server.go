@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -31,6 +32,10 @@ type serverOptions struct {
 	burst            int
 	reviewTTL        time.Duration
 	shutdownDeadline time.Duration
+	// kubeQPS and kubeBurst bound the server's requests to the API
+	// server; 0: client-go's defaults (5 and 10).
+	kubeQPS   float32
+	kubeBurst int
 }
 
 func newServerCmd() *cobra.Command {
@@ -57,6 +62,8 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&o.burst, "rate-burst", 40, "requests a user may send at once")
 	f.DurationVar(&o.reviewTTL, "review-cache-ttl", 5*time.Second, "how long token and access reviews are trusted")
 	f.DurationVar(&o.shutdownDeadline, "shutdown-timeout", 10*time.Second, "how long requests in flight may finish on SIGTERM")
+	f.Float32Var(&o.kubeQPS, "kube-api-qps", defaultServerKubeQPS, "client QPS towards the API server, per resource kind")
+	f.IntVar(&o.kubeBurst, "kube-api-burst", defaultServerKubeBurst, "client burst towards the API server, per resource kind")
 	return cmd
 }
 
@@ -91,6 +98,34 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// The server's default client limits towards the API server: the
+// controller's. client-go's own (5 a second) would make each launch, a
+// handful of requests, wait on the others.
+const (
+	defaultServerKubeQPS   = 50
+	defaultServerKubeBurst = 100
+)
+
+// restConfig is the cluster the server serves: --kubeconfig, else
+// in-cluster or $KUBECONFIG, with the client limits of the options.
+func (o *serverOptions) restConfig() (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		if cfg, err = ctrl.GetConfig(); err != nil {
+			return nil, fmt.Errorf("no cluster to serve: %w", err)
+		}
+	}
+	if o.kubeQPS > 0 {
+		cfg.QPS = o.kubeQPS
+	}
+	if o.kubeBurst > 0 {
+		cfg.Burst = o.kubeBurst
+	}
+	return cfg, nil
+}
+
 func runServer(ctx context.Context, o *serverOptions) error {
 	if err := o.check(); err != nil {
 		return err
@@ -106,13 +141,9 @@ func runServer(ctx context.Context, o *serverOptions) error {
 // flight finish.
 func serveAPI(ctx context.Context, o *serverOptions, ln net.Listener) error {
 	defer ln.Close() // Serve closes it too; this covers the early returns
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg, err := o.restConfig()
 	if err != nil {
-		if cfg, err = ctrl.GetConfig(); err != nil {
-			return fmt.Errorf("no cluster to serve: %w", err)
-		}
+		return err
 	}
 	conn, err := apiserver.NewCluster(cfg)
 	if err != nil {

@@ -131,3 +131,38 @@ func TestServeAPI(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 }
+
+// The server's client to the API server gets the controller's limits by
+// default, not client-go's 5 requests a second, which made parallel
+// launches wait on each other for seconds.
+func TestServerClientLimits(t *testing.T) {
+	kc, err := env.Kubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := newServerCmd().Flags()
+	for name, want := range map[string]string{"kube-api-qps": "50", "kube-api-burst": "100"} {
+		if f := flags.Lookup(name); f == nil || f.DefValue != want {
+			t.Errorf("--%s default: %v, want %s", name, f, want)
+		}
+	}
+	for _, tc := range []struct {
+		qps       float32
+		burst     int
+		wantQPS   float32
+		wantBurst int
+	}{
+		{qps: defaultServerKubeQPS, burst: defaultServerKubeBurst, wantQPS: 50, wantBurst: 100},
+		{qps: 7, burst: 9, wantQPS: 7, wantBurst: 9},
+		{qps: 0, burst: 0, wantQPS: 0, wantBurst: 0}, // client-go's defaults apply
+	} {
+		o := &serverOptions{kubeconfig: kc, kubeQPS: tc.qps, kubeBurst: tc.burst}
+		cfg, err := o.restConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.QPS != tc.wantQPS || cfg.Burst != tc.wantBurst {
+			t.Errorf("qps %g burst %d: config has %g, %d; want %g, %d", tc.qps, tc.burst, cfg.QPS, cfg.Burst, tc.wantQPS, tc.wantBurst)
+		}
+	}
+}
