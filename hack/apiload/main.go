@@ -29,11 +29,11 @@
 //     served over real HTTP on 127.0.0.1, starts its informer of runs and
 //     waits for it to sync. Its client may send -server-qps requests a
 //     second to the API server (burst -server-burst): 50 and 100, the
-//     controller's defaults. `stepflow server` sets neither, so it gets
-//     client-go's 5 and 10; -server-qps 0 -server-burst 0 measures that,
-//     and launches are then bound by it (a launch sends several requests:
-//     the counter's read and update, the run's create, the reads of its
-//     answer).
+//     defaults of `stepflow server` (--kube-api-qps, --kube-api-burst)
+//     and of the controller; -server-qps 0 -server-burst 0 measures
+//     client-go's own 5 and 10, which bind launches (a launch sends
+//     several requests: the counter's read and update, the run's create,
+//     the reads of its answer).
 //  3. sends -requests GET /workflow?appId=X&pageSize=20 for X matching
 //     ~1% and ~50% of the runs, one after another, and reports p50, p99
 //     and max.
