@@ -45,7 +45,17 @@
 //     no definition, is a 400 and nothing is created. The creator is the
 //     authenticated user (the run's creator annotation, and a Launched
 //     Event on the run); the numeric id comes from app's counter in
-//     SystemNamespace.
+//     SystemNamespace, this server's launches taking turns at it.
+//
+//   - Every write (context, resume, terminate, retry, retryFromTask, the
+//     task operations) is a pkg/engine operation applied through
+//     pkg/runop, as the CLI applies it, after a SubjectAccessReview of
+//     update in the run's namespace. A lockVersion (or If-Match) that is
+//     not the run's resourceVersion is a 409 and nothing is written; an
+//     operation the run's state does not allow (resume of a run that is
+//     not SUSPEND, retry of one not finished) is a 409 naming the state.
+//     Who did it is on the run (runop's annotations) and in an Operated
+//     Event.
 //
 //   - A task is a step of the run (types.go: its id is its position). Its
 //     state is app.TaskState of the step's status; a step with no status
@@ -53,4 +63,8 @@
 //     following them (SSE or WebSocket, logs.go) watches the run and its
 //     journal ConfigMap, so a line arrives as soon as the controller saves
 //     it, and a stream is bounded in time and in number per user.
+//
+//   - GET /openapi.json is an OpenAPI 3 document of every route, its
+//     schemas generated from the Go types the handlers answer with
+//     (openapi.go); a test checks that routes and document agree.
 package apiserver
