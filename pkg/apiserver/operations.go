@@ -17,6 +17,7 @@ import (
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/app"
 	"github.com/stepflow-dev/stepflow/pkg/engine"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
 	"github.com/stepflow-dev/stepflow/pkg/runop"
 )
 
@@ -128,7 +129,8 @@ func lockVersionOf(r *http.Request) (string, error) {
 }
 
 // operationError answers what runop returned: a stale lockVersion and a
-// refusal by the engine for the run's state are 409 (with its status), a
+// refusal by the engine for the run's state (or a retry from a step whose
+// context snapshot was not kept) are 409 (with its status), a
 // reserved context key 400, a step the run does not have 404.
 func operationError(run *v1alpha1.WorkflowRun, verb string, err error) error {
 	instance := run.Namespace + "/" + run.Name
@@ -145,7 +147,8 @@ func operationError(run *v1alpha1.WorkflowRun, verb string, err error) error {
 	case errors.Is(err, engine.ErrReservedKey):
 		return badInput("cannot %s instance %s: %v", verb, instance, err)
 	case errors.Is(err, engine.ErrFinished), errors.Is(err, engine.ErrNotFinished),
-		errors.Is(err, engine.ErrNotSuspended), errors.Is(err, engine.ErrStepFinished):
+		errors.Is(err, engine.ErrNotSuspended), errors.Is(err, engine.ErrStepFinished),
+		errors.Is(err, journal.ErrSnapshotNotKept):
 		return errorf(http.StatusConflict, "cannot %s instance %s: it is %s: %v", verb, instance, status, err)
 	case errors.Is(err, engine.ErrNoStep):
 		return errorf(http.StatusNotFound, "cannot %s instance %s: %v", verb, instance, err)

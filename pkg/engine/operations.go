@@ -237,6 +237,9 @@ func Retry(st *v1alpha1.WorkflowRunStatus) error {
 // variables are left alone); the caller saves it before the status, as for
 // SetContext. A step that never started leaves the variables as they
 // are; a step group restores what its first sub-step that started saw.
+// A step whose snapshot the journal did not keep (too large for its
+// bound) is refused with an error wrapping journal.ErrSnapshotNotKept,
+// changing nothing.
 // Each re-run step starts a new attempt, with a new id, so its
 // effects are sent again (and with a new Idempotency-Key); the next tick
 // drops the entries of the attempts it abandons, once this status is saved
@@ -251,7 +254,10 @@ func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *j
 	}
 	if id := snapshotID(st, s); j != nil && id != "" {
 		j.Restarted(st.RestartCount)
-		vars, ok := j.SnapshotOf(id)
+		vars, ok, err := j.SnapshotOf(id)
+		if err != nil {
+			return fmt.Errorf("retry from step %q: %w", step, err)
+		}
 		if ok || len(j.Vars()) > 0 {
 			if err := j.RestoreVars(vars); err != nil {
 				return fmt.Errorf("retry from step %q: restoring the context variables it saw: %w", step, err)

@@ -189,8 +189,8 @@ func TestRetryFromRestoresContextSnapshot(t *testing.T) {
 func TestRetryFromWithoutVariables(t *testing.T) {
 	r := newOpsRig(t, leaf("b", "echo"), leaf("h", "halt", "b"))
 	r.settle()
-	if d := r.j.Data(); len(d.Snapshots) != 0 || len(d.Vars) != 0 {
-		t.Fatalf("a run without variables holds snapshots %v", d.Snapshots)
+	if d := r.j.Data(); len(d.SnapshotKeys) != 0 || len(d.SnapshotValues) != 0 || len(d.Vars) != 0 {
+		t.Fatalf("a run without variables holds snapshots %v", d.SnapshotKeys)
 	}
 	if err := engine.SetContext(&r.run.Status, r.j, "flag", "later"); err != nil {
 		t.Fatal(err)
@@ -219,15 +219,15 @@ func TestSnapshotKeptForFinishedStep(t *testing.T) {
 	r.tick()
 	r.tick()
 	id := r.step("b").ID
-	if v, ok := r.j.SnapshotOf(id); !ok || v["flag"] != "one" {
+	if v, ok, _ := r.j.SnapshotOf(id); !ok || v["flag"] != "one" {
 		t.Fatalf("snapshot of b's finished attempt after more ticks: %v %v", v, ok)
 	}
 	saved, err := r.store.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if saved.Snapshots[id]["flag"] != "one" {
-		t.Errorf("the store holds snapshots %v, want b's", saved.Snapshots)
+	if saved.SnapshotValues[saved.SnapshotKeys[id]]["flag"] != "one" {
+		t.Errorf("the store holds snapshots %v %v, want b's", saved.SnapshotKeys, saved.SnapshotValues)
 	}
 }
 

@@ -344,10 +344,10 @@ func (t *tick) request(s *graph.Step, ss *v1alpha1.StepStatus) *pending {
 	}
 	if t.in.Journal != nil {
 		// What this evaluation sees of the run's variables, for a retry
-		// from this step (RetryFrom); nothing when the run has none.
-		if err := t.in.Journal.SnapshotVars(ss.ID, t.vars); err != nil {
-			return fail(ReasonJournal, fmt.Sprintf("step %q: %v", s.Name, err))
-		}
+		// from this step (RetryFrom); nothing when the run has none. It
+		// never fails the step: one too large to keep is marked unknown,
+		// and a retry from the step is refused instead.
+		t.in.Journal.SnapshotVars(ss.ID, t.vars)
 		p.req.Env.Vars = t.in.Journal
 		resumed := append([]string(nil), ss.Resumed...)
 		p.req.Runner = t.in.Journal.RunnerResuming(t.in.Ops, func(path string) bool {

@@ -46,9 +46,17 @@ type Data struct {
 	// Restarts is the restart count of the run (status.restartCount) the
 	// Vars were set under; see Journal.Restarted.
 	Restarts int32 `json:"restarts,omitempty"`
-	// Snapshots are the context variables each step attempt saw when it
-	// was last evaluated, by StepID; an attempt that saw none has none
-	// (see Journal.SnapshotVars).
+	// SnapshotKeys name, by StepID, the context variables each step
+	// attempt saw when it was last evaluated: a key of SnapshotValues, or
+	// SnapshotUnknown when they were not kept. An attempt that saw none has
+	// none (see Journal.SnapshotVars).
+	SnapshotKeys map[string]string `json:"snapshotKeys,omitempty"`
+	// SnapshotValues are the context variables of the snapshots, each
+	// distinct state once, by content key.
+	SnapshotValues map[string]map[string]any `json:"snapshotValues,omitempty"`
+	// Snapshots is the first format of the snapshots, each attempt's
+	// variables in full. It is only read: a journal converts it to
+	// SnapshotKeys and SnapshotValues, and never writes it.
 	Snapshots map[string]map[string]any `json:"snapshots,omitempty"`
 	// Logs are the last #Log lines of each step, by step name, within the
 	// bounds of Limits. A store keeps them apart from the rest (kubestore:
@@ -103,8 +111,9 @@ type changes struct {
 	vars map[string]any
 	// unset are variables removed (RestoreVars).
 	unset map[string]bool
-	// snaps and dropSnaps are snapshots recorded and dropped.
-	snaps     map[string]map[string]any
+	// snaps and dropSnaps are snapshot keys recorded and dropped, by
+	// StepID.
+	snaps     map[string]string
 	dropSnaps map[string]bool
 	// restarts is set by Restarted: the variables of earlier restarts go.
 	restarts int32
@@ -115,7 +124,7 @@ type changes struct {
 func (c *changes) init() {
 	if c.put == nil {
 		*c = changes{put: map[string]Entry{}, drop: map[string]bool{}, vars: map[string]any{}, logs: map[string]bool{},
-			unset: map[string]bool{}, snaps: map[string]map[string]any{}, dropSnaps: map[string]bool{}}
+			unset: map[string]bool{}, snaps: map[string]string{}, dropSnaps: map[string]bool{}}
 	}
 }
 
@@ -395,14 +404,21 @@ func (c changes) over(theirs, mine Data) Data {
 		}
 	}
 	for k := range c.dropSnaps {
-		delete(theirs.Snapshots, k)
+		delete(theirs.SnapshotKeys, k)
 	}
-	for k, v := range c.snaps {
-		if theirs.Snapshots == nil {
-			theirs.Snapshots = map[string]map[string]any{}
+	for k, key := range c.snaps {
+		if theirs.SnapshotKeys == nil {
+			theirs.SnapshotKeys = map[string]string{}
 		}
-		theirs.Snapshots[k] = v
+		theirs.SnapshotKeys[k] = key
+		if v, ok := mine.SnapshotValues[key]; ok {
+			if theirs.SnapshotValues == nil {
+				theirs.SnapshotValues = map[string]map[string]any{}
+			}
+			theirs.SnapshotValues[key] = v
+		}
 	}
+	dropAllUnnamed(&theirs)
 	for step := range c.logs {
 		if theirs.Logs == nil {
 			theirs.Logs = map[string][]string{}
@@ -478,7 +494,8 @@ func (j *Journal) Size() int {
 }
 
 func (j *Journal) sizeLocked() (int, error) {
-	b, err := json.Marshal(Data{Entries: j.d.Entries, Vars: j.d.Vars, Restarts: j.d.Restarts, Snapshots: j.d.Snapshots})
+	b, err := json.Marshal(Data{Entries: j.d.Entries, Vars: j.d.Vars, Restarts: j.d.Restarts,
+		SnapshotKeys: j.d.SnapshotKeys, SnapshotValues: j.d.SnapshotValues})
 	return len(b), err
 }
 
@@ -496,7 +513,8 @@ func (j *Journal) checkTotalLocked(what, name string, size int) error {
 	return nil
 }
 
-// copyData returns a deep copy of d with non-nil maps.
+// copyData returns a deep copy of d with non-nil maps, its snapshots in
+// the first format converted (convertOldSnapshots).
 func copyData(d Data) Data {
 	out := Data{Entries: make(map[string]Entry, len(d.Entries)), Vars: make(map[string]any, len(d.Vars)), Restarts: d.Restarts}
 	for k, e := range d.Entries {
@@ -506,9 +524,15 @@ func copyData(d Data) Data {
 		out.Vars[k] = copyValue(v)
 	}
 	if len(d.Snapshots) > 0 {
-		out.Snapshots = make(map[string]map[string]any, len(d.Snapshots))
-		for k, v := range d.Snapshots {
-			out.Snapshots[k] = copyValue(v).(map[string]any)
+		convertOldSnapshots(&d)
+	}
+	if len(d.SnapshotKeys) > 0 {
+		out.SnapshotKeys = maps.Clone(d.SnapshotKeys)
+	}
+	if len(d.SnapshotValues) > 0 {
+		out.SnapshotValues = make(map[string]map[string]any, len(d.SnapshotValues))
+		for k, v := range d.SnapshotValues {
+			out.SnapshotValues[k] = copyValue(v).(map[string]any)
 		}
 	}
 	if len(d.Logs) > 0 {

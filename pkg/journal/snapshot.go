@@ -1,8 +1,12 @@
 package journal
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"reflect"
+	"errors"
+	"fmt"
+	"maps"
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
@@ -12,65 +16,114 @@ import (
 // ("context set", #DoVar of other steps). Retrying from a step must give it
 // the context it saw, not today's, so the engine records, per step attempt,
 // the variables the attempt last saw: SnapshotVars at each evaluation,
-// SnapshotOf and RestoreVars for the retry. An attempt evaluated while the
-// run had no variables has no snapshot, so a run without variables pays
-// nothing for them. Snapshots are dropped only by RetainSnapshots, which
-// the engine calls with every attempt its saved status still names
-// (finished ones included, unlike Retain), so the snapshot of a step's last
-// attempt stays until a retry of the step has been saved.
+// SnapshotOf and RestoreVars for the retry.
+//
+// Snapshots are stored by content: each attempt names a key
+// (Data.SnapshotKeys), and each distinct state of the variables is stored
+// once under its key (Data.SnapshotValues), so the attempts of a run whose
+// variables did not change between them cost one copy. A value no attempt
+// names any more is dropped. An attempt evaluated while the run had no
+// variables has no key, so a run without variables pays nothing for them.
+//
+// A snapshot never fails a step. One that would take the journal over
+// Limits.MaxTotalBytes is not kept: its attempt names SnapshotUnknown
+// instead, and SnapshotOf of it fails with ErrSnapshotNotKept, so a retry
+// from its step is refused rather than run with the wrong context.
+//
+// Snapshots are dropped only by RetainSnapshots, which the engine calls
+// with every attempt its saved status still names (finished ones included,
+// unlike Retain), so the snapshot of a step's last attempt stays until a
+// retry of the step has been saved.
+
+// SnapshotUnknown is the key of an attempt whose snapshot was not kept
+// (over the journal's bound): it saw variables, but which is not known.
+const SnapshotUnknown = "unknown"
+
+// ErrSnapshotNotKept is returned by SnapshotOf for an attempt whose
+// snapshot was not kept.
+var ErrSnapshotNotKept = errors.New("its context snapshot was not kept")
+
+// snapshotKey is the content key of the JSON encoding b of a snapshot:
+// json.Marshal writes map keys sorted, so equal variables have equal keys.
+func snapshotKey(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
 
 // SnapshotVars records vars as what attempt stepID saw. An empty vars
 // records nothing; a snapshot equal to the recorded one changes nothing, so
 // an attempt evaluated at every tick makes the journal dirty only when the
-// variables it sees changed. A snapshot that would take the journal over
-// Limits.MaxTotalBytes fails with an op.Permanent error and is not kept.
-// Flush saves it.
-func (j *Journal) SnapshotVars(stepID string, vars map[string]any) error {
+// variables it sees changed. Variables another attempt saw too are stored
+// once. A snapshot that would take the journal over Limits.MaxTotalBytes
+// (or that does not marshal) is not kept: the attempt is marked
+// SnapshotUnknown, which costs a few bytes and is recorded past the bound,
+// so the step goes on. Flush saves it.
+func (j *Journal) SnapshotVars(stepID string, vars map[string]any) {
 	if len(vars) == 0 {
-		return nil
+		return
 	}
+	key := SnapshotUnknown
 	b, err := json.Marshal(vars)
-	if err != nil {
-		return op.Permanentf("context snapshot of step attempt %q: %v", stepID, err)
-	}
-	var plain map[string]any
-	if err := json.Unmarshal(b, &plain); err != nil {
-		return op.Permanentf("context snapshot of step attempt %q: %v", stepID, err)
+	if err == nil {
+		key = snapshotKey(b)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	old, had := j.d.Snapshots[stepID]
-	if had && reflect.DeepEqual(old, plain) {
-		return nil
+	old, had := j.d.SnapshotKeys[stepID]
+	if had && old == key {
+		return
 	}
-	if j.d.Snapshots == nil {
-		j.d.Snapshots = map[string]map[string]any{}
+	_, stored := j.d.SnapshotValues[key]
+	var plain map[string]any
+	if key != SnapshotUnknown && !stored && json.Unmarshal(b, &plain) != nil {
+		key = SnapshotUnknown
 	}
-	j.d.Snapshots[stepID] = plain
-	if err := j.checkTotalLocked("context snapshot of step attempt", stepID, len(b)); err != nil {
-		if had {
-			j.d.Snapshots[stepID] = old
-		} else {
-			delete(j.d.Snapshots, stepID)
+	if j.d.SnapshotKeys == nil {
+		j.d.SnapshotKeys = map[string]string{}
+	}
+	j.d.SnapshotKeys[stepID] = key
+	if key != SnapshotUnknown {
+		if !stored {
+			if j.d.SnapshotValues == nil {
+				j.d.SnapshotValues = map[string]map[string]any{}
+			}
+			j.d.SnapshotValues[key] = plain
 		}
-		return err
+		if j.checkTotalLocked("context snapshot of step attempt", stepID, 0) != nil {
+			if !stored {
+				delete(j.d.SnapshotValues, key)
+			}
+			key = SnapshotUnknown
+			j.d.SnapshotKeys[stepID] = key
+		}
 	}
-	j.chg.snaps[stepID] = copyValue(plain).(map[string]any)
+	if had && old == key {
+		return // unknown again
+	}
+	if had {
+		dropUnnamed(&j.d, old)
+	}
+	j.chg.snaps[stepID] = key
 	delete(j.chg.dropSnaps, stepID)
 	j.gen++
-	return nil
 }
 
 // SnapshotOf returns a copy of the variables attempt stepID last saw; false
-// when it has no snapshot (it saw none, or it is unknown).
-func (j *Journal) SnapshotOf(stepID string) (map[string]any, bool) {
+// when it has no snapshot (it saw none, or it is unknown to the journal).
+// An attempt whose snapshot was not kept is an error wrapping
+// ErrSnapshotNotKept.
+func (j *Journal) SnapshotOf(stepID string) (map[string]any, bool, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	v, ok := j.d.Snapshots[stepID]
+	key, ok := j.d.SnapshotKeys[stepID]
 	if !ok {
-		return nil, false
+		return nil, false, nil
 	}
-	return copyValue(v).(map[string]any), true
+	v, ok := j.d.SnapshotValues[key]
+	if !ok {
+		return nil, false, fmt.Errorf("%w: the context variables attempt %q saw would have taken the journal over its bound of %d bytes", ErrSnapshotNotKept, stepID, j.limits.MaxTotalBytes)
+	}
+	return copyValue(v).(map[string]any), true, nil
 }
 
 // RestoreVars makes vars the run's context variables: each is set, and any
@@ -109,15 +162,17 @@ func (j *Journal) RestoreVars(vars map[string]any) error {
 }
 
 // RetainSnapshots drops the snapshot of every attempt for which keep
-// returns false. Like Retain's, the drops are saved with the next Save
-// made for another reason.
+// returns false, and the variables no attempt names any more. Like
+// Retain's, the drops are saved with the next Save made for another
+// reason.
 func (j *Journal) RetainSnapshots(keep func(stepID string) bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var drop changes
-	for id := range j.d.Snapshots {
+	for id, key := range j.d.SnapshotKeys {
 		if !keep(id) {
-			delete(j.d.Snapshots, id)
+			delete(j.d.SnapshotKeys, id)
+			dropUnnamed(&j.d, key)
 			drop.init()
 			drop.dropSnaps[id] = true
 		}
@@ -125,4 +180,61 @@ func (j *Journal) RetainSnapshots(keep func(stepID string) bool) {
 	if drop.put != nil {
 		j.chg = j.chg.then(drop)
 	}
+}
+
+// dropUnnamed drops the snapshot value stored under key if no attempt of d
+// names it.
+func dropUnnamed(d *Data, key string) {
+	if _, ok := d.SnapshotValues[key]; !ok {
+		return
+	}
+	for _, k := range d.SnapshotKeys {
+		if k == key {
+			return
+		}
+	}
+	delete(d.SnapshotValues, key)
+}
+
+// dropAllUnnamed drops every snapshot value of d no attempt names.
+func dropAllUnnamed(d *Data) {
+	if len(d.SnapshotValues) == 0 {
+		return
+	}
+	named := make(map[string]bool, len(d.SnapshotKeys))
+	for _, k := range d.SnapshotKeys {
+		named[k] = true
+	}
+	for k := range d.SnapshotValues {
+		if !named[k] {
+			delete(d.SnapshotValues, k)
+		}
+	}
+}
+
+// convertOldSnapshots moves the snapshots of d written in full per attempt
+// (Data.Snapshots, the first format) to SnapshotKeys and SnapshotValues.
+func convertOldSnapshots(d *Data) {
+	if len(d.Snapshots) == 0 {
+		return
+	}
+	// d's maps may be its caller's: write to copies.
+	d.SnapshotKeys, d.SnapshotValues = maps.Clone(d.SnapshotKeys), maps.Clone(d.SnapshotValues)
+	if d.SnapshotKeys == nil {
+		d.SnapshotKeys = map[string]string{}
+	}
+	if d.SnapshotValues == nil {
+		d.SnapshotValues = map[string]map[string]any{}
+	}
+	for id, vars := range d.Snapshots {
+		b, err := json.Marshal(vars)
+		if err != nil {
+			d.SnapshotKeys[id] = SnapshotUnknown
+			continue
+		}
+		key := snapshotKey(b)
+		d.SnapshotKeys[id] = key
+		d.SnapshotValues[key] = copyValue(vars).(map[string]any)
+	}
+	d.Snapshots = nil
 }
