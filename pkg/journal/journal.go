@@ -501,11 +501,16 @@ func (j *Journal) sizeLocked() (int, error) {
 
 // checkTotalLocked fails with an op.Permanent error if the journal, with
 // the entry or variable of the given size just put under name, is over
-// Limits.MaxTotalBytes or does not marshal.
+// Limits.MaxTotalBytes or does not marshal. Context snapshots give way:
+// if dropping them makes room, they are dropped (makeRoomLocked), so an
+// entry or a variable never fails for a snapshot's sake.
 func (j *Journal) checkTotalLocked(what, name string, size int) error {
 	total, err := j.sizeLocked()
 	if err != nil {
 		return op.Permanentf("journal does not marshal: %v", err)
+	}
+	if total > j.limits.MaxTotalBytes {
+		total = j.makeRoomLocked(total)
 	}
 	if total > j.limits.MaxTotalBytes {
 		return op.Permanentf("%s %q (%d bytes) would make the journal %d bytes, over the bound of %d bytes", what, name, size, total, j.limits.MaxTotalBytes)

@@ -1,12 +1,15 @@
 package journal
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
@@ -29,6 +32,10 @@ import (
 // Limits.MaxTotalBytes is not kept: its attempt names SnapshotUnknown
 // instead, and SnapshotOf of it fails with ErrSnapshotNotKept, so a retry
 // from its step is refused rather than run with the wrong context.
+// Snapshots also give way to entries and variables: an entry or a variable
+// that fits the bound only without them drops them (largest first), their
+// attempts marked SnapshotUnknown, so a run that fits without snapshots
+// never fails for their sake.
 //
 // Snapshots are dropped only by RetainSnapshots, which the engine calls
 // with every attempt its saved status still names (finished ones included,
@@ -89,7 +96,7 @@ func (j *Journal) SnapshotVars(stepID string, vars map[string]any) {
 			}
 			j.d.SnapshotValues[key] = plain
 		}
-		if j.checkTotalLocked("context snapshot of step attempt", stepID, 0) != nil {
+		if total, err := j.sizeLocked(); err != nil || total > j.limits.MaxTotalBytes {
 			if !stored {
 				delete(j.d.SnapshotValues, key)
 			}
@@ -159,6 +166,47 @@ func (j *Journal) RestoreVars(vars map[string]any) error {
 	}
 	j.gen++
 	return nil
+}
+
+// makeRoomLocked drops snapshot values, largest first, until the journal
+// of the given total size fits Limits.MaxTotalBytes, marking the attempts
+// that named them SnapshotUnknown, and returns the new size. It drops
+// nothing if dropping them all would not make the journal fit.
+func (j *Journal) makeRoomLocked(total int) int {
+	if len(j.d.SnapshotValues) == 0 {
+		return total
+	}
+	sizes := make(map[string]int, len(j.d.SnapshotValues))
+	keys := make([]string, 0, len(j.d.SnapshotValues))
+	all := 0
+	for k, v := range j.d.SnapshotValues {
+		b, _ := json.Marshal(v)
+		sizes[k] = len(b)
+		keys = append(keys, k)
+		all += len(b)
+	}
+	if total-all > j.limits.MaxTotalBytes {
+		return total
+	}
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(sizes[b]-sizes[a], strings.Compare(a, b)) })
+	for _, key := range keys {
+		for id, k := range j.d.SnapshotKeys {
+			if k == key {
+				j.d.SnapshotKeys[id] = SnapshotUnknown
+				j.chg.snaps[id] = SnapshotUnknown
+				delete(j.chg.dropSnaps, id)
+			}
+		}
+		delete(j.d.SnapshotValues, key)
+		j.gen++
+		if t, err := j.sizeLocked(); err == nil {
+			total = t
+		}
+		if total <= j.limits.MaxTotalBytes {
+			break
+		}
+	}
+	return total
 }
 
 // RetainSnapshots drops the snapshot of every attempt for which keep

@@ -310,3 +310,56 @@ func TestSnapshotsFirstFormatRead(t *testing.T) {
 		t.Errorf("saved: old %v, keys %v, values %v; want two keys naming one value", d.Snapshots, d.SnapshotKeys, d.SnapshotValues)
 	}
 }
+
+// Snapshots give way to entries and variables: one that fits only
+// without the snapshots is kept and the snapshots are dropped (their
+// attempts marked unknown); one that would not fit even without them
+// fails as before, and the snapshots stay.
+func TestSnapshotsGiveWay(t *testing.T) {
+	limits := journal.Limits{MaxTotalBytes: 10 << 10, MaxEntryBytes: 10 << 10}
+	kib := func(n int) string { return strings.Repeat("x", n<<10) }
+	for _, tc := range []struct {
+		name    string
+		add     func(j *journal.Journal) error
+		wantErr bool
+		kept    bool // the snapshot
+	}{
+		{"a small entry fits beside the snapshot", func(j *journal.Journal) error {
+			return j.Record(context.Background(), "e-1/http", journal.Entry{Message: kib(1)})
+		}, false, true},
+		{"an entry that fits only without the snapshot", func(j *journal.Journal) error {
+			return j.Record(context.Background(), "e-1/http", journal.Entry{Message: kib(4)})
+		}, false, false},
+		{"a variable that fits only without the snapshot", func(j *journal.Journal) error {
+			return j.PutVar("w", kib(4))
+		}, false, false},
+		{"an entry that fits not even without the snapshot", func(j *journal.Journal) error {
+			return j.Record(context.Background(), "e-1/http", journal.Entry{Message: kib(8)})
+		}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := journal.New(journal.Data{}, journal.NewMemory(), limits)
+			if err := j.PutVar("v", kib(3)); err != nil {
+				t.Fatal(err)
+			}
+			j.SnapshotVars("a-1", j.Vars())
+			j.SnapshotVars("b-1", j.Vars())
+			if _, ok, err := j.SnapshotOf("a-1"); !ok || err != nil {
+				t.Fatalf("snapshot not kept to begin with: %v", err)
+			}
+			err := tc.add(j)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("add: %v, want an error %v", err, tc.wantErr)
+			}
+			for _, id := range []string{"a-1", "b-1"} {
+				_, ok, err := j.SnapshotOf(id)
+				if ok != tc.kept || (!tc.kept && !errors.Is(err, journal.ErrSnapshotNotKept)) {
+					t.Errorf("snapshot of %s: kept %v (%v), want kept %v", id, ok, err, tc.kept)
+				}
+			}
+			if size := j.Size(); size > limits.MaxTotalBytes {
+				t.Errorf("journal is %d bytes, over its bound", size)
+			}
+		})
+	}
+}
