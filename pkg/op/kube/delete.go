@@ -10,9 +10,15 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
 
-// deleteParams is kube.#Delete's $params, and op.#Delete itself. With
-// value.metadata.name the op deletes that object; without it, every object
-// of value's kind that filter matches.
+// deleteParams is kube.#Delete's $params, and op.#Delete itself.
+//
+// A filter with matchingLabels deletes every object of value's kind that
+// the labels match, in filter.namespace (else value's namespace, else the
+// step's), whether or not value names an object: community definitions
+// (clean-jobs) name one and mean the filter, as KubeVela's delete does.
+// Otherwise value.metadata.name deletes that one object (in
+// filter.namespace when given), and with no name a filter of only a
+// namespace deletes every object of the kind there.
 type deleteParams struct {
 	Cluster string         `json:"cluster"`
 	Value   map[string]any `json:"value"`
@@ -43,8 +49,8 @@ func (o *deleteOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err != nil {
 		return op.Result{}, err
 	}
-	byName := obj.GetName() != ""
-	if !byName && p.Filter == nil {
+	byFilter := p.Filter != nil && (len(p.Filter.MatchingLabels) > 0 || obj.GetName() == "")
+	if !byFilter && obj.GetName() == "" {
 		return op.Result{}, op.Permanentf("delete %s: value.metadata.name or filter is required", describe(obj))
 	}
 	c, err := clusterFor(ctx, o.clusters, call.Step, p.Cluster)
@@ -53,7 +59,10 @@ func (o *deleteOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	}
 	background := client.PropagationPolicy(metav1.DeletePropagationBackground)
 
-	if byName {
+	if p.Filter != nil && p.Filter.Namespace != "" {
+		obj.SetNamespace(p.Filter.Namespace)
+	}
+	if !byFilter {
 		if err := defaultNamespace(c, obj, call.Step.Namespace); err != nil {
 			return op.Result{}, err
 		}
@@ -65,17 +74,16 @@ func (o *deleteOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 		return op.Result{Returns: map[string]any{}}, nil
 	}
 
-	if p.Filter.Namespace != "" {
-		obj.SetNamespace(p.Filter.Namespace)
-	}
 	if err := defaultNamespace(c, obj, call.Step.Namespace); err != nil {
 		return op.Result{}, err
 	}
+	obj.SetName("")
 	if obj.GetNamespace() == "" && len(p.Filter.MatchingLabels) == 0 {
 		// A cluster-scoped kind with no labels would mean every object of the
 		// kind in the cluster; that is never what a template means.
 		return op.Result{}, op.Permanentf("delete %s: refusing to delete every object of the kind: filter.matchingLabels is empty", describe(obj))
 	}
+	o.f.recent.deletedAll(p.Cluster, obj.GroupVersionKind(), obj.GetNamespace())
 	err = c.DeleteAllOf(ctx, obj, background,
 		client.InNamespace(obj.GetNamespace()), client.MatchingLabels(p.Filter.MatchingLabels))
 	if err != nil {

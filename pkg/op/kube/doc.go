@@ -29,7 +29,9 @@
 //	read               GET                                      Idempotent
 //	list               LIST                                     Idempotent
 //	delete             DELETE, or DELETE of a collection when   Effect
-//	                   only a filter is given
+//	                   the filter has matchingLabels (even if
+//	                   value names an object, as KubeVela's
+//	                   clean-jobs relies on) or value no name
 //
 // In the controller, read and list of anything but Secrets are served from
 // its ops cache instead (pkg/opcache: one informer per kind and namespace in

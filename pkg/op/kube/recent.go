@@ -73,6 +73,18 @@ func (r *recentWrites) deleted(cluster string, u *unstructured.Unstructured) {
 	delete(r.m, keyOf(cluster, u))
 }
 
+// deletedAll forgets every object of gvk in namespace: a delete by filter
+// may have removed any of them.
+func (r *recentWrites) deletedAll(cluster string, gvk schema.GroupVersionKind, namespace string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.m {
+		if k.cluster == cluster && k.gvk == gvk && k.namespace == namespace {
+			delete(r.m, k)
+		}
+	}
+}
+
 // newer returns the remembered object if it is newer than what a read
 // found (got nil: the read found nothing).
 func (r *recentWrites) newer(cluster string, want, got *unstructured.Unstructured) (map[string]any, bool) {
