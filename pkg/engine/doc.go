@@ -73,7 +73,9 @@
 // it again: its input values (steps[].inputs, resolved once and kept for
 // the step's later attempts) and the run context variables it saw, which
 // the journal keeps per attempt id (journal.SnapshotVars; only when the run
-// has variables, so a run without them writes nothing more). RetryFrom, on
+// has variables, so a run without them writes nothing more; never failing
+// the step: one the journal's bound cannot hold is marked unknown, and a
+// retry from its step is refused with journal.ErrSnapshotNotKept). RetryFrom, on
 // a finished run only, makes the run's variables that snapshot again
 // (through the journal, saved before the status) and starts new attempts
 // of the step and of every step downstream of it: new ids, so their

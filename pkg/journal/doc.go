@@ -125,12 +125,15 @@
 // after the status that abandons them is saved. Drops are saved with the
 // next Save made for another reason, never by a write of their own.
 //
-// Context snapshots (Data.Snapshots: the variables each step attempt last
-// saw, recorded by the engine only when the run has variables) are kept
-// apart from the entries: Retain does not drop them, since the snapshot of
-// a finished attempt is what a retry from its step restores; the engine
-// drops them with RetainSnapshots once its saved status no longer names
-// their attempt. See snapshot.go.
+// Context snapshots (Data.SnapshotKeys and SnapshotValues: the variables
+// each step attempt last saw, each distinct state stored once, recorded by
+// the engine only when the run has variables) are kept apart from the
+// entries: Retain does not drop them, since the snapshot of a finished
+// attempt is what a retry from its step restores; the engine drops them
+// with RetainSnapshots once its saved status no longer names their
+// attempt. They are best effort: one over the bound, or in the way of an
+// entry or a variable, is not kept, and a retry from its step is refused
+// (ErrSnapshotNotKept) rather than a step failed. See snapshot.go.
 //
 // # Size
 //
