@@ -153,6 +153,7 @@ func (sh *shard) build(def Definition) (cue.Value, error) {
 	if err := checkNesting(f, sh.maxDepth); err != nil {
 		return cue.Value{}, err
 	}
+	upgrade(f) // its warnings are the definition reconciler's to report (Rewrites)
 	pkg := stepPkg
 	if name := f.PackageName(); name != "" {
 		pkg = name
