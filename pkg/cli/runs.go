@@ -14,6 +14,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/engine"
 )
 
 func newRunCmd(deps Deps, g *globals) *cobra.Command {
@@ -120,7 +121,9 @@ func printRun(w io.Writer, run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowS
 	if phase == "" {
 		phase = "not started"
 	}
-	if run.Status.Suspend && !run.Status.Finished {
+	// status.suspend is also true while only a step holds the run, which
+	// the phase already says.
+	if engine.SuspendedFromOutside(&run.Status) && !run.Status.Finished {
 		phase += " (suspended)"
 	}
 	fmt.Fprintf(w, "workflowrun %s/%s: %s", run.Namespace, run.Name, phase)

@@ -104,7 +104,7 @@ func Tick(ctx context.Context, in Input) (Result, error) {
 	}
 	t.g = g
 	t.st.Mode = g.Mode
-	if !t.st.Finished && !t.st.Terminated && !t.st.Suspend {
+	if !t.st.Finished && !t.st.Terminated && !SuspendedFromOutside(t.st) {
 		t.retainJournal()
 		if err := t.loadContext(); err != nil {
 			t.invalid(err)
@@ -122,7 +122,7 @@ func Tick(ctx context.Context, in Input) (Result, error) {
 		}
 	}
 	wake := t.wake
-	if t.st.Finished || t.st.Suspend {
+	if t.st.Finished || SuspendedFromOutside(t.st) {
 		wake = time.Time{}
 	}
 	return Result{Status: *t.st, WakeAt: wake}, nil
@@ -166,6 +166,7 @@ func (t *tick) invalid(err error) {
 	if t.st.EndTime.IsZero() {
 		t.st.EndTime = t.metaNow()
 	}
+	settleSuspend(t.st)
 	t.setConditions()
 }
 

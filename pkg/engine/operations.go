@@ -66,10 +66,14 @@ func Resume(st *v1alpha1.WorkflowRunStatus, step string) error {
 		return ErrFinished
 	}
 	resume := resumeStep
+	// status.suspend stays true while a step still holds the run.
+	defer settleSuspend(st)
 	if step == "" {
 		st.Suspend = false
 		eachStep(st, func(ss *v1alpha1.StepStatus) {
-			if ss.Phase == v1alpha1.WorkflowStepPhaseSuspending && ss.Type != graph.StepGroup {
+			// A group is resumed through its sub-steps, unless it is
+			// held (it has none started).
+			if ss.Phase == v1alpha1.WorkflowStepPhaseSuspending && (ss.Type != graph.StepGroup || held(ss)) {
 				resume(ss)
 			}
 		})
@@ -116,9 +120,10 @@ func Suspend(st *v1alpha1.WorkflowRunStatus, step string) error {
 		return ErrFinished
 	}
 	if step == "" {
-		st.Suspend = true
+		st.Suspend, st.SuspendState = true, SuspendStateOperator
 		return nil
 	}
+	defer settleSuspend(st)
 	ss := findStep(st, step)
 	if ss == nil || ss.Phase != v1alpha1.WorkflowStepPhaseRunning {
 		return fmt.Errorf("%w: step %q is not running", ErrNoStep, step)
@@ -189,7 +194,7 @@ func Terminate(st *v1alpha1.WorkflowRunStatus, step string, now time.Time) error
 // the run terminated.
 func terminateRun(st *v1alpha1.WorkflowRunStatus, at metav1.Time) {
 	eachStep(st, func(ss *v1alpha1.StepStatus) { terminateStep(ss, at) })
-	st.Terminated, st.Finished, st.Suspend = true, true, false
+	st.Terminated, st.Finished, st.Suspend, st.SuspendState = true, true, false, ""
 	st.Phase = v1alpha1.WorkflowRunTerminated
 	st.EndTime = at
 }
@@ -279,7 +284,7 @@ func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *j
 			ss.Inputs = inputs
 		}
 	}
-	st.Finished, st.Terminated, st.Suspend = false, false, false
+	st.Finished, st.Terminated, st.Suspend, st.SuspendState = false, false, false, ""
 	st.EndTime = metav1.Time{}
 	st.Message = ""
 	return nil
@@ -368,6 +373,7 @@ func TerminateStep(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step, msg str
 	if finished(ss.Phase) {
 		return nil
 	}
+	defer settleSuspend(st)
 	at := metav1.NewTime(now.Truncate(time.Second))
 	for _, c := range s.Children {
 		if cs := statusOf(st, c); cs != nil {
@@ -390,6 +396,7 @@ func SuspendStep(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step, msg strin
 		return fmt.Errorf("%w: %q", ErrNoStep, step)
 	}
 	ss := ensureStatus(st, s)
+	defer settleSuspend(st)
 	switch {
 	case finished(ss.Phase):
 		return fmt.Errorf("%w: step %q is %s", ErrStepFinished, step, ss.Phase)

@@ -272,7 +272,7 @@ func (sc *scenario) render() string {
 	st := sc.run.Status
 	fmt.Fprintf(&b, "run %s", st.Phase)
 	if st.Suspend {
-		b.WriteString(" suspend")
+		fmt.Fprintf(&b, " suspend(%s)", st.SuspendState)
 	}
 	if st.Finished {
 		b.WriteString(" finished")

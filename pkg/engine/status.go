@@ -2,7 +2,7 @@ package engine
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -48,10 +48,81 @@ func ceilSecond(tm time.Time) time.Time {
 	return tm
 }
 
-// StepID is the id of one attempt of a step.
+// StepIDLength is the length of a step attempt's id, as KubeVela's
+// context.stepSessionID (ten random lowercase characters).
+const StepIDLength = 10
+
+// StepID is the id of one attempt of a step, the template's
+// context.stepSessionID: StepIDLength lowercase letters and digits starting
+// with a letter, so a DNS-1123 (and DNS-1035) label and a label value,
+// which templates name objects after (KubeVela's addon-operation names its
+// Job "<run>-<stepSessionID>"), whatever the step is called. It is not
+// random but a hash of the run's UID, its restart count, the step's name
+// and the attempt number: an attempt evaluated again after its status
+// write was lost gets the same id, so finds its journal entries and sends
+// the same Idempotency-Keys. The status keeps the id it started with, so
+// ids stored by an earlier version (STEPNAME-<hex>) stay as they are.
 func StepID(runUID string, restarts int32, step string, attempt int32) string {
 	h := sha256.Sum256([]byte(fmt.Sprintf("%s/%d/%s/%d", runUID, restarts, step, attempt)))
-	return step + "-" + hex.EncodeToString(h[:5])
+	const letters, digits = "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz0123456789"
+	id := make([]byte, StepIDLength)
+	id[0] = letters[int(h[0])%len(letters)]
+	// 9 base-36 digits from 64 bits of the hash: about 51 bits in all.
+	n := binary.BigEndian.Uint64(h[1:9])
+	for i := StepIDLength - 1; i > 0; i-- {
+		id[i] = digits[n%uint64(len(digits))]
+		n /= uint64(len(digits))
+	}
+	return string(id)
+}
+
+// What status.suspendState says while status.suspend is true.
+const (
+	// SuspendStateOperator: the run is suspended from outside (Suspend
+	// with no step, the CLI, the REST API, or a tool that sets
+	// status.suspend as KubeVela's vela CLI does); nothing is evaluated
+	// until a resume.
+	SuspendStateOperator = "Operator"
+	// SuspendStateSteps: only suspending steps hold the run (a #Suspend,
+	// a step suspended or held by the operator); its other steps go on.
+	SuspendStateSteps = "Steps"
+)
+
+// SuspendedFromOutside reports whether st was suspended from outside:
+// status.suspend set by an operation or a tool, not by the engine because
+// a step is suspending. A status.suspend with no suspendState (a tool's,
+// or one written before the engine set it for steps) is from outside.
+func SuspendedFromOutside(st *v1alpha1.WorkflowRunStatus) bool {
+	return st.Suspend && st.SuspendState != SuspendStateSteps
+}
+
+// settleSuspend makes status.suspend true while the run is suspended, from
+// outside or by a suspending step, as KubeVela's is, and suspendState say
+// which; both are cleared once neither holds it or it is finished.
+func settleSuspend(st *v1alpha1.WorkflowRunStatus) {
+	switch {
+	case st.Finished:
+		st.Suspend, st.SuspendState = false, ""
+	case SuspendedFromOutside(st):
+		st.SuspendState = SuspendStateOperator
+	case stepsSuspending(st):
+		st.Suspend, st.SuspendState = true, SuspendStateSteps
+	default:
+		st.Suspend, st.SuspendState = false, ""
+	}
+}
+
+// stepsSuspending reports whether a step or sub-step of st is suspending.
+// A group counts only when it is held: otherwise its phase follows its
+// sub-steps, and is brought up to date by the next tick.
+func stepsSuspending(st *v1alpha1.WorkflowRunStatus) bool {
+	found := false
+	eachStep(st, func(ss *v1alpha1.StepStatus) {
+		if ss.Phase == v1alpha1.WorkflowStepPhaseSuspending && (ss.Type != graph.StepGroup || held(ss)) {
+			found = true
+		}
+	})
+	return found
 }
 
 func (t *tick) stepID(name string, attempt int32) string {
@@ -119,6 +190,7 @@ func finished(p v1alpha1.WorkflowStepPhase) bool {
 func (t *tick) summarize() {
 	st := t.st
 	t.boundMessages()
+	outside := SuspendedFromOutside(st)
 	if st.Terminated {
 		st.Phase = v1alpha1.WorkflowRunTerminated
 		st.Finished = true
@@ -146,7 +218,7 @@ func (t *tick) summarize() {
 			st.Phase, st.Message, st.Finished = v1alpha1.WorkflowRunFailed, failed, true
 		case all:
 			st.Phase, st.Message, st.Finished = v1alpha1.WorkflowRunSucceeded, "", true
-		case st.Suspend || anySuspending:
+		case outside || anySuspending:
 			st.Phase = v1alpha1.WorkflowRunSuspending
 		case !anyStarted:
 			st.Phase = v1alpha1.WorkflowRunInitializing
@@ -161,6 +233,7 @@ func (t *tick) summarize() {
 		st.EndTime = t.metaNow()
 	}
 	st.Message = truncate(st.Message, MaxMessageBytes)
+	settleSuspend(st)
 	t.setConditions()
 }
 
