@@ -10,8 +10,13 @@
 // or neither are containers and are searched. The parameters of a call are
 // its $params field when it has one (the vela/kube, vela/http, ... dialect),
 // otherwise the call struct itself (the flat vela/op dialect). Results are
-// always filled into $returns; the flat schemas map $returns onto their own
-// fields (value, response, ...).
+// always filled into $returns; a flat schema names in #results which of its
+// own fields (value, response, ...) receive which results, and the
+// evaluator fills those too. Results are filled from outside and stay open
+// data: a field an object does not have yet (status.succeeded of a new Job)
+// reads as incomplete, so a condition over it waits. Were the schema to copy
+// them (value: $returns.value), the reference inside a definition would
+// close them and the same read would be an error.
 //
 // Evaluation proceeds in rounds. Each round lists the calls not yet run, in
 // template order (source position), and decodes their parameters:

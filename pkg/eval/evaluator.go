@@ -152,10 +152,77 @@ type evaluation struct {
 	ended bool
 }
 
-// fill is one op's results, filled at path.
+// fill is one op's results, filled into the call at path: at $returns and,
+// for a flat-dialect call, at the fields its schema's #results names.
 type fill struct {
 	path cue.Path
 	data any
+	// results maps a field of the call to the field of $returns it
+	// receives ("" for all of $returns): the call's #results.
+	results map[string]string
+}
+
+// value encodes f on ctx. Results are filled from outside, never copied by
+// a reference inside the op's definition: a reference inside a definition
+// closes the struct it reaches, and a field absent from a closed struct is
+// an error, where from open data it is incomplete (the object may not have
+// it yet).
+func (f fill) value(ctx *cue.Context) cue.Value {
+	// Encoded first: FillPath makes a Go nil _ (never concrete), Encode
+	// makes it null, as the op returned.
+	if f.results == nil {
+		return ctx.Encode(f.data)
+	}
+	m, isMap := f.data.(map[string]any)
+	out := make(map[string]any, len(f.results)+1)
+	out[selReturns.String()] = f.data
+	for field, from := range f.results {
+		switch {
+		case from == "":
+			out[field] = f.data
+		case isMap:
+			if x, ok := m[from]; ok {
+				out[field] = x
+			}
+		default:
+			return f.encodeTyped(ctx)
+		}
+	}
+	return ctx.Encode(out)
+}
+
+// encodeTyped is value for results that are a Go struct (an op's typed
+// Returns), whose fields are only known once encoded.
+func (f fill) encodeTyped(ctx *cue.Context) cue.Value {
+	r := ctx.Encode(f.data)
+	v := ctx.Encode(map[string]any{}).FillPath(cue.MakePath(selReturns), r)
+	for field, from := range f.results {
+		x := r
+		if from != "" {
+			x = r.LookupPath(cue.MakePath(cue.Str(from)))
+		}
+		if x.Exists() {
+			v = v.FillPath(cue.MakePath(cue.Str(field)), x)
+		}
+	}
+	return v
+}
+
+// selResults is where a flat-dialect op's schema says which of its fields
+// receive its results (stdlib/vela/op).
+var selResults = cue.MakePath(cue.Def("#results"))
+
+// resultsInto reads a call's #results: nil when it has none.
+func resultsInto(call cue.Value) (map[string]string, error) {
+	rv := call.LookupPath(selResults)
+	if !rv.Exists() {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := rv.Decode(&m); err != nil {
+		return nil, fmt.Errorf("reading #results: %w", err)
+	}
+	return m, nil
 }
 
 // Evaluate runs the step to its outcome.
@@ -239,7 +306,7 @@ func (ev *evaluation) rebuild() {
 		if ev.ended {
 			return
 		}
-		ev.v = ev.v.FillPath(f.path, ev.sh.ctx.Encode(f.data))
+		ev.v = ev.v.FillPath(f.path, f.value(ev.sh.ctx))
 	}
 	ev.out.Value = ev.value()
 }
@@ -508,11 +575,17 @@ func (ev *evaluation) finish(ctx context.Context, calls []*planned, results []op
 					ev.failf(ReasonOp, "op %s at %s (%s): %v", pl.call.Name, pl.call.Path, posString(pl.site.v.Pos()), err)
 					return
 				}
-				f := fill{path: pl.site.path.Append(selReturns), data: data}
+				into, err := resultsInto(pl.site.v)
+				if err != nil {
+					ev.failf(ReasonTemplate, "op %s at %s (%s): %v", pl.call.Name, pl.call.Path, posString(pl.site.v.Pos()), describe(err))
+					return
+				}
+				f := fill{path: pl.site.path, data: data, results: into}
+				if into == nil {
+					f.path = pl.site.path.Append(selReturns)
+				}
 				ev.fills = append(ev.fills, f)
-				// Encoded first: FillPath makes a Go nil _ (never
-				// concrete), Encode makes it null, as the op returned.
-				ev.v = ev.v.FillPath(f.path, ev.sh.ctx.Encode(f.data))
+				ev.v = ev.v.FillPath(f.path, f.value(ev.sh.ctx))
 			}
 			if res.Stop != nil {
 				ev.stop(res.Stop)
