@@ -60,12 +60,22 @@
 //	                                      Terminate; the run's message is the
 //	                                      template's)
 //
+// status.suspend is true while the run is suspending, as KubeVela's:
+// suspended from outside (Suspend, or a tool setting status.suspend), when
+// nothing is evaluated until a resume, or held by a suspending step, when
+// its other steps go on; status.suspendState says which (Operator, Steps).
+// Resuming the step that held a run suspended from outside leaves the run
+// suspended; a resume of the run clears both.
+//
 // # Attempts
 //
 // Each attempt of a step has an id (status.steps[].id, the template's
 // context.stepSessionID) derived from the run's UID, its restart count, the
 // step's name and the attempt number, so re-evaluating an attempt after a
-// crash yields the same id and finds the same journal (see pkg/journal). A
+// crash yields the same id and finds the same journal (see pkg/journal). It
+// is ten lowercase letters and digits starting with a letter (StepID), as
+// KubeVela's, so a DNS label whatever the step's name: templates name
+// objects after it. The status keeps the id an attempt started with. A
 // retry after an op error, a retry from a step and a restart each start a
 // new attempt, hence a new id.
 //
