@@ -20,7 +20,9 @@
 //     namespaces of a namespaced kind, lists with a field selector or a
 //     page limit; and, for Options.ForbiddenRetry, a scope whose informer
 //     was refused its LIST or WATCH (the controller may GET the kind but
-//     not list or watch it), rather than retrying a failing informer.
+//     not list or watch it) or got a 404 for it (the kind is no longer
+//     served: its CRD was removed after the RESTMapper learnt it), rather
+//     than retrying a failing informer, which would retry and log forever.
 //   - Every add, update and delete an informer sees goes to Options.OnEvent,
 //     which is how the controller's waker wakes steps waiting on objects.
 //   - A Reader serves the one cluster Options.Config reaches: the
@@ -31,7 +33,7 @@
 //
 //	(none) --read/Watch--> syncing --listed--> serving --idle/LRU--> (none)
 //	                          |
-//	                          +--LIST or WATCH forbidden--> refused --ForbiddenRetry--> (none)
+//	                          +--LIST or WATCH forbidden or 404--> refused --ForbiddenRetry--> (none)
 //
 // A read waits while its scope syncs (at most Options.SyncTimeout, after
 // which that read goes to the API server). Before Start, and after its

@@ -401,7 +401,13 @@ func (r *Reader) start(ctx context.Context, key Scope) (*scope, error) {
 		// to start an informer.
 		ReaderFailOnMissingInformer: true,
 		DefaultWatchErrorHandler: func(_ *toolscache.Reflector, err error) {
-			if apierrors.IsForbidden(err) {
+			// Forbidden: the controller may not list or watch the kind.
+			// Not found: a LIST of a collection finds nothing only when
+			// the API server does not serve the kind (its CRD is gone).
+			// Either way the informer would retry forever, logging each
+			// time; reads go to the API server instead, which answers
+			// them as it should.
+			if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
 				r.refuse(sc)
 			}
 		},
@@ -446,8 +452,9 @@ func notify(on func(client.Object), o any) {
 	}
 }
 
-// refuse stops a scope whose informer may not list or watch: its reads go
-// to the API server for ForbiddenRetry.
+// refuse stops a scope whose informer may not list or watch, or whose kind
+// the API server does not serve: its reads go to the API server for
+// ForbiddenRetry, and no informer of it runs meanwhile.
 func (r *Reader) refuse(sc *scope) {
 	r.mu.Lock()
 	r.denied[sc.key] = r.o.Now().Add(r.o.ForbiddenRetry)

@@ -201,7 +201,7 @@ func apply(ctx context.Context, c client.Client, obj *unstructured.Unstructured,
 	}
 	what := describe(obj)
 	if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return nil, apiError(err, "apply %s", what)
+		return nil, apiError(obj.GroupVersionKind(), err, "apply %s", what)
 	}
 	return obj.Object, nil
 }

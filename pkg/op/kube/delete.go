@@ -68,8 +68,8 @@ func (o *deleteOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 		}
 		o.f.recent.deleted(p.Cluster, obj)
 		err := c.Delete(ctx, obj, background)
-		if err != nil && !apierrors.IsNotFound(err) {
-			return op.Result{}, apiError(err, "delete %s", describe(obj))
+		if err != nil && (kindNotServed(err) || !apierrors.IsNotFound(err)) {
+			return op.Result{}, apiError(obj.GroupVersionKind(), err, "delete %s", describe(obj))
 		}
 		return op.Result{Returns: map[string]any{}}, nil
 	}
@@ -87,7 +87,7 @@ func (o *deleteOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	err = c.DeleteAllOf(ctx, obj, background,
 		client.InNamespace(obj.GetNamespace()), client.MatchingLabels(p.Filter.MatchingLabels))
 	if err != nil {
-		return op.Result{}, apiError(err, "delete %s matching %v", describe(obj), p.Filter.MatchingLabels)
+		return op.Result{}, apiError(obj.GroupVersionKind(), err, "delete %s matching %v", describe(obj), p.Filter.MatchingLabels)
 	}
 	return op.Result{Returns: map[string]any{}}, nil
 }

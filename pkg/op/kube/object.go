@@ -1,10 +1,12 @@
 package kube
 
 import (
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -88,7 +90,7 @@ func stripServerFields(obj *unstructured.Unstructured) {
 func defaultNamespace(c client.Client, obj *unstructured.Unstructured, ns string) error {
 	namespaced, err := c.IsObjectNamespaced(obj)
 	if err != nil {
-		return apiError(err, "%s", describe(obj))
+		return apiError(obj.GroupVersionKind(), err, "%s", describe(obj))
 	}
 	if !namespaced || obj.GetNamespace() != "" {
 		return nil
@@ -114,17 +116,20 @@ func describe(obj *unstructured.Unstructured) string {
 }
 
 // apiError wraps err with context and marks it permanent when sending the
-// same request again cannot succeed: the kind is not served, or the API
-// server rejected the request itself. Everything else (unreachable, timeout,
-// conflict, forbidden, not found) may pass.
-func apiError(err error, format string, args ...any) error {
+// same request again cannot succeed: the kind (gvk) is not served (see
+// kindNotServed), or the API server rejected the request itself.
+// Everything else (unreachable, timeout, conflict, forbidden, not found)
+// may pass.
+func apiError(gvk schema.GroupVersionKind, err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
 	wrapped := fmt.Errorf(format+": %w", append(args, err)...)
+	if kindNotServed(err) {
+		return notServedError(gvk, wrapped)
+	}
 	switch {
-	case meta.IsNoMatchError(err),
-		apierrors.IsInvalid(err),
+	case apierrors.IsInvalid(err),
 		apierrors.IsBadRequest(err),
 		apierrors.IsMethodNotSupported(err),
 		apierrors.IsNotAcceptable(err),
@@ -133,4 +138,37 @@ func apiError(err error, format string, args ...any) error {
 		return op.Permanent(wrapped)
 	}
 	return wrapped
+}
+
+// kindNotServed reports whether err says the API server does not serve a
+// kind: the RESTMapper knows no such kind, or a request got the bare 404
+// (not a Status naming a missing object) that the API server answers for
+// a path it does not serve, as when the CRD was removed after the mapper
+// learnt the kind.
+func kindNotServed(err error) bool {
+	if meta.IsNoMatchError(err) {
+		return true
+	}
+	var status apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &status) {
+		return false
+	}
+	if d := status.Status().Details; d != nil {
+		for _, c := range d.Causes {
+			if c.Type == metav1.CauseTypeUnexpectedServerResponse {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// notServedError is the permanent error of a request for a kind the API
+// server does not serve; err says which request.
+func notServedError(gvk schema.GroupVersionKind, err error) error {
+	group := fmt.Sprintf("group %q", gvk.Group)
+	if gvk.Group == "" {
+		group = "the core group"
+	}
+	return op.Permanentf("no kind %q in %s (version %q): is its CRD installed? (%w)", gvk.Kind, group, gvk.Version, err)
 }

@@ -68,7 +68,7 @@ func (o *patchOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	}
 	what := describe(obj)
 	if err := c.Patch(ctx, obj, client.RawPatch(patchType, body), client.FieldOwner(FieldOwner)); err != nil {
-		return op.Result{}, apiError(err, "patch %s", what)
+		return op.Result{}, apiError(obj.GroupVersionKind(), err, "patch %s", what)
 	}
 	return op.Result{Returns: map[string]any{"result": obj.Object}}, nil
 }

@@ -50,14 +50,14 @@ func (o *readOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	got.SetGroupVersionKind(obj.GroupVersionKind())
 	o.f.observe(call.Step, p.Cluster, obj.GroupVersionKind(), obj.GetNamespace(), obj.GetName())
 	err = c.Get(ctx, client.ObjectKeyFromObject(obj), got)
-	if apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) && !kindNotServed(err) {
 		if mine, ok := o.f.recent.newer(p.Cluster, obj, nil); ok {
 			return op.Result{Returns: map[string]any{"value": mine}}, nil
 		}
 		return op.Result{Returns: map[string]any{"err": err.Error()}}, nil
 	}
 	if err != nil {
-		return op.Result{}, apiError(err, "read %s", describe(obj))
+		return op.Result{}, apiError(obj.GroupVersionKind(), err, "read %s", describe(obj))
 	}
 	if mine, ok := o.f.recent.newer(p.Cluster, obj, got); ok {
 		return op.Result{Returns: map[string]any{"value": mine}}, nil
@@ -110,7 +110,7 @@ func (o *listOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	}
 	o.f.observe(call.Step, p.Cluster, schema.FromAPIVersionAndKind(p.Resource.APIVersion, p.Resource.Kind), ns, "")
 	if err := c.List(ctx, list, opts...); err != nil {
-		return op.Result{}, apiError(err, "list %s %s", p.Resource.APIVersion, p.Resource.Kind)
+		return op.Result{}, apiError(schema.FromAPIVersionAndKind(p.Resource.APIVersion, p.Resource.Kind), err, "list %s %s", p.Resource.APIVersion, p.Resource.Kind)
 	}
 	return op.Result{Returns: map[string]any{"list": list.UnstructuredContent()}}, nil
 }
