@@ -82,7 +82,9 @@ func (r *DefinitionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Compiled",
 		Message: "the template compiles", ObservedGeneration: generation}
 	src, err := definition.FromObject(def)
+	var rewritten *metav1.Condition
 	if err == nil {
+		rewritten = definition.RewrittenCondition(src.Definition, generation)
 		err = r.Evaluator.Check(src.Definition)
 	}
 	if errors.Is(err, eval.ErrInterrupted) {
@@ -96,13 +98,28 @@ func (r *DefinitionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 	}
 	if c := meta.FindStatusCondition(*status.Conditions, cond.Type); c != nil &&
-		c.Status == cond.Status && c.Message == cond.Message && *status.ObservedGeneration == generation {
+		c.Status == cond.Status && c.Message == cond.Message && *status.ObservedGeneration == generation &&
+		sameRewrites(meta.FindStatusCondition(*status.Conditions, definition.ConditionRewritten), rewritten) {
 		return ctrl.Result{}, nil
 	}
 	before := def.DeepCopyObject().(client.Object)
 	meta.SetStatusCondition(status.Conditions, cond)
+	if rewritten != nil {
+		meta.SetStatusCondition(status.Conditions, *rewritten)
+	} else {
+		meta.RemoveStatusCondition(status.Conditions, definition.ConditionRewritten)
+	}
 	*status.ObservedGeneration = generation
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Status().Patch(ctx, def, client.MergeFrom(before)))
+}
+
+// sameRewrites reports whether the definition's Rewritten condition (have)
+// already says what want says (nil: no condition).
+func sameRewrites(have, want *metav1.Condition) bool {
+	if have == nil || want == nil {
+		return have == nil && want == nil
+	}
+	return have.Message == want.Message && have.ObservedGeneration == want.ObservedGeneration
 }
 
 // SetupWithManager registers the reconciler.

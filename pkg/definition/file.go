@@ -9,7 +9,10 @@
 // and outputs). Both kinds are handled by one mechanism: Kind.New and
 // FromObject read either object, Cluster.ForKind finds either by name, and
 // the controller's definition reconciler, parameterised by Kind, compiles
-// either and reports the result as its Ready condition. Both templates
+// either and reports the result as its Ready condition, and, for a
+// template written for an older CUE that is loaded rewritten (list
+// arithmetic, unused imports: eval.Rewrites), a Rewritten condition that
+// lists each rewrite with its position. Both templates
 // are compiled alike, with the implicit fields context and parameter that
 // are filled only when the template is used (a step's properties and
 // session; a component's properties and context.name, context.namespace,

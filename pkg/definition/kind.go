@@ -98,3 +98,23 @@ func StatusOf(obj client.Object) (Status, error) {
 	}
 	return Status{}, fmt.Errorf("%T is not a definition object", obj)
 }
+
+// ConditionRewritten is the condition of a definition whose template was
+// written for an older CUE and is rewritten when it is loaded (list
+// arithmetic becomes list.Concat, unused imports are dropped; see
+// eval.Rewrites): True, with each rewrite and its position in the message.
+// A definition loaded as written has no such condition.
+const ConditionRewritten = "Rewritten"
+
+// RewrittenCondition returns def's Rewritten condition at generation, or
+// nil when its template loads as written (or does not parse: its Ready
+// condition says why).
+func RewrittenCondition(def eval.Definition, generation int64) *metav1.Condition {
+	rewrites, err := eval.Rewrites(def)
+	if err != nil || len(rewrites) == 0 {
+		return nil
+	}
+	return &metav1.Condition{Type: ConditionRewritten, Status: metav1.ConditionTrue, Reason: "OlderCUE",
+		Message:            "the template, written for an older CUE, is loaded rewritten: " + strings.Join(rewrites, "; "),
+		ObservedGeneration: generation}
+}
