@@ -44,7 +44,13 @@ func Rewrites(def Definition) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return upgrade(f), nil
+	// The caller (the definition reconciler) runs outside the evaluator's
+	// boundary: a panic on some syntax tree must not take it down.
+	var warnings []string
+	if err := catch(func() { warnings = upgrade(f) }); err != nil {
+		return nil, fmt.Errorf("%s: upgrading the template: %v", def.filename(), err)
+	}
+	return warnings, nil
 }
 
 // defaultMaxNesting is Options.MaxNesting's default.
