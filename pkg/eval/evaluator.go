@@ -629,14 +629,24 @@ func (ev *evaluation) stop(s *op.Stop) {
 // status.readyReplicas of a new Deployment), the step waits.
 var opWait = op.Name{Provider: "builtin", Do: "wait"}
 
+// The parameters of #ConditionalWait.
+var (
+	selContinue = cue.MakePath(cue.Str("continue"))
+	selMessage  = cue.MakePath(cue.Str("message"))
+)
+
 // stuck ends an evaluation whose remaining calls can never run.
 func (ev *evaluation) stuck(pending []pendingCall) {
 	ev.cue(func() {
 		pc := pending[0]
 		if pc.site.name == opWait {
 			msg := ""
-			if m, err := pc.site.params.LookupPath(cue.ParsePath("message")).String(); err == nil {
+			if m, err := pc.site.params.LookupPath(selMessage).String(); err == nil {
 				msg = m
+			} else if err := pc.site.params.LookupPath(selContinue).Validate(cue.Concrete(true)); err != nil {
+				// What the condition lacks, at its place in the template
+				// (a field an op's result does not have yet).
+				msg = "waiting: the condition is not decided yet: " + describe(err)
 			} else {
 				msg = "waiting: " + describe(pc.err)
 			}
