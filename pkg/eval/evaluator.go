@@ -575,10 +575,12 @@ func (ev *evaluation) finish(ctx context.Context, calls []*planned, results []op
 					ev.failf(ReasonOp, "op %s at %s (%s): %v", pl.call.Name, pl.call.Path, posString(pl.site.v.Pos()), err)
 					return
 				}
-				into, err := resultsInto(pl.site.v)
-				if err != nil {
-					ev.failf(ReasonTemplate, "op %s at %s (%s): %v", pl.call.Name, pl.call.Path, posString(pl.site.v.Pos()), describe(err))
-					return
+				var into map[string]string
+				if pl.site.flat {
+					if into, err = resultsInto(pl.site.v); err != nil {
+						ev.failf(ReasonTemplate, "op %s at %s (%s): %v", pl.call.Name, pl.call.Path, posString(pl.site.v.Pos()), describe(err))
+						return
+					}
 				}
 				f := fill{path: pl.site.path, data: data, results: into}
 				if into == nil {

@@ -33,6 +33,9 @@ type site struct {
 	params cue.Value
 	// class is the template's override of the op's class (#class), if any.
 	class *op.Class
+	// flat is a call of the flat dialect (no $params), whose schema may
+	// name in #results the fields that receive its results.
+	flat bool
 }
 
 // discover lists the op calls in v in template order. Top-level parameter
@@ -129,9 +132,9 @@ func asCall(v cue.Value, sels []cue.Selector) (site, bool) {
 		return site{}, false
 	}
 	path := cue.MakePath(sels...)
-	s := site{path: path, key: path.String(), v: v, name: op.Name{Provider: ps, Do: ds}, params: v}
+	s := site{path: path, key: path.String(), v: v, name: op.Name{Provider: ps, Do: ds}, params: v, flat: true}
 	if p := v.LookupPath(selParams); p.Exists() {
-		s.params = p
+		s.params, s.flat = p, false
 	}
 	if c, err := v.LookupPath(selClass).String(); err == nil {
 		switch c {
