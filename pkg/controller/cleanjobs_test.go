@@ -69,8 +69,8 @@ func TestCleanJobsDeletesByFilter(t *testing.T) {
 	newJob("build", nil) // named like the run, not labelled: kept
 	newJob("other-run", map[string]string{"workflowrun.oam.dev/name": "other"})
 
+	stepDef(t, ns, "clean-jobs", cleanRunJobs) // before the controller's cache starts
 	startController(t, ns)
-	stepDef(t, ns, "clean-jobs", cleanRunJobs)
 	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
 metadata: {name: build, namespace: %s}
 spec:

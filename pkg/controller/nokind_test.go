@@ -97,8 +97,10 @@ func TestWaitOnKindNotInstalled(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t, fmt.Sprintf("nokind-%d", i))
-			c := startController(t, ns)
+			// Definitions first: the controller's cache then has them when
+			// it starts, so the run cannot race them.
 			stepDef(t, ns, "read-and-wait", readAndWait)
+			c := startController(t, ns)
 			runReading(t, ns, "run", "read-and-wait", tc.apiVersion, tc.kind)
 			run := waitRun(t, ns, "run", 20*time.Second, finishedRun)
 			checkNotServed(t, run, tc.want)
@@ -168,8 +170,9 @@ func TestWaitOnKindWhoseCRDWasRemoved(t *testing.T) {
 		grantRunner(t, ns, "get", "stale.stepflow.dev", "gizmos", gizmos)
 	}
 
-	c := startController(t, before)
 	stepDef(t, before, "read-once", readOnce)
+	stepDef(t, after, "read-and-wait", readAndWait)
+	c := startController(t, before)
 	runReading(t, before, "learn", "read-once", "stale.stepflow.dev/v1", "Gizmo")
 	if run := waitRun(t, before, "learn", 20*time.Second, finishedRun); run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
 		t.Fatalf("reading a Gizmo while its CRD is installed: %s %q", run.Status.Phase, run.Status.Steps[0].Message)
@@ -196,7 +199,6 @@ func TestWaitOnKindWhoseCRDWasRemoved(t *testing.T) {
 	})
 	eventually(t, 20*time.Second, "the informer of Gizmos in "+before+" stops", func() bool { return len(gizmoScopes()) == 0 })
 
-	stepDef(t, after, "read-and-wait", readAndWait)
 	runReading(t, after, "run", "read-and-wait", "stale.stepflow.dev/v1", "Gizmo")
 	run := waitRun(t, after, "run", 20*time.Second, finishedRun)
 	checkNotServed(t, run, `no kind "Gizmo" in group "stale.stepflow.dev"`)
