@@ -12,7 +12,11 @@
 // way. Objects cross the op boundary as the plain maps
 // CUE decodes to and travel as unstructured objects, so any kind the API
 // server serves works, custom resources included; a kind the server does not
-// serve fails permanently. A namespaced object without metadata.namespace
+// serve fails permanently, with "no kind K in group G (version V): is its
+// CRD installed?", also when the client's RESTMapper still knows a kind
+// whose CRD was removed (the API server's bare 404 for a path it does not
+// serve is told apart from the 404 of a missing object). A namespaced
+// object without metadata.namespace
 // lands in the step's namespace.
 //
 // Each op is one API request (after the client has discovered the kind,
