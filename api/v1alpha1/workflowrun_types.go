@@ -84,12 +84,14 @@ type WorkflowRunStatus struct {
 	// +optional
 	Message string `json:"message,omitempty"`
 
-	// Suspend is true while the run waits to be resumed.
+	// Suspend is true while the run is suspended, by a step or from
+	// outside, and waits to be resumed.
 	// +optional
 	Suspend bool `json:"suspend"`
 
-	// SuspendState is the reason for the suspension, such as the name of
-	// the suspend step.
+	// SuspendState says who suspended the run: Operator (from outside:
+	// nothing runs until the run is resumed; a bare suspend=true counts as
+	// this) or Steps (a step holds it; the other steps go on).
 	// +optional
 	SuspendState string `json:"suspendState,omitempty"`
 
