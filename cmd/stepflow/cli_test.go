@@ -611,6 +611,14 @@ func TestCLIDefVet(t *testing.T) {
 	if code, _, errs := stepflow(t, "def", "vet", "/no/such.cue"); code == 0 || !strings.Contains(errs, "no such file") {
 		t.Errorf("vet of a missing file: exit %d, stderr %q", code, errs)
 	}
+	// A template written for an older CUE passes, with each rewrite as a
+	// warning at its position.
+	old := writeFile(t, "old.cue", "import (\n\t\"vela/op\"\n\t\"strings\"\n)\n\nparameter: {args: [...string]}\nall: [\"a\"] + parameter.args\nout: op.#Log & {data: \"hi\"}\n")
+	code, out, errs = stepflow(t, "def", "vet", old)
+	if code != 0 || out != "ok old\n" || !strings.Contains(errs, "warning: old: ") || !strings.Contains(errs, `unused import "strings" removed`) ||
+		!strings.Contains(errs, "list.Concat") {
+		t.Errorf("vet of an older CUE template: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
 }
 
 func TestCLIWithoutCluster(t *testing.T) {

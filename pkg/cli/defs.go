@@ -226,7 +226,9 @@ func newDefVetCmd(deps Deps, g *globals) *cobra.Command {
 WorkflowStepDefinitions in .yaml, .yml or .json) against the op schemas, as the
 controller does for a definition's Ready condition, without running any op.
 Prints "ok NAME" for each definition that compiles and the error, with its
-positions, for each that does not; exits non-zero if any has errors.`,
+positions, for each that does not; exits non-zero if any has errors. A
+template written for an older CUE (list + list, an unused import) compiles
+after a rewrite: each rewrite is printed as a warning with its position.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			reg, err := deps.Ops(g.restConfig)
@@ -254,6 +256,15 @@ positions, for each that does not; exits non-zero if any has errors.`,
 						continue
 					}
 					fmt.Fprintf(deps.Stdout, "ok %s\n", src.Name)
+					// What compiling changes in a template written for an
+					// older CUE, as the definition's Rewritten condition says.
+					rewrites, err := eval.Rewrites(src)
+					if err != nil {
+						return fmt.Errorf("%s: %s: %w", f, src.Name, err)
+					}
+					for _, w := range rewrites {
+						fmt.Fprintf(deps.Stderr, "%s: warning: %s: %s\n", f, src.Name, w)
+					}
 				}
 			}
 			if bad > 0 {
