@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
@@ -116,6 +117,32 @@ func TestStepRunBadTemplate(t *testing.T) {
 	res := stepRun(t, "-f", f)
 	if res.Outcome != "failed" || !strings.Contains(res.Message, `definition "broken"`) || !strings.Contains(res.Message, "broken.cue:3:") {
 		t.Fatalf("outcome %s: %s", res.Outcome, res.Message)
+	}
+}
+
+// A file that does not parse is a failed outcome with its position, in
+// the JSON any failure prints, not a command error.
+func TestStepRunUnparsableFile(t *testing.T) {
+	noKubeconfig(t)
+	f := filepath.Join(t.TempDir(), "cut.cue")
+	os.WriteFile(f, []byte("import \"vela/op\"\nx: op.#Log & {data: \n"), 0o644)
+	res := stepRun(t, "-f", f)
+	if res.Outcome != "failed" || res.Reason != "TemplateError" || !strings.Contains(res.Message, "cut.cue:2:") {
+		t.Fatalf("outcome %s, reason %s: %s", res.Outcome, res.Reason, res.Message)
+	}
+}
+
+// context.stepSessionID is a DNS label, as in a run, whatever the
+// definition is called.
+func TestStepRunSessionIDIsADNSLabel(t *testing.T) {
+	noKubeconfig(t)
+	f := filepath.Join(t.TempDir(), "Enable_Prism.cue")
+	os.WriteFile(f, []byte("id: context.stepSessionID\n"), 0o644)
+	res := stepRun(t, "-f", f)
+	v, _ := res.Value.(map[string]any)
+	id, _ := v["id"].(string)
+	if res.Outcome != "succeeded" || len(validation.IsDNS1123Label(id)) > 0 {
+		t.Fatalf("outcome %s (%s): stepSessionID %q is not a DNS label", res.Outcome, res.Message, id)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/engine"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
@@ -101,9 +102,16 @@ func runStep(ctx context.Context, deps Deps, g *globals, f *stepRunFlags) error 
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// A file that cannot be read is the command's error; one that is read
+	// but is no definition (it does not parse) is the step's failure,
+	// printed like any other.
+	if _, err := os.Stat(f.file); err != nil {
+		return err
+	}
 	def, err := definition.FromFile(f.file)
 	if err != nil {
-		return err
+		return printStepResult(deps.Stdout, g.output, StepRunResult{
+			Outcome: string(eval.Failed), Reason: eval.ReasonTemplate, Message: err.Error(), Ops: []StepRunOp{}})
 	}
 	props, err := readJSONArg("properties", f.properties)
 	if err != nil {
@@ -126,7 +134,9 @@ func runStep(ctx context.Context, deps Deps, g *globals, f *stepRunFlags) error 
 		ns = "default"
 	}
 	step := op.Step{RunUID: "cli-" + randomID(), RunName: "stepflow-cli", Namespace: ns, StepName: def.Name}
-	step.StepID = def.Name + "-" + randomID()
+	// As the controller names an attempt: a DNS label, so a template may
+	// name objects after context.stepSessionID.
+	step.StepID = engine.StepID(step.RunUID, 0, def.Name, 1)
 	vars := builtin.MapVars{}
 	fullCtx := map[string]any{}
 	for k, v := range runCtx {
