@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -185,6 +186,8 @@ func (f *fixture) grantEdge(t *testing.T) {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "configmaps"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: f.tenantNS, Name: "runner"}},
 	}))
+	testenv.WaitAllowed(t, edge.Client, "system:serviceaccount:"+f.tenantNS+":runner",
+		authorizationv1.ResourceAttributes{Namespace: f.tenantNS, Verb: "patch", Resource: "configmaps"})
 }
 
 // exists reports whether ConfigMap name is in ns on env.
@@ -294,6 +297,8 @@ func hubRole(t *testing.T, f *fixture) {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "configmaps"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: f.tenantNS, Name: "runner"}},
 	}))
+	testenv.WaitAllowed(t, hub.Client, "system:serviceaccount:"+f.tenantNS+":runner",
+		authorizationv1.ResourceAttributes{Namespace: f.tenantNS, Verb: "patch", Resource: "configmaps"})
 }
 
 func setToken(t *testing.T, f *fixture, name, token string) {
