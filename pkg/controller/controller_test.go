@@ -52,9 +52,14 @@ var env *testenv.Env
 // does, with this test binary as the worker.
 const workerEnv = "STEPFLOW_CONTROLLER_TEST_WORKER"
 
-// testSandbox is the pool the tests' controllers evaluate in.
+// testSandbox is the pool the tests' controllers evaluate in. Its CUE time
+// bound is a minute, not the default 10s: `make test` runs many packages
+// at once on two cores, and a worker starved of CPU for 10s while it
+// evaluated failed runs with EvalTimeout (TestRunsLeaveNoMemoryBehind).
+// The bound itself is tested in pkg/sandbox.
 func testSandbox() *sandbox.Options {
-	return &sandbox.Options{Binary: os.Args[0], Env: []string{workerEnv + "=1"}, Workers: 2, Stderr: os.Stderr}
+	return &sandbox.Options{Binary: os.Args[0], Env: []string{workerEnv + "=1"}, Workers: 2, Stderr: os.Stderr,
+		EvalTimeout: time.Minute}
 }
 
 func TestMain(m *testing.M) {

@@ -43,7 +43,7 @@ spec:
 
 func waitHeld(t *testing.T, c *controller.Controller, want func(journals, own, waking int) bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // generous: make test runs many packages on two cores
 	for {
 		j, o, w := c.Held()
 		if want(j, o, w) {
