@@ -20,8 +20,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,7 +29,6 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
-	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/internal/kubelet"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
@@ -109,7 +106,7 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 	if err != nil {
 		return err
 	}
-	n, err := installDefinitions(ctx, c, o.definitions, definition.DefaultSystemNamespace)
+	n, err := definition.InstallDir(ctx, c, o.definitions, definition.DefaultSystemNamespace)
 	if err != nil {
 		return err
 	}
@@ -290,40 +287,6 @@ func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
 		return "", err
 	}
 	return path, os.WriteFile(path, b, 0o600)
-}
-
-// installDefinitions installs dir/*.cue as WorkflowStepDefinitions and
-// dir/components/*.cue as ComponentDefinitions into ns.
-func installDefinitions(ctx context.Context, c client.Client, dir, ns string) (int, error) {
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return 0, err
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.cue"))
-	if err != nil {
-		return 0, err
-	}
-	components, err := filepath.Glob(filepath.Join(dir, "components", "*.cue"))
-	if err != nil {
-		return 0, err
-	}
-	files = append(files, components...)
-	for _, f := range files {
-		src, err := definition.FromFile(f)
-		if err != nil {
-			return 0, err
-		}
-		meta := metav1.ObjectMeta{Name: src.Name, Namespace: ns,
-			Annotations: map[string]string{"definition.oam.dev/description": src.Description}}
-		schematic := &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Template}}
-		var def client.Object = &v1beta1.WorkflowStepDefinition{ObjectMeta: meta, Spec: v1beta1.WorkflowStepDefinitionSpec{Schematic: schematic}}
-		if src.Type == "component" {
-			def = &v1beta1.ComponentDefinition{ObjectMeta: meta, Spec: v1beta1.ComponentDefinitionSpec{Schematic: schematic}}
-		}
-		if err := c.Create(ctx, def); err != nil && !apierrors.IsAlreadyExists(err) {
-			return 0, fmt.Errorf("installing %s: %w", f, err)
-		}
-	}
-	return len(files), nil
 }
 
 // serveDemoEndpoint answers the example's HTTP step.

@@ -14,6 +14,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/stepflow-dev/stepflow/pkg/definition"
 )
 
 func TestServerOptionsCheck(t *testing.T) {
@@ -58,7 +60,7 @@ func TestServeAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	const system = "server-test-system"
-	if _, err := installDefinitions(context.Background(), env.Client, "../../definitions", system); err != nil {
+	if _, err := definition.InstallDir(context.Background(), env.Client, "../../definitions", system); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -20,14 +19,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
-	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/pkg/apiserver"
 	"github.com/stepflow-dev/stepflow/pkg/app"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
@@ -102,9 +99,12 @@ func run(ctx context.Context, o options) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := installDefinitions(ctx, c, o.definitions)
+	n, err := definition.InstallDir(ctx, c, o.definitions, definition.DefaultSystemNamespace)
 	if err != nil {
 		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("no step definitions (*.cue) in %s: run from the repository root or pass -definitions", o.definitions)
 	}
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: loadNamespace}}); err != nil {
 		return nil, err
@@ -348,35 +348,6 @@ func launches(ctx context.Context, hc *http.Client, base string, doc []byte, n, 
 		return res, firstErr
 	}
 	return res, ctx.Err()
-}
-
-// installDefinitions installs dir/*.cue as WorkflowStepDefinitions in the
-// system namespace, where a launch looks its step types up, and returns
-// how many.
-func installDefinitions(ctx context.Context, c client.Client, dir string) (int, error) {
-	ns := definition.DefaultSystemNamespace
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return 0, err
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.cue"))
-	if err != nil {
-		return 0, err
-	}
-	if len(files) == 0 {
-		return 0, fmt.Errorf("no step definitions (*.cue) in %s: run from the repository root or pass -definitions", dir)
-	}
-	for _, f := range files {
-		src, err := definition.FromFile(f)
-		if err != nil {
-			return 0, err
-		}
-		def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Name: src.Name, Namespace: ns}}
-		def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Template}}
-		if err := c.Create(ctx, def); err != nil {
-			return 0, fmt.Errorf("installing step definition %s from %s: %w", src.Name, f, err)
-		}
-	}
-	return len(files), nil
 }
 
 func logf(format string, args ...any) {
