@@ -75,6 +75,8 @@ func newFixture(t *testing.T, singleTenant bool) *fixture {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "use-clusters"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: f.tenantNS, Name: "runner"}},
 	}))
+	testenv.WaitAllowed(t, hub.Client, "system:serviceaccount:"+f.tenantNS+":runner",
+		authorizationv1.ResourceAttributes{Namespace: f.systemNS, Verb: "get", Resource: "secrets", Name: "nowhere"})
 	ids, err := tenancy.New(tenancy.Options{Config: hub.Config, Reader: hub.Client, Client: hub.Client})
 	if err != nil {
 		t.Fatal(err)

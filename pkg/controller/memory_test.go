@@ -100,7 +100,7 @@ func TestRunsLeaveNoMemoryBehind(t *testing.T) {
 		postApplyWaitRun(t, ns, fmt.Sprintf("finished-%d", i), srv.URL, true)
 	}
 	for i := 0; i < n; i++ {
-		run := waitRun(t, ns, fmt.Sprintf("finished-%d", i), 30*time.Second, finishedRun)
+		run := waitRun(t, ns, fmt.Sprintf("finished-%d", i), time.Minute, finishedRun) // generous, as waitHeld
 		if run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
 			t.Fatalf("run %s: phase %s: %s", run.Name, run.Status.Phase, run.Status.Message)
 		}
