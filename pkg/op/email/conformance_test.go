@@ -30,9 +30,11 @@ func TestConformance(t *testing.T) {
 					To: []string{"ops@example.com"}, Content: email.Content{Subject: "s", Body: "b"}}
 			},
 		}, {
-			Name:    "invalid sender",
-			Do:      "send",
-			Params:  func() any { return &email.Params{From: email.From{Address: "bot", Host: srv.Host, Port: srv.Port}, To: []string{"ops@example.com"}} },
+			Name: "invalid sender",
+			Do:   "send",
+			Params: func() any {
+				return &email.Params{From: email.From{Address: "bot", Host: srv.Host, Port: srv.Port}, To: []string{"ops@example.com"}}
+			},
 			Invalid: true,
 		}},
 	})
