@@ -35,7 +35,12 @@ func (d Definition) filename() string { return d.Name + ".cue" }
 // filled per evaluation.
 const stepPkg = "step"
 
-const implicitDecls = "package " + stepPkg + "\n\ncontext: _\nparameter: {...}\n"
+const implicitDecls = "package " + stepPkg + "\n\ncontext: _\n"
+
+// implicitParameter is added for templates that declare no parameter. One
+// that does is left as declared, so that a reference to a field it does
+// not declare can be found (checkParameterRefs).
+const implicitParameter = "parameter: {...}\n"
 
 // shard is one CUE context with its compiled templates. CUE values are not
 // safe for concurrent use: all use of a shard's values holds its lock (sem).
@@ -160,7 +165,11 @@ func (sh *shard) build(def Definition) (cue.Value, error) {
 	} else {
 		f.Decls = append([]ast.Decl{&ast.Package{Name: ast.NewIdent(stepPkg)}}, f.Decls...)
 	}
-	decls, err := parser.ParseFile("stepflow-implicit.cue", strings.Replace(implicitDecls, stepPkg, pkg, 1))
+	implicit := strings.Replace(implicitDecls, stepPkg, pkg, 1)
+	if !declaresParameter(f) {
+		implicit += implicitParameter
+	}
+	decls, err := parser.ParseFile("stepflow-implicit.cue", implicit)
 	if err != nil {
 		return cue.Value{}, err
 	}
@@ -179,6 +188,9 @@ func (sh *shard) build(def Definition) (cue.Value, error) {
 	}
 	v := sh.ctx.BuildInstance(inst)
 	if err := v.Validate(); err != nil {
+		return cue.Value{}, err
+	}
+	if err := checkParameterRefs(f, v); err != nil {
 		return cue.Value{}, err
 	}
 	return v, nil
