@@ -8,9 +8,11 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op/appop"
 	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
 	"github.com/stepflow-dev/stepflow/pkg/op/component"
+	"github.com/stepflow-dev/stepflow/pkg/op/email"
 	"github.com/stepflow-dev/stepflow/pkg/op/helm"
 	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/op/metrics"
 	"github.com/stepflow-dev/stepflow/pkg/op/transform"
 )
 
@@ -35,6 +37,9 @@ func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Option
 		// Charts download through the HTTP ops' fence and proxy settings.
 		helm.New(helm.Options{Fence: http.Fence, ProxyFromEnvironment: http.ProxyFromEnvironment}),
 		transform.New(), transform.NewKube(),
+		// Mail and metric checks reach the network through the HTTP ops' fence.
+		email.New(email.Options{Fence: http.Fence, Secrets: http.Secrets}),
+		metrics.New(metrics.Options{Fence: http.Fence, ProxyFromEnvironment: http.ProxyFromEnvironment}),
 	).Add(extra...)
 }
 
