@@ -27,7 +27,6 @@ func newDefCmd(deps Deps, g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "def", Short: "Work with step definitions (WorkflowStepDefinitions)"}
 	cmd.AddCommand(newDefApplyCmd(deps, g), newDefGetCmd(deps, g), newDefListCmd(deps, g), newDefVetCmd(deps, g))
 	cmd.AddCommand(newDefDocCmd(deps, g))
-	cmd.AddCommand(newDefTestCmd(deps, g), newDefRenderCmd(deps, g), newDefInitCmd(deps))
 	return cmd
 }
 
@@ -110,7 +109,7 @@ func definitionObject(src eval.DefinitionSource) *unstructured.Unstructured {
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"metadata": map[string]any{"name": src.Name},
 		"spec": map[string]any{"schematic": map[string]any{"cue": map[string]any{
-			"template": src.Manifest,
+			"template": src.Template,
 		}}},
 	}}
 	obj.SetGroupVersionKind(kindDefinition)
