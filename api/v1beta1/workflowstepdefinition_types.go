@@ -91,7 +91,29 @@ type WorkflowStepDefinitionStatus struct {
 	// ObservedGeneration is the spec generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// ParameterSchema is the JSON Schema (draft 2020-12) of the template's
+	// parameter, for UIs and tools: types, enums, required fields,
+	// defaults and descriptions (`// +usage=` comments). It is set when
+	// the template compiles and is at most 64 KiB; a larger one is left
+	// out, and so is one that cannot be derived, with the
+	// ParameterSchema condition saying why. A run's properties are
+	// checked against the CUE parameter itself, not this schema.
+	//
+	// Stepflow extension: KubeVela keeps a definition's OpenAPI schema in
+	// a ConfigMap named by status.configMapRef instead.
+	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	ParameterSchema *runtime.RawExtension `json:"parameterSchema,omitempty"`
 }
+
+// ConditionParameterSchema is the condition of a definition whose
+// template compiles but whose parameter's JSON Schema is not on its status:
+// False, saying why (too large, not derivable). It is absent when the
+// schema is there.
+const ConditionParameterSchema = "ParameterSchema"
 
 // ConditionReady is the condition type that says whether a definition's
 // template compiles.
