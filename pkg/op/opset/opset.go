@@ -8,6 +8,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op/appop"
 	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
 	"github.com/stepflow-dev/stepflow/pkg/op/component"
+	"github.com/stepflow-dev/stepflow/pkg/op/config"
 	"github.com/stepflow-dev/stepflow/pkg/op/email"
 	"github.com/stepflow-dev/stepflow/pkg/op/helm"
 	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
@@ -40,6 +41,8 @@ func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Option
 		// Mail and metric checks reach the network through the HTTP ops' fence.
 		email.New(email.Options{Fence: http.Fence, Secrets: http.Secrets}),
 		metrics.New(metrics.Options{Fence: http.Fence, ProxyFromEnvironment: http.ProxyFromEnvironment}),
+		// Configs (vela/config) are Secrets written as the step's identity.
+		config.New(clusters),
 	).Add(extra...)
 }
 
