@@ -22,6 +22,8 @@ const (
 	kindEval   kind = "eval"   // parent → worker: open an Evaluate session
 	kindCond   kind = "cond"   // parent → worker: open a Condition session
 	kindCheck  kind = "check"  // parent → worker: open a Check session
+	kindSchema kind = "schema" // parent → worker: open a ParameterSchema session
+	kindParams kind = "params" // parent → worker: open a ValidateParameters session
 	kindResult kind = "result" // parent → worker: an op call's result
 	kindCancel kind = "cancel" // parent → worker: the caller gave up
 	kindCall   kind = "call"   // worker → parent: an op call of a session
@@ -42,6 +44,11 @@ type message struct {
 	OpCall *opCall          `json:"op,omitempty"`
 	Result *opResult        `json:"res,omitempty"`
 	Done   *sessionDone     `json:"done,omitempty"`
+
+	// Schema is the definition of a ParameterSchema session, Params the
+	// checks of a ValidateParameters session.
+	Schema *eval.Definition      `json:"schema,omitempty"`
+	Params []eval.ParameterCheck `json:"params,omitempty"`
 }
 
 // hello carries the worker's limits.
@@ -100,6 +107,9 @@ type sessionDone struct {
 	Outputs []outputResult `json:"outputs,omitempty"`
 	Data    any            `json:"data,omitempty"`
 	Bool    bool           `json:"bool,omitempty"`
+	// Schema is a ParameterSchema's JSON; Problems a ValidateParameters'.
+	Schema   []byte                  `json:"schema,omitempty"`
+	Problems []eval.ParameterProblem `json:"problems,omitempty"`
 }
 
 type callRecord struct {

@@ -108,7 +108,7 @@ type workerSession struct {
 
 func (w *server) handle(m *message) {
 	switch m.Kind {
-	case kindEval, kindCond, kindCheck:
+	case kindEval, kindCond, kindCheck, kindSchema, kindParams:
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &workerSession{id: m.ID, cancel: cancel, calls: map[uint64]chan *opResult{}}
 		w.mu.Lock()
@@ -164,6 +164,10 @@ func (w *server) run(ctx context.Context, s *workerSession, m *message) *session
 			d.Err = err.Error()
 		}
 		return d
+	case m.Kind == kindSchema && m.Schema != nil:
+		return schemaDone(w.ev.ParameterSchema(*m.Schema))
+	case m.Kind == kindParams:
+		return paramsDone(w.ev.ValidateParameters(m.Params))
 	case m.Kind == kindEval && m.Eval != nil:
 		r := m.Eval
 		req := eval.Request{
