@@ -69,7 +69,7 @@
 // JSON, and integers stay integers), over the worker's stdin (parent to
 // worker) and stdout (worker to parent); its stderr goes to the parent's
 // log. The parent sends hello (the limits) first, then
-// eval, cond, check (open a session), result (an op call's result) and
+// eval, cond, check, schema, params (open a session), result (an op call's result) and
 // cancel; the worker sends call (an op call of a session) and done (the
 // session's outcome). The worker exits when its stdin closes.
 package sandbox
