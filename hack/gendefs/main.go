@@ -131,7 +131,7 @@ func manifest(source string, def eval.DefinitionSource) ([]byte, error) {
 	if def.Description != "" {
 		want.SetAnnotations(map[string]string{descriptionAnnotation: def.Description})
 	}
-	schematic := &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: def.Template}}
+	schematic := &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: def.Manifest}}
 	switch obj := want.(type) {
 	case *v1beta1.WorkflowStepDefinition:
 		obj.Spec.Schematic = schematic
@@ -158,7 +158,7 @@ func manifest(source string, def eval.DefinitionSource) ([]byte, error) {
 		return nil, err
 	}
 	body := append(head, "spec:\n  schematic:\n    cue:\n      template: "...)
-	body = append(body, literal(def.Template, "        ")...)
+	body = append(body, literal(def.Manifest, "        ")...)
 
 	// Keep the literal block only if it reads back as the same object;
 	// otherwise (a template starting with blanks, say) the quoted form.

@@ -32,7 +32,7 @@ func TestManifestKeepsTheTemplate(t *testing.T) {
 		"document end marker": {"a:\t1\n...\n", true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			def := eval.DefinitionSource{Definition: eval.Definition{Name: "x", Template: tc.template}, Description: "d: \"quoted\""}
+			def := eval.DefinitionSource{Definition: eval.Definition{Name: "x"}, Manifest: tc.template, Description: "d: \"quoted\""}
 			b, err := manifest("x.cue", def)
 			if err != nil {
 				t.Fatal(err)

@@ -197,7 +197,7 @@ func installDefinitions(ctx context.Context, c client.Client, dir string) (int, 
 	for _, src := range srcs {
 		def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Name: src.Name, Namespace: ns,
 			Annotations: map[string]string{"definition.oam.dev/description": src.Description}}}
-		def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Template}}
+		def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Manifest}}
 		if err := c.Create(ctx, def); err != nil {
 			return 0, fmt.Errorf("installing definition %s: %w", src.Name, err)
 		}

@@ -109,7 +109,7 @@ func definitionObject(src eval.DefinitionSource) *unstructured.Unstructured {
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"metadata": map[string]any{"name": src.Name},
 		"spec": map[string]any{"schematic": map[string]any{"cue": map[string]any{
-			"template": src.Template,
+			"template": src.Manifest,
 		}}},
 	}}
 	obj.SetGroupVersionKind(kindDefinition)
@@ -279,6 +279,14 @@ after a rewrite: each rewrite is printed as a warning with its position.`,
 // vetSources reads the definitions of one file for def vet.
 func vetSources(path string, stdin io.Reader) ([]eval.Definition, error) {
 	objs, err := readDefinitions(path, stdin)
+	if strings.ToLower(filepath.Ext(path)) == ".cue" {
+		// Read in place, so positions name the file and its real lines.
+		src, err := definition.FromFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return []eval.Definition{src.Definition}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

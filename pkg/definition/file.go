@@ -50,7 +50,7 @@ func FromFile(path string) (eval.DefinitionSource, error) {
 	}
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".cue":
-		return eval.ParseDefinitionSource(filepath.Base(path), src)
+		return eval.ParseDefinitionSource(path, src)
 	case ".yaml", ".yml", ".json":
 		return FromYAML(path, src)
 	}

@@ -1,6 +1,7 @@
 package definition_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,8 +23,23 @@ func TestEveryShippedDefinitionParses(t *testing.T) {
 		if want := strings.TrimSuffix(filepath.Base(f), ".cue"); src.Name != want || src.Type != "workflow-step" || src.Description == "" {
 			t.Errorf("%s: name %q type %q description %q", f, src.Name, src.Type, src.Description)
 		}
-		if strings.Contains(src.Template, "template:") || !strings.Contains(src.Template, "parameter:") {
-			t.Errorf("%s: template not extracted:\n%s", f, src.Template)
+		// The manifest is the template body alone: no metadata, no
+		// template field around it.
+		if strings.Contains(src.Manifest, `type: "workflow-step"`) || strings.HasPrefix(strings.TrimSpace(src.Manifest), "template:") {
+			t.Errorf("%s: template not extracted:\n%s", f, src.Manifest)
+		}
+		// The in-place template keeps the file's lines: each of its
+		// non-empty lines is the file's line of the same number.
+		if src.File != f {
+			t.Errorf("%s: File %q", f, src.File)
+		}
+		b, _ := os.ReadFile(f)
+		file := strings.Split(string(b), "\n")
+		for i, l := range strings.Split(src.Template, "\n") {
+			if strings.TrimSpace(l) != "" && (i >= len(file) || !strings.HasSuffix(file[i], strings.TrimLeft(l, " "))) {
+				t.Errorf("%s: line %d of the in-place template is %q, of the file %q", f, i+1, l, file[min(i, len(file)-1)])
+				break
+			}
 		}
 	}
 }

@@ -38,7 +38,7 @@ func InstallDir(ctx context.Context, c client.Client, dir, ns string) (int, erro
 		}
 		meta := metav1.ObjectMeta{Name: src.Name, Namespace: ns,
 			Annotations: map[string]string{"definition.oam.dev/description": src.Description}}
-		schematic := &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Template}}
+		schematic := &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: src.Manifest}}
 		var def client.Object = &v1beta1.WorkflowStepDefinition{ObjectMeta: meta, Spec: v1beta1.WorkflowStepDefinitionSpec{Schematic: schematic}}
 		if src.Type == "component" {
 			def = &v1beta1.ComponentDefinition{ObjectMeta: meta, Spec: v1beta1.ComponentDefinitionSpec{Schematic: schematic}}

@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"runtime"
 	"testing"
@@ -80,7 +79,7 @@ func TestCompileCacheEvictsLeastRecentlyUsed(t *testing.T) {
 func cachedName(t *testing.T, sh *shard, key [32]byte) string {
 	t.Helper()
 	for _, name := range []string{"a", "b", "c"} {
-		if key == sha256.Sum256([]byte(name+"\x00x: 1\n")) {
+		if key == (Definition{Name: name, Template: "x: 1\n"}).cacheKey() {
 			return name
 		}
 	}

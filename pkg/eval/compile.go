@@ -24,9 +24,23 @@ import (
 type Definition struct {
 	Name     string
 	Template string
+	// File is the file name positions in the template's errors give
+	// (default NAME.cue): a definition read from a file names the file.
+	File string `json:",omitempty"`
 }
 
-func (d Definition) filename() string { return d.Name + ".cue" }
+// cacheKey identifies a compiled template: the same text under another
+// name or file gives other positions.
+func (d Definition) cacheKey() [32]byte {
+	return sha256.Sum256([]byte(d.Name + "\x00" + d.File + "\x00" + d.Template))
+}
+
+func (d Definition) filename() string {
+	if d.File != "" {
+		return d.File
+	}
+	return d.Name + ".cue"
+}
 
 // Templates are written without a package clause, as in KubeVela. Each is
 // compiled as package stepPkg together with a second file that declares the
@@ -130,7 +144,7 @@ func (sh *shard) full() bool { return sh.builds >= 2*sh.maxCache }
 // compile returns the template's compiled value, from the cache when the
 // same definition was compiled before. Callers hold the shard's lock.
 func (sh *shard) compile(def Definition) (cue.Value, error) {
-	key := sha256.Sum256([]byte(def.Name + "\x00" + def.Template))
+	key := def.cacheKey()
 	if el, ok := sh.cache[key]; ok {
 		sh.lru.MoveToFront(el)
 		c := el.Value.(*compiled)

@@ -15,10 +15,17 @@ import (
 // the layout `vela def` uses: imports, a metadata field named after the
 // definition ({type: "workflow-step" or "component", description: ...})
 // and a template field. Type says which ("" for a bare template).
+//
+// Its Definition is the template as it stands in the file: File is the
+// file's name and Template keeps the file's lines and columns (what is not
+// imports or template body is blanked), so an error's position names the
+// file on disk and its real line. Manifest is the same template laid out
+// on its own, for a WorkflowStepDefinition's spec.schematic.cue.template.
 type DefinitionSource struct {
 	Definition
 	Type        string
 	Description string
+	Manifest    string
 }
 
 // ParseDefinitionSource reads a definition in `vela def` layout. A file
@@ -54,7 +61,8 @@ func ParseDefinitionSource(filename string, src []byte) (DefinitionSource, error
 		out = DefinitionSource{Definition: Definition{
 			Name:     strings.TrimSuffix(filepath.Base(filename), filepath.Ext(filename)),
 			Template: string(src),
-		}}
+			File:     filename,
+		}, Manifest: string(src)}
 		return out, nil
 	}
 	if out.Name == "" {
@@ -68,8 +76,41 @@ func ParseDefinitionSource(filename string, src []byte) (DefinitionSource, error
 	if err != nil {
 		return DefinitionSource{}, fmt.Errorf("%s: formatting template: %v", filename, err)
 	}
-	out.Template = string(b)
+	out.Manifest = string(b)
+	out.Template = inPlace(src, imports, template)
+	out.File = filename
 	return out, nil
+}
+
+// inPlace returns src with everything but the imports and the body of the
+// template struct blanked: a template whose positions are those of src.
+// Blanked characters become spaces (newlines stay), and trailing blanks
+// are trimmed from each line.
+func inPlace(src []byte, imports []ast.Decl, template *ast.StructLit) string {
+	keep := make([]bool, len(src))
+	mark := func(from, to int) {
+		for i := max(from, 0); i < min(to, len(src)); i++ {
+			keep[i] = true
+		}
+	}
+	for _, d := range imports {
+		mark(d.Pos().Offset(), d.End().Offset())
+	}
+	mark(template.Lbrace.Offset()+1, template.Rbrace.Offset())
+	out := make([]byte, len(src))
+	for i, c := range src {
+		switch {
+		case keep[i] || c == '\n':
+			out[i] = c
+		default:
+			out[i] = ' '
+		}
+	}
+	lines := strings.Split(string(out), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t\r")
+	}
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n") + "\n"
 }
 
 func stringField(st *ast.StructLit, name string) string {
