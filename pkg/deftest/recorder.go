@@ -21,8 +21,22 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	params  map[string]any
+	how     map[string]How
 	missing []string
 }
+
+// How says how a Recorder answered a call.
+type How string
+
+const (
+	// FromRecord: the call's result is the recorded one.
+	FromRecord How = "recorded"
+	// NotRun: the call had no recorded result and was not run.
+	NotRun How = "not run"
+	// Evaluated: a pure or control op (wait, suspend, fail, ...), which
+	// has no effect, ran as it would in a step.
+	Evaluated How = "evaluated"
+)
 
 var _ op.Runner = (*Recorder)(nil)
 
@@ -42,7 +56,7 @@ const (
 
 // NewRecorder returns a Recorder over the recorded results by call path.
 func NewRecorder(ops map[string]Recorded, unrecorded Unrecorded) *Recorder {
-	return &Recorder{ops: ops, unrecorded: unrecorded, params: map[string]any{}}
+	return &Recorder{ops: ops, unrecorded: unrecorded, params: map[string]any{}, how: map[string]How{}}
 }
 
 // Run implements op.Runner.
@@ -51,17 +65,25 @@ func (r *Recorder) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err != nil {
 		return op.Result{}, op.Permanent(fmt.Errorf("params of %s at %s: %w", call.Name, call.Path, err))
 	}
+	_, pure := call.Op.(op.Pure)
+	pure = pure || call.Class == op.Control
+	rec, ok := r.ops[call.Path]
 	r.mu.Lock()
 	r.params[call.Path] = params
+	switch {
+	case pure:
+		r.how[call.Path] = Evaluated
+	case ok:
+		r.how[call.Path] = FromRecord
+	default:
+		r.how[call.Path] = NotRun
+		r.missing = append(r.missing, call.Name.String()+" "+call.Path)
+	}
 	r.mu.Unlock()
-	if _, pure := call.Op.(op.Pure); pure || call.Class == op.Control {
+	if pure {
 		return op.Direct.Run(ctx, call)
 	}
-	rec, ok := r.ops[call.Path]
 	if !ok {
-		r.mu.Lock()
-		r.missing = append(r.missing, call.Name.String()+" "+call.Path)
-		r.mu.Unlock()
 		if r.unrecorded == SkipUnrecorded {
 			return op.Result{}, nil
 		}
@@ -91,6 +113,13 @@ func (r *Recorder) Unrecorded() []string {
 	out := append([]string(nil), r.missing...)
 	sort.Strings(out)
 	return out
+}
+
+// How says how the call at path was answered ("" if there was none).
+func (r *Recorder) How(path string) How {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.how[path]
 }
 
 // Params returns the decoded parameters of the call at path, as JSON data
