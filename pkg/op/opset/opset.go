@@ -14,6 +14,7 @@ import (
 	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/op/metrics"
+	"github.com/stepflow-dev/stepflow/pkg/op/query"
 	"github.com/stepflow-dev/stepflow/pkg/op/transform"
 )
 
@@ -43,6 +44,9 @@ func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Option
 		metrics.New(metrics.Options{Fence: http.Fence, ProxyFromEnvironment: http.ProxyFromEnvironment}),
 		// Configs (vela/config) are Secrets written as the step's identity.
 		config.New(clusters),
+		// An app's resources and the cluster names, read as the step's
+		// identity (list-clusters needs clusters to be a query.Lister).
+		query.New(clusters), query.NewMulticluster(clusters),
 	).Add(extra...)
 }
 
