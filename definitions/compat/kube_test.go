@@ -350,7 +350,10 @@ spec:
         namespace: `+ns+`
         labelselector: {app: test-app}
 `)
-	waitRun(t, ns, name, time.Minute, func(r *v1alpha1.WorkflowRun) bool { return r.Status.Suspend })
+	held := waitRun(t, ns, name, time.Minute, func(r *v1alpha1.WorkflowRun) bool { return r.Status.Suspend })
+	if s := wantStep(t, held, "count", v1alpha1.WorkflowStepPhaseSuspending); s.Message != "counting the Jobs" {
+		t.Errorf("the suspend step's message %q, want its message parameter", s.Message)
+	}
 	if got := countJobs(t, ns); len(got) != 5 {
 		t.Fatalf("before clean-jobs: Jobs %v, want 5", got)
 	}
