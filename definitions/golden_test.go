@@ -7,6 +7,7 @@ package definitions_test
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,7 +36,7 @@ func TestShippedDefinitions(t *testing.T) {
 		}
 		for _, file := range s.Cases {
 			n++
-			t.Run(s.Name+"/"+strings.TrimSuffix(file[strings.LastIndex(file, "/")+1:], ".txtar"), func(t *testing.T) {
+			t.Run(s.Name+"/"+strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
 				c, err := deftest.LoadCase(file)
 				if err != nil {
 					t.Fatal(err)
