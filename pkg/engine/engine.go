@@ -47,6 +47,9 @@ type Debug interface {
 type Evaluator interface {
 	Evaluate(ctx context.Context, req eval.Request) eval.Outcome
 	Condition(expr string, scope map[string]any) (bool, error)
+	// ValidateParameters checks steps' properties against their
+	// definitions' parameters: a run's first tick does, before any step.
+	ValidateParameters(checks []eval.ParameterCheck) error
 }
 
 var _ Evaluator = (*eval.Evaluator)(nil)
@@ -109,6 +112,14 @@ func Tick(ctx context.Context, in Input) (Result, error) {
 		if err := t.loadContext(); err != nil {
 			t.invalid(err)
 			return Result{Status: *t.st}, nil
+		}
+		if len(in.Run.Status.Steps) == 0 { // no step has begun: see checkProperties
+			if err := t.checkProperties(); errors.Is(err, eval.ErrInterrupted) {
+				return Result{}, fmt.Errorf("run %s/%s: %w", in.Run.Namespace, in.Run.Name, err)
+			} else if err != nil {
+				t.invalid(err)
+				return Result{Status: *t.st}, nil
+			}
 		}
 		t.advance(ctx)
 	}
