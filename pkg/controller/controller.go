@@ -193,7 +193,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	renderer := &component.Deferred{}
 	components := component.New(component.Options{Evaluator: renderer,
 		Types: func(ctx context.Context, ns string) component.Definitions {
-			return definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: o.SystemNamespace}.ForKind(ctx, ns, definition.ComponentKind)
+			return definition.Cluster{Reader: mgr.GetClient(), Live: mgr.GetAPIReader(), SystemNamespace: o.SystemNamespace}.ForKind(ctx, ns, definition.ComponentKind)
 		}})
 	// App ops read the step's own run and its configuration (a
 	// ConfigMap the cache does not hold) live; everything else as the
@@ -241,7 +241,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		Runs: &RunReconciler{
 			Client: mgr.GetClient(), Live: mgr.GetAPIReader(),
 			Evaluator: ev, Ops: op.Direct,
-			Definitions: definition.Cluster{Reader: mgr.GetClient(), SystemNamespace: o.SystemNamespace},
+			Definitions: definition.Cluster{Reader: mgr.GetClient(), Live: mgr.GetAPIReader(), SystemNamespace: o.SystemNamespace},
 			Recorder:    mgr.GetEventRecorderFor("stepflow"),
 			Logs:        o.Logs, Waker: waker, Metrics: metrics,
 			Now: o.Now, Parallelism: o.StepParallelism,

@@ -21,8 +21,14 @@ const DefaultSystemNamespace = "vela-system"
 // cache): the run's namespace first, then the system namespace. The
 // evaluator caches compiled templates by content, so a definition whose
 // generation changed is compiled again and an unchanged one is not.
+//
+// Live, when set, is read (straight from the API server) only when Reader
+// has the name in no namespace: a definition applied just before the run
+// that uses it may not have reached the cache yet, and failing the run
+// for a step type that exists would be wrong.
 type Cluster struct {
 	Reader          client.Reader
+	Live            client.Reader
 	SystemNamespace string
 }
 
@@ -67,25 +73,38 @@ func (l Lookup) Lookup(name string) (eval.Definition, error) {
 		kind = StepKind
 	}
 	namespaces := l.Namespaces()
+	def, found, err := l.find(l.c.Reader, kind, name, namespaces)
+	if err == nil && !found && l.c.Live != nil {
+		def, found, err = l.find(l.c.Live, kind, name, namespaces)
+	}
+	if err != nil || found {
+		return def, err
+	}
+	return eval.Definition{}, &NotFoundError{Kind: kind, Name: name, Namespaces: namespaces}
+}
+
+// find reads the definition name of kind through r from the first of
+// namespaces that has it.
+func (l Lookup) find(r client.Reader, kind Kind, name string, namespaces []string) (eval.Definition, bool, error) {
 	for _, ns := range namespaces {
 		def, err := kind.New()
 		if err != nil {
-			return eval.Definition{}, err
+			return eval.Definition{}, false, err
 		}
-		err = l.c.Reader.Get(l.ctx, types.NamespacedName{Namespace: ns, Name: name}, def)
+		err = r.Get(l.ctx, types.NamespacedName{Namespace: ns, Name: name}, def)
 		if apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return eval.Definition{}, fmt.Errorf("reading %s %s/%s: %w", kind, ns, name, err)
+			return eval.Definition{}, false, fmt.Errorf("reading %s %s/%s: %w", kind, ns, name, err)
 		}
 		src, err := FromObject(def)
 		if err != nil {
-			return eval.Definition{}, err
+			return eval.Definition{}, false, err
 		}
-		return src.Definition, nil
+		return src.Definition, true, nil
 	}
-	return eval.Definition{}, &NotFoundError{Kind: kind, Name: name, Namespaces: namespaces}
+	return eval.Definition{}, false, nil
 }
 
 // NotFoundError is a lookup that found no definition of its name in any

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
@@ -154,5 +155,36 @@ func TestFromObject(t *testing.T) {
 				t.Errorf("got %+v", src)
 			}
 		})
+	}
+}
+
+// A definition the cache has not seen yet (applied just before the run
+// that uses it) is read from the API server before the lookup says it is
+// not found; without a live reader the lookup does say so.
+func TestClusterLookupBehindCache(t *testing.T) {
+	ctx := context.Background()
+	ns := "lookup-lagging"
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fresh"}}
+	def.Spec.Schematic = &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: "x: 1\n"}}
+	if err := env.Client.Create(ctx, def); err != nil {
+		t.Fatal(err)
+	}
+	// A cache that has not caught up holds nothing.
+	behind := fake.NewClientBuilder().WithScheme(env.Scheme).Build()
+	got, err := definition.Cluster{Reader: behind, Live: env.Client}.For(ctx, ns).Lookup("fresh")
+	if err != nil || got.Template != "x: 1\n" {
+		t.Fatalf("with a live reader: %+v, %v", got, err)
+	}
+	_, err = definition.Cluster{Reader: behind}.For(ctx, ns).Lookup("fresh")
+	var nf *definition.NotFoundError
+	if !errors.As(err, &nf) {
+		t.Fatalf("without a live reader: %v, want NotFoundError", err)
+	}
+	_, err = definition.Cluster{Reader: behind, Live: env.Client}.For(ctx, ns).Lookup("missing")
+	if !errors.As(err, &nf) {
+		t.Fatalf("a name nowhere: %v, want NotFoundError", err)
 	}
 }
