@@ -497,7 +497,8 @@ spec:
 // test-step-group.yaml: Deployments and a ConfigMap applied by the
 // sub-steps of one group, then a group of two requests (to a local
 // server here). The group's sub-steps run side by side (DAG): one waiting
-// on a rollout that does not come does not hold the others back.
+// on a rollout that does not come does not hold the others back. A group
+// without sub-steps succeeds, as in KubeVela.
 func TestStepGroup(t *testing.T) {
 	ns := newNamespace(t, "compat-step-group")
 	var hits sync.Map
@@ -542,6 +543,7 @@ spec:
       subSteps:
       - {name: request1, type: request, properties: {url: "`+srv.URL+`/get", method: GET}}
       - {name: request2, type: request, properties: {url: "`+srv.URL+`/delay/2", method: GET}}
+    - {name: empty-group, type: step-group}
 `)
 	// app1 waits for a rollout; app2 and the ConfigMap do not wait for it.
 	held := waitRun(t, ns, name, time.Minute, func(r *v1alpha1.WorkflowRun) bool {
@@ -569,7 +571,7 @@ spec:
 	if run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
 		t.Fatalf("run %s: %s", run.Status.Phase, run.Status.Message)
 	}
-	for _, s := range []string{"parallel-deployments", "deploy-app1", "deploy-app2", "create-config", "parallel-requests", "request1", "request2"} {
+	for _, s := range []string{"parallel-deployments", "deploy-app1", "deploy-app2", "create-config", "parallel-requests", "request1", "request2", "empty-group"} {
 		wantStep(t, run, s, v1alpha1.WorkflowStepPhaseSucceeded)
 	}
 	for _, p := range []string{"/get", "/delay/2"} {
