@@ -14,6 +14,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/defschema"
 	"github.com/stepflow-dev/stepflow/pkg/engine"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 )
@@ -41,6 +42,9 @@ func (r *DefinitionReconciler) kind() definition.Kind {
 // and returns an *eval.OverrunError for a compile over its bounds.
 type Checker interface {
 	Check(def eval.Definition) error
+	// ParameterSchema derives the JSON Schema of the definition's
+	// parameter, kept on a WorkflowStepDefinition's status.
+	ParameterSchema(def eval.Definition) (*defschema.Schema, error)
 }
 
 // Evaluator is what the controller evaluates with: the engine's steps and
@@ -87,8 +91,9 @@ func (r *DefinitionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		rewritten = definition.RewrittenCondition(src.Definition, generation)
 		err = r.Evaluator.Check(src.Definition)
 	}
-	if errors.Is(err, eval.ErrInterrupted) {
-		return ctrl.Result{}, err // not the template's trouble: again, with backoff
+	schema := r.parameterSchema(def, src.Definition, err == nil, generation)
+	if errors.Is(err, eval.ErrInterrupted) || schema.retry != nil {
+		return ctrl.Result{}, errors.Join(err, schema.retry) // not the template's trouble: again, with backoff
 	}
 	if err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "TemplateError", err.Error()
@@ -99,7 +104,8 @@ func (r *DefinitionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if c := meta.FindStatusCondition(*status.Conditions, cond.Type); c != nil &&
 		c.Status == cond.Status && c.Message == cond.Message && *status.ObservedGeneration == generation &&
-		sameRewrites(meta.FindStatusCondition(*status.Conditions, definition.ConditionRewritten), rewritten) {
+		sameRewrites(meta.FindStatusCondition(*status.Conditions, definition.ConditionRewritten), rewritten) &&
+		schema.same(def) {
 		return ctrl.Result{}, nil
 	}
 	before := def.DeepCopyObject().(client.Object)
@@ -110,6 +116,7 @@ func (r *DefinitionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		meta.RemoveStatusCondition(status.Conditions, definition.ConditionRewritten)
 	}
 	*status.ObservedGeneration = generation
+	schema.set(def)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Status().Patch(ctx, def, client.MergeFrom(before)))
 }
 
