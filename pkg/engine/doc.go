@@ -67,6 +67,12 @@
 // Resuming the step that held a run suspended from outside leaves the run
 // suspended; a resume of the run clears both.
 //
+// Before any step has begun, a tick checks the properties of every step
+// against its definition's parameter (Evaluator.ValidateParameters, one
+// call for the whole run): a run whose properties do not fit fails there,
+// its message listing every problem, and no step has had an effect. A
+// field an input's parameterKey fills is not required yet.
+//
 // # Attempts
 //
 // Each attempt of a step has an id (status.steps[].id, the template's
