@@ -69,7 +69,7 @@ func (v *Value) Eval(expr string) (any, error) {
 	err := v.use(fmt.Sprintf("valueFrom %q", expr), func(sh *shard, scope cue.Value) {
 		// BuildExpr, not CompileString: a compiled string is kept in the
 		// context's index for good, and with it the whole scope value.
-		ast, err := parseExpr("valueFrom", expr)
+		ast, err := parseValueFrom(expr)
 		if err != nil {
 			evalErr = fmt.Errorf("%q: %v", expr, err)
 			return
