@@ -27,6 +27,7 @@ func newDefCmd(deps Deps, g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "def", Short: "Work with step definitions (WorkflowStepDefinitions)"}
 	cmd.AddCommand(newDefApplyCmd(deps, g), newDefGetCmd(deps, g), newDefListCmd(deps, g), newDefVetCmd(deps, g))
 	cmd.AddCommand(newDefDocCmd(deps, g))
+	cmd.AddCommand(newDefTestCmd(deps, g), newDefRenderCmd(deps, g), newDefInitCmd(deps))
 	return cmd
 }
 
@@ -278,7 +279,6 @@ after a rewrite: each rewrite is printed as a warning with its position.`,
 
 // vetSources reads the definitions of one file for def vet.
 func vetSources(path string, stdin io.Reader) ([]eval.Definition, error) {
-	objs, err := readDefinitions(path, stdin)
 	if strings.ToLower(filepath.Ext(path)) == ".cue" {
 		// Read in place, so positions name the file and its real lines.
 		src, err := definition.FromFile(path)
@@ -287,6 +287,7 @@ func vetSources(path string, stdin io.Reader) ([]eval.Definition, error) {
 		}
 		return []eval.Definition{src.Definition}, nil
 	}
+	objs, err := readDefinitions(path, stdin)
 	if err != nil {
 		return nil, err
 	}
