@@ -209,7 +209,6 @@ func jobYAML(name string, completions int) string {
 // fails fails its step and the run, and the step after it does not run.
 func TestApplyJob(t *testing.T) {
 	ns := newNamespace(t, "compat-apply-job")
-	jc := startJobController(t, ns, func(j *batchv1.Job) bool { return !strings.HasPrefix(j.Name, "broken") })
 	name := runYAML(t, ns, `
 metadata: {name: batch-jobs}
 spec:
@@ -229,6 +228,25 @@ spec:
       type: apply-job
       properties:`+jobYAML("job3", 1)+`
 `)
+	// Until a Job controller judges them, both Jobs of the group are
+	// applied and their steps wait.
+	held := waitRun(t, ns, name, time.Minute, func(r *v1alpha1.WorkflowRun) bool {
+		waiting := 0
+		for _, s := range r.Status.Steps {
+			for _, sub := range s.SubStepsStatus {
+				if strings.HasPrefix(sub.Message, "waiting for Job "+sub.Name+": 0 of") {
+					waiting++
+				}
+			}
+		}
+		return waiting == 2
+	})
+	wantStep(t, held, "group", v1alpha1.WorkflowStepPhaseRunning)
+	if got := countJobs(t, ns); strings.Join(got, ",") != "job1,job2" {
+		t.Fatalf("while the group waits: Jobs %v, want job1 and job2", got)
+	}
+	jc := startJobController(t, ns, func(j *batchv1.Job) bool { return !strings.HasPrefix(j.Name, "broken") })
+
 	run := waitFinished(t, ns, name)
 	if run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
 		t.Fatalf("run %s: %s", run.Status.Phase, run.Status.Message)
@@ -425,14 +443,6 @@ func TestBuildPushImage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var mu sync.Mutex
-	built := map[string]*batchv1.Job{}
-	startJobController(t, ns, func(j *batchv1.Job) bool {
-		mu.Lock()
-		built[j.Labels["workflow.oam.dev/name"]] = j.DeepCopy()
-		mu.Unlock()
-		return !strings.Contains(strings.Join(j.Spec.Template.Spec.Containers[0].Args, " "), "--destination=registry.local/broken")
-	})
 	build := func(run, image string) string {
 		return runYAML(t, ns, `
 metadata: {name: `+run+`}
@@ -451,6 +461,18 @@ spec:
 `)
 	}
 	name := build("build-push-image", "registry.local/simple-web-demo:v1")
+	// No kubelet runs the build yet: the step waits on its Job.
+	waitRun(t, ns, name, time.Minute, func(r *v1alpha1.WorkflowRun) bool {
+		return len(r.Status.Steps) == 1 && strings.HasPrefix(r.Status.Steps[0].Message, "building registry.local/simple-web-demo:v1 in Job build-push-image-")
+	})
+	var mu sync.Mutex
+	built := map[string]*batchv1.Job{}
+	startJobController(t, ns, func(j *batchv1.Job) bool {
+		mu.Lock()
+		built[j.Labels["workflow.oam.dev/name"]] = j.DeepCopy()
+		mu.Unlock()
+		return !strings.Contains(strings.Join(j.Spec.Template.Spec.Containers[0].Args, " "), "--destination=registry.local/broken")
+	})
 	run := waitFinished(t, ns, name)
 	if run.Status.Phase != v1alpha1.WorkflowRunSucceeded {
 		t.Fatalf("run %s: %s", run.Status.Phase, run.Status.Message)
