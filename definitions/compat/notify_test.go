@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -516,5 +517,243 @@ spec:
 		if s := wantStep(t, run, step, v1alpha1.WorkflowStepPhaseSucceeded); s.Message != want {
 			t.Errorf("%s's message %q, want %q", step, s.Message, want)
 		}
+	}
+}
+
+// chatGPT is a fixture with the constructs of KubeVela's chat-gpt step
+// type (flat dialect: a token from a value or a Secret through op.#Steps,
+// op.#Read and op.#ConvertString; a POST of a prompt built from the
+// input; the response parsed, a failure message read from it, the answer
+// as result and logged), posting to a URL the run gives instead of
+// OpenAI's.
+const chatGPT = `import (
+	"vela/op"
+	"encoding/json"
+	"encoding/base64"
+)
+
+token: op.#Steps & {
+	if parameter.token.value != _|_ {
+		value: parameter.token.value
+	}
+	if parameter.token.secretRef != _|_ {
+		read: op.#Read & {
+			value: {
+				apiVersion: "v1"
+				kind:       "Secret"
+				metadata: {name: parameter.token.secretRef.name, namespace: context.namespace}
+			}
+		}
+		decoded: op.#ConvertString & {bt: base64.Decode(null, read.value.data[parameter.token.secretRef.key])}
+		value: decoded.str
+	}
+}
+_content: [
+	if parameter.prompt.type == "custom" {parameter.prompt.content},
+	if parameter.prompt.type == "audit" {"""
+		Inspect this Kubernetes object for security misconfigurations.
+		Answer in \(parameter.prompt.lang).
+		---
+		\(json.Marshal(parameter.prompt.content))
+		"""},
+	if parameter.prompt.type == "diagnose" {"""
+		What is wrong with this Kubernetes object? Answer in \(parameter.prompt.lang).
+		---
+		\(json.Marshal(parameter.prompt.content))
+		"""},
+][0]
+http: op.#HTTPDo & {
+	method: "POST"
+	url:    parameter.url
+	request: {
+		timeout: parameter.timeout
+		body: json.Marshal({model: parameter.model, messages: [{role: "user", content: _content}]})
+		header: {
+			"Content-Type": "application/json"
+			Authorization:  "Bearer \(token.value)"
+		}
+	}
+}
+response: json.Unmarshal(http.response.body)
+fail: op.#Steps & {
+	if http.response.statusCode >= 400 {
+		requestFail: op.#Fail & {
+			message: "\(http.response.statusCode): failed to request: \(response.error.message)"
+		}
+	}
+}
+result: response.choices[0].message.content
+log: op.#Log & {data: result}
+parameter: {
+	url: string
+	token: close({value: string}) | close({secretRef: {name: string, key: string}})
+	model: *"gpt-3.5-turbo" | string
+	prompt: {
+		type:    *"custom" | "diagnose" | "audit"
+		lang:    *"English" | "Chinese"
+		content: string | {...}
+	}
+	timeout: *"30s" | string
+}
+`
+
+// chat-gpt.yaml: an applied object goes, as an output, into an audit by
+// an OpenAI-like API whose token is in a Secret; the diagnose step, for a
+// failed apply, is skipped. The API is asked once, with the token and a
+// prompt holding the object, and its answer reaches the next step.
+func TestChatGPT(t *testing.T) {
+	ns := newNamespace(t, "compat-chat-gpt")
+	installSteps(t, ns, map[string]string{"chat-gpt": chatGPT})
+	createSecret(t, ns, "chat-gpt-token-secret", map[string]string{"token": "sk-test"})
+	openai := newHook(t)
+	openai.reply = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		if r.Header.Get("Authorization") != "Bearer sk-test" {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":{"message":"Incorrect API key provided"}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"choices":[{"message":{"role":"assistant","content":"没有发现问题"}}]}`)
+	}
+	name := runYAML(t, ns, fmt.Sprintf(`
+metadata: {name: chat-gpt}
+spec:
+  workflowSpec:
+    steps:
+    - name: apply
+      type: apply-object
+      properties:
+        value: {apiVersion: v1, kind: ConfigMap, metadata: {name: audited}, data: {password: hunter2}}
+      outputs:
+      - {name: resource, valueFrom: apply.$returns.value}
+    - name: chat-diagnose
+      if: status.apply.failed
+      type: chat-gpt
+      inputs: [{from: resource, parameterKey: prompt.content}]
+      properties: {url: "%[1]s/v1/chat/completions", token: {value: wrong}, prompt: {type: diagnose}}
+    - name: chat-audit
+      if: status.apply.succeeded
+      type: chat-gpt
+      inputs: [{from: resource, parameterKey: prompt.content}]
+      outputs: [{name: answer, valueFrom: result}]
+      properties:
+        url: "%[1]s/v1/chat/completions"
+        token: {secretRef: {name: chat-gpt-token-secret, key: token}}
+        prompt: {type: audit, lang: Chinese}
+    - name: show
+      type: print-message-in-status
+      inputs: [{from: answer, parameterKey: message}]
+`, openai.URL))
+	run := waitFinished(t, ns, name)
+	wantRun(t, run, v1alpha1.WorkflowRunSucceeded)
+	wantStep(t, run, "chat-diagnose", v1alpha1.WorkflowStepPhaseSkipped)
+	wantStep(t, run, "chat-audit", v1alpha1.WorkflowStepPhaseSucceeded)
+	if s := wantStep(t, run, "show", v1alpha1.WorkflowStepPhaseSucceeded); s.Message != "没有发现问题" {
+		t.Errorf("the answer reached the next step as %q", s.Message)
+	}
+	r := openai.only(t, "the OpenAI-like API")
+	var body struct {
+		Model    string `json:"model"`
+		Messages []struct{ Role, Content string }
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil || len(body.Messages) != 1 {
+		t.Fatalf("request body %s: %v", r.Body, err)
+	}
+	c := body.Messages[0].Content
+	if body.Model != "gpt-3.5-turbo" || body.Messages[0].Role != "user" || !strings.Contains(c, "security misconfigurations") ||
+		!strings.Contains(c, "Answer in Chinese") || !strings.Contains(c, `"name":"audited"`) {
+		t.Errorf("request: model %q, message %q", body.Model, c)
+	}
+}
+
+// checkMetrics is a fixture with the constructs of KubeVela's
+// check-metrics step type: metrics.#PromCheck, a fail on its failed and a
+// wait on its result, each with its message.
+const checkMetrics = `import (
+	"vela/builtin"
+	"vela/metrics"
+)
+
+check: metrics.#PromCheck & {
+	$params: {
+		query: parameter.query
+		if parameter.metricEndpoint != _|_ {
+			metricEndpoint: parameter.metricEndpoint
+		}
+		condition:    parameter.condition
+		duration:     parameter.duration
+		failDuration: parameter.failDuration
+	}
+}
+fail: {
+	if check.$returns.failed {
+		breakWorkflow: builtin.#Fail & {$params: message: check.$returns.message}
+	}
+}
+wait: builtin.#ConditionalWait & {
+	$params: {
+		continue: check.$returns.result
+		message:  check.$returns.message
+	}
+}
+parameter: {
+	query:           string
+	metricEndpoint?: string
+	condition:       *">=1" | string
+	duration:        *"5m" | string
+	failDuration:    *"2m" | string
+}
+`
+
+// check-metrics against a Prometheus-shaped fake: a healthy ratio holds
+// for the duration and the step succeeds; an unhealthy one fails the step
+// after failDuration. Each evaluation queries once; the step waits
+// between them.
+func TestCheckMetrics(t *testing.T) {
+	ns := newNamespace(t, "compat-check-metrics")
+	installSteps(t, ns, map[string]string{"check-metrics": checkMetrics})
+	var mu sync.Mutex
+	queries := map[string]int{}
+	prom := newHook(t)
+	prom.reply = func(w http.ResponseWriter, r *http.Request, body []byte) {
+		_ = r.ParseForm()
+		q := r.Form.Get("query")
+		if q == "" {
+			// A POST's form was read by the hook already.
+			if vals, err := url.ParseQuery(string(body)); err == nil {
+				q = vals.Get("query")
+			}
+		}
+		mu.Lock()
+		queries[q]++
+		mu.Unlock()
+		value := "0.1"
+		if q == "sum(healthy)" {
+			value = "0.99"
+		}
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,%q]}]}}`, value)
+	}
+	name := runYAML(t, ns, fmt.Sprintf(`
+metadata: {name: check}
+spec:
+  workflowSpec:
+    steps:
+    - name: healthy
+      type: check-metrics
+      properties: {query: 'sum(healthy)', metricEndpoint: "%[1]s", condition: ">=0.95", duration: 2s, failDuration: 1m}
+    - name: unhealthy
+      type: check-metrics
+      properties: {query: 'sum(unhealthy)', metricEndpoint: "%[1]s", condition: ">=0.95", duration: 1m, failDuration: 2s}
+`, prom.URL))
+	run := waitFinished(t, ns, name)
+	wantRun(t, run, v1alpha1.WorkflowRunFailed)
+	wantStep(t, run, "healthy", v1alpha1.WorkflowStepPhaseSucceeded)
+	s := wantStep(t, run, "unhealthy", v1alpha1.WorkflowStepPhaseFailed)
+	if !strings.Contains(s.Message, "The metric check has failed") || !strings.Contains(s.Message, `does not meet ">=0.95"`) {
+		t.Errorf("unhealthy's message %q", s.Message)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if queries["sum(healthy)"] < 2 || queries["sum(unhealthy)"] < 2 {
+		t.Errorf("queries %v: each check must have been evaluated at least twice (first seen, then held long enough)", queries)
 	}
 }
