@@ -13,6 +13,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op/helm"
 	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
+	"github.com/stepflow-dev/stepflow/pkg/op/kubevela"
 	"github.com/stepflow-dev/stepflow/pkg/op/metrics"
 	"github.com/stepflow-dev/stepflow/pkg/op/query"
 	"github.com/stepflow-dev/stepflow/pkg/op/transform"
@@ -47,6 +48,8 @@ func Standard(clusters kube.Clusters, observer kube.Observer, http httpop.Option
 		// An app's resources and the cluster names, read as the step's
 		// identity (list-clusters needs clusters to be a query.Lister).
 		query.New(clusters), query.NewMulticluster(clusters),
+		// vela/op's KubeVela-only ops, each failing saying what it needs.
+		kubevela.New(),
 	).Add(extra...)
 }
 

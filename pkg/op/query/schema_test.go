@@ -81,6 +81,29 @@ c: multicluster.#ListClusters
 	}
 }
 
+// KubeVela's flat op.#ListClusters fills outputs.
+func TestFlatListClusters(t *testing.T) {
+	ev, err := eval.New(eval.Options{Ops: op.NewRegistry().Add(query.NewMulticluster(kube.Local(nil)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := ev.Evaluate(context.Background(), eval.Request{
+		Definition: eval.Definition{Name: "clusters", Template: `
+import "vela/op"
+c: op.#ListClusters
+n: len(c.outputs.clusters)
+`},
+		Step:    op.Step{RunName: "r", Namespace: "default", StepName: "s", StepID: "s-1"},
+		Outputs: []string{"n"},
+	})
+	if out.Phase != eval.Succeeded || len(out.Outputs) != 1 || out.Outputs[0].Err != nil {
+		t.Fatalf("outcome %s: %s %+v", out.Phase, out.Message, out.Outputs)
+	}
+	if d := cmp.Diff(int64(0), out.Outputs[0].Value); d != "" {
+		t.Errorf("n (-want +got):\n%s", d)
+	}
+}
+
 // An op only KubeVela core can answer fails the step, naming it.
 func TestUnsupportedThroughTheEvaluator(t *testing.T) {
 	ev, err := eval.New(eval.Options{Ops: op.NewRegistry().Add(query.New(kube.Local(nil)))})
