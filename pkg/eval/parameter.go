@@ -13,6 +13,7 @@ import (
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/format"
 	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
 	"cuelang.org/go/encoding/jsonschema"
 
 	"github.com/stepflow-dev/stepflow/pkg/defschema"
@@ -379,13 +380,33 @@ func missing(filled, schema cue.Value, path []string, later map[string]bool, max
 		if len(path) == 0 || filled.IsConcrete() || filled.Err() != nil {
 			return // an error there is reported as such
 		}
-		if _, ok := filled.Default(); ok {
+		if _, ok := filled.Default(); ok || declaresDefault(lookupSchema(schema, path)) {
 			// A default that is not concrete yet (*context.name | string)
-			// is the template's to decide.
+			// is the template's to decide. Value.Default does not see one
+			// that refers to context, which the check does not fill.
 			return
 		}
 		report(path, expected(schema, path, ""))
 	}
+}
+
+// declaresDefault reports whether field v is written with a default
+// marked in its disjunction (*a | b).
+func declaresDefault(v cue.Value) bool {
+	f, ok := v.Source().(*ast.Field)
+	return ok && markedDefault(f.Value)
+}
+
+func markedDefault(e ast.Expr) bool {
+	switch x := e.(type) {
+	case *ast.UnaryExpr:
+		return x.Op == token.MUL
+	case *ast.ParenExpr:
+		return markedDefault(x.X)
+	case *ast.BinaryExpr:
+		return x.Op == token.OR && (markedDefault(x.X) || markedDefault(x.Y))
+	}
+	return false
 }
 
 // underLater reports whether path is, or is inside, a path an input fills.
