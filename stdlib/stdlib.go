@@ -1,7 +1,8 @@
 // Package stdlib holds the CUE schemas of the ops, the single source of truth
 // for their parameters and results, embedded into the binary. Templates
 // import them as "vela/kube", "vela/http", "vela/builtin", "vela/util",
-// "vela/component", "vela/helm" (ops that take $params and fill $returns)
+// "vela/component", "vela/helm", "vela/email", "vela/metrics" (ops that
+// take $params and fill $returns)
 // and "vela/op" (the flat dialect of the same ops).
 package stdlib
 

@@ -19,7 +19,8 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op/transform"
 )
 
-// Standard returns builtin, log, kube, http, helm and transform ops, and the
+// Standard returns builtin, log, kube, http, helm, transform, email and
+// metrics ops (the last two dial through http's fence), and the
 // families in extra (app ops and component rendering, built with what they
 // need: appop.New, component.New). Kube
 // ops and the HTTP op's Secrets resolve through clusters; observer, if not
