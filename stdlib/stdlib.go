@@ -1,7 +1,7 @@
 // Package stdlib holds the CUE schemas of the ops, the single source of truth
 // for their parameters and results, embedded into the binary. Templates
 // import them as "vela/kube", "vela/http", "vela/builtin", "vela/util",
-// "vela/component", "vela/helm", "vela/email", "vela/metrics" (ops that
+// "vela/component", "vela/helm", "vela/email", "vela/metrics", "vela/config" (ops that
 // take $params and fill $returns)
 // and "vela/op" (the flat dialect of the same ops).
 package stdlib
