@@ -420,8 +420,10 @@ func (ev *evaluation) prepare() {
 		return
 	}
 	if err := v.Validate(); err != nil {
-		ev.failf(ReasonTemplate, "%s", describe(err))
-		return
+		if err := undecided(err, v, ev.req.Definition); err != nil {
+			ev.failf(ReasonTemplate, "%s", describe(err))
+			return
+		}
 	}
 	ev.v = v
 	ev.out.Value = ev.value()
@@ -484,8 +486,10 @@ func (ev *evaluation) plan() (p plan) {
 		params := o.NewParams()
 		if err := decodeParams(s.params, params); err != nil {
 			if verr := s.params.Validate(); verr != nil {
-				ev.failf(ReasonTemplate, "op %s at %s: %s", s.name, s.key, describe(verr))
-				return
+				if verr = undecided(verr, ev.v, ev.req.Definition); verr != nil {
+					ev.failf(ReasonTemplate, "op %s at %s: %s", s.name, s.key, describe(verr))
+					return
+				}
 			}
 			p.pending = append(p.pending, pendingCall{site: s, err: err})
 			if o.Class(o.NewParams()) == op.Control {
@@ -664,8 +668,10 @@ func (ev *evaluation) stuck(pending []pendingCall) {
 // succeed ends the evaluation once every call has run.
 func (ev *evaluation) succeed() {
 	if err := ev.v.Validate(); err != nil {
-		ev.failf(ReasonTemplate, "%s", describe(err))
-		return
+		if err := undecided(err, ev.v, ev.req.Definition); err != nil {
+			ev.failf(ReasonTemplate, "%s", describe(err))
+			return
+		}
 	}
 	// Fields left incomplete are fine (unused schema parts), except a
 	// reference cycle, which can never resolve.

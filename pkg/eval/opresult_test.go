@@ -143,3 +143,74 @@ func TestFieldAbsentFromOpResultWaits(t *testing.T) {
 		})
 	}
 }
+
+// applyFromParameter is KubeVela's apply-app: the object comes from the
+// properties into a call inside op.#Steps, and the wait reads fields the
+// properties lack (status, metadata.generation). CUE closes the data
+// inside the definitions, so before the result is in, those references
+// are "undefined field" errors rather than incomplete values.
+const applyFromParameter = `
+import "vela/op"
+
+app: op.#Steps & {
+	if parameter.data != _|_ {
+		apply: op.#Apply & {value: parameter.data}
+	}
+}
+wait: op.#ConditionalWait & {
+	continue: app.apply.value.status.status == "running" && app.apply.value.status.observedGeneration == app.apply.value.metadata.generation
+}
+parameter: close({data?: {...}}) | close({ref?: {name: string}})
+`
+
+// typoNotThroughCall misspells a field of a struct that is no op call:
+// still a template error, at once.
+const typoNotThroughCall = `
+import "vela/op"
+
+#Target: {name: string, port: int}
+target: #Target & {name: "web", port: 80}
+apply: op.#Apply & {value: {apiVersion: "v1", kind: "ConfigMap", metadata: name: target.nmae}}
+`
+
+func TestDataPassedIntoACallWaitsForItsResult(t *testing.T) {
+	props := map[string]any{"data": map[string]any{
+		"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "metadata": map[string]any{"name": "first"}}}
+	result := func(status string) string {
+		s := `{"value": {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "metadata": {"name": "first", "generation": 2}`
+		if status != "" {
+			s += `, "status": ` + status
+		}
+		return s + `}}`
+	}
+	cases := []struct {
+		name, template, returns string
+		want                    eval.Phase
+		wantMessage             string
+	}{
+		{"no status yet", applyFromParameter, result(""), eval.Waiting, "undefined field: status"},
+		{"not observed yet", applyFromParameter, result(`{"status": "running", "observedGeneration": 1}`), eval.Waiting, ""},
+		{"running, observed", applyFromParameter, result(`{"status": "running", "observedGeneration": 2}`), eval.Succeeded, ""},
+		{"a typo elsewhere still fails", typoNotThroughCall, result(""), eval.Failed, "undefined field: nmae"},
+	}
+	ev := newEvaluator(t, 0)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stubs map[string]stub
+			mustJSON(t, []byte(`{"app.apply": {"returns": `+c.returns+`}, "apply": {"returns": `+c.returns+`}}`), &stubs)
+			runner := &stubRunner{stubs: stubs}
+			out := ev.Evaluate(context.Background(), eval.Request{
+				Definition: eval.Definition{Name: "apply-app", Template: c.template},
+				Parameters: props,
+				Step:       op.Step{RunName: "run", Namespace: "default", StepName: "step1", StepID: "step1-abc"},
+				Runner:     runner,
+			})
+			if out.Phase != c.want {
+				t.Fatalf("outcome = %s (%s: %s), want %s", out.Phase, out.Reason, out.Message, c.want)
+			}
+			if !strings.Contains(out.Message, c.wantMessage) {
+				t.Errorf("message = %q, want it to contain %q", out.Message, c.wantMessage)
+			}
+		})
+	}
+}
