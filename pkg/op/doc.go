@@ -11,7 +11,8 @@
 // Each op family lives in its own package under pkg/op (http, kube, builtin,
 // transform; component, which renders a component through its
 // ComponentDefinition; helm, which renders a chart; appop, the "app" ops
-// over a run's application) and is constructed with its dependencies;
+// over a run's application; config, KubeVela's configs stored as Secrets)
+// and is constructed with its dependencies;
 // nothing registers
 // itself. cmd/ builds a Registry from the families it wants and passes it
 // down. Op implementations never import CUE: parameters arrive decoded and
