@@ -704,13 +704,42 @@ parameter: {
 }
 `
 
+// checkMetricsFlat is checkMetrics in the legacy flat dialect
+// (op.#PromCheck, its results in result, failed and message).
+const checkMetricsFlat = `import "vela/op"
+
+check: op.#PromCheck & {
+	query:          parameter.query
+	metricEndpoint: parameter.metricEndpoint
+	condition:      parameter.condition
+	duration:       parameter.duration
+	failDuration:   parameter.failDuration
+}
+fail: op.#Steps & {
+	if check.failed {
+		breakWorkflow: op.#Fail & {message: check.message}
+	}
+}
+wait: op.#ConditionalWait & {
+	continue: check.result
+	message:  check.message
+}
+parameter: {
+	query:          string
+	metricEndpoint: string
+	condition:      string
+	duration:       string
+	failDuration:   string
+}
+`
+
 // check-metrics against a Prometheus-shaped fake: a healthy ratio holds
 // for the duration and the step succeeds; an unhealthy one fails the step
-// after failDuration. Each evaluation queries once; the step waits
-// between them.
+// after failDuration (this one written in the flat dialect). Each
+// evaluation queries once; the step waits between them.
 func TestCheckMetrics(t *testing.T) {
 	ns := newNamespace(t, "compat-check-metrics")
-	installSteps(t, ns, map[string]string{"check-metrics": checkMetrics})
+	installSteps(t, ns, map[string]string{"check-metrics": checkMetrics, "check-metrics-flat": checkMetricsFlat})
 	var mu sync.Mutex
 	queries := map[string]int{}
 	prom := newHook(t)
@@ -741,7 +770,7 @@ spec:
       type: check-metrics
       properties: {query: 'sum(healthy)', metricEndpoint: "%[1]s", condition: ">=0.95", duration: 2s, failDuration: 1m}
     - name: unhealthy
-      type: check-metrics
+      type: check-metrics-flat
       properties: {query: 'sum(unhealthy)', metricEndpoint: "%[1]s", condition: ">=0.95", duration: 1m, failDuration: 2s}
 `, prom.URL))
 	run := waitFinished(t, ns, name)
