@@ -113,15 +113,17 @@ func Tick(ctx context.Context, in Input) (Result, error) {
 			t.invalid(err)
 			return Result{Status: *t.st}, nil
 		}
-		if len(in.Run.Status.Steps) == 0 { // no step has begun: see checkProperties
-			if err := t.checkProperties(); errors.Is(err, eval.ErrInterrupted) {
-				return Result{}, fmt.Errorf("run %s/%s: %w", in.Run.Namespace, in.Run.Name, err)
-			} else if err != nil {
-				t.invalid(err)
-				return Result{Status: *t.st}, nil
-			}
+		switch err := t.checkProperties(); {
+		case errors.Is(err, eval.ErrInterrupted):
+			// The evaluator's trouble, not the properties': no step
+			// begins now, and the check is done again shortly.
+			t.wakeAt(t.now.Add(interruptedDelay))
+		case err != nil:
+			t.invalid(err)
+			return Result{Status: *t.st}, nil
+		default:
+			t.advance(ctx)
 		}
-		t.advance(ctx)
 	}
 	t.summarize()
 	if in.Journal != nil {

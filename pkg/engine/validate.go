@@ -8,7 +8,8 @@ import (
 )
 
 // checkProperties checks every step's properties against its definition's
-// parameter before any step has begun, so that a run whose properties do
+// parameter while no step has begun (the run's status has no steps), so
+// that a run whose properties do
 // not fit fails at once with all its problems listed, instead of step by
 // step after the earlier steps have had their effects. It is one
 // evaluator call for the whole run (the definitions are compiled and
@@ -19,8 +20,12 @@ import (
 // whose template does not compile is left to fail when it runs, as it
 // would without this check; so is a check the evaluator could not finish
 // over its bounds. An interrupted check (eval.ErrInterrupted: the
-// evaluator's trouble) is returned, and the tick is tried again.
+// evaluator's trouble) is returned: no step begins, and the next tick
+// checks again.
 func (t *tick) checkProperties() error {
+	if len(t.in.Run.Status.Steps) > 0 {
+		return nil
+	}
 	var checks []eval.ParameterCheck
 	for _, s := range t.g.All() {
 		if s.IsGroup() {

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -137,5 +138,64 @@ func TestPropertiesAreCheckedBeforeAnyStep(t *testing.T) {
 				t.Errorf("message lists %d problems, want %d: %s", n, len(tc.want), st.Message)
 			}
 		})
+	}
+}
+
+// flakyValidator reports the first n checks of properties interrupted, as
+// a pool does when its workers keep dying, then checks for real.
+type flakyValidator struct {
+	*eval.Evaluator
+	n atomic.Int32
+}
+
+func (e *flakyValidator) ValidateParameters(checks []eval.ParameterCheck) error {
+	if e.n.Add(-1) >= 0 {
+		return fmt.Errorf("checking the steps' properties: %w: worker died", eval.ErrInterrupted)
+	}
+	return e.Evaluator.ValidateParameters(checks)
+}
+
+// A check the evaluator could not finish for its own reasons neither
+// fails the run nor lets a step begin unchecked: the tick starts nothing
+// and asks to be woken shortly, and the next tick checks again.
+func TestInterruptedPropertiesCheckIsDoneAgain(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	reg := op.NewRegistry().Add(builtin.New(), httpop.New(httpop.Options{}))
+	inner, err := eval.New(eval.Options{Ops: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &flakyValidator{Evaluator: inner}
+	ev.n.Store(1)
+	defs := engine.DefinitionMap{"post": {Name: "post", Template: postDef}}
+	steps := []v1alpha1.WorkflowStep{{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "p", Type: "post",
+		Properties: &runtime.RawExtension{Raw: []byte(fmt.Sprintf(`{"url": %q}`, srv.URL))}}}}
+	run := &v1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Name: "flaky", Namespace: "ns", UID: "uid-flaky"}}
+	run.Spec.WorkflowSpec = &v1alpha1.WorkflowSpec{Steps: steps}
+	tick := func() engine.Result {
+		t.Helper()
+		j, err := journal.Open(context.Background(), journal.NewMemory(), journal.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := engine.Tick(context.Background(), engine.Input{Run: run, Steps: steps, Definitions: defs, Evaluator: ev,
+			Ops: op.Direct, Journal: j, Now: func() time.Time { return t0 }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := tick()
+	if res.Status.Finished || len(res.Status.Steps) != 0 || hits.Load() != 0 {
+		t.Fatalf("after an interrupted check: finished %v, steps %+v, %d requests", res.Status.Finished, res.Status.Steps, hits.Load())
+	}
+	if !res.WakeAt.Equal(t0.Add(time.Second)) {
+		t.Errorf("wake at %s, want a second after the tick", res.WakeAt)
+	}
+	run.Status = res.Status
+	if res = tick(); res.Status.Phase != v1alpha1.WorkflowRunSucceeded || hits.Load() != 1 {
+		t.Fatalf("the next tick: run %s (%s), %d requests", res.Status.Phase, res.Status.Message, hits.Load())
 	}
 }
