@@ -3,6 +3,7 @@ package email
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net/mail"
@@ -34,6 +35,9 @@ type Options struct {
 	// netfence.Default(). Give it the HTTP family's Policy so that both
 	// reach the same destinations.
 	Fence *netfence.Policy
+	// RootCAs verify the SMTP server's certificate (STARTTLS, port 465);
+	// nil means the system's roots.
+	RootCAs *x509.CertPool
 	// Timeout bounds one SMTP session; zero means DefaultTimeout.
 	Timeout time.Duration
 	// Now is the clock of the Date header; nil means time.Now.
@@ -44,6 +48,7 @@ type Options struct {
 type Family struct {
 	secrets SecretReader
 	fence   *netfence.Policy
+	roots   *x509.CertPool
 	timeout time.Duration
 	now     func() time.Time
 }
@@ -52,7 +57,7 @@ var _ op.Family = (*Family)(nil)
 
 // New returns a Family with the given dependencies.
 func New(opts Options) *Family {
-	f := &Family{secrets: opts.Secrets, fence: opts.Fence, timeout: opts.Timeout, now: opts.Now}
+	f := &Family{secrets: opts.Secrets, fence: opts.Fence, roots: opts.RootCAs, timeout: opts.Timeout, now: opts.Now}
 	if f.fence == nil {
 		f.fence = netfence.Default()
 	}

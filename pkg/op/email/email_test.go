@@ -261,3 +261,26 @@ func closedPort(t *testing.T) int {
 	_ = l.Close()
 	return port
 }
+
+// A server that offers STARTTLS gets the session over TLS, its
+// certificate verified (here against the test's own root); a certificate
+// that does not verify fails the call for good, before AUTH sends the
+// password.
+func TestStartTLS(t *testing.T) {
+	srv, roots := emailtest.StartTLS(t, "bot@example.com", password)
+	trusting := email.New(email.Options{RootCAs: roots})
+	if _, err := op.Direct.Run(context.Background(), newCall(trusting, params(srv), testStep)); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := srv.Messages(); len(msgs) != 1 || !msgs[0].TLS || msgs[0].User != "bot@example.com" {
+		t.Fatalf("messages %+v; want one, authenticated, over TLS", msgs)
+	}
+
+	_, err := op.Direct.Run(context.Background(), newCall(email.New(email.Options{}), params(srv), testStep))
+	if err == nil || !op.IsPermanent(err) || !strings.Contains(err.Error(), "STARTTLS") {
+		t.Errorf("an untrusted certificate: %v; want a permanent error at STARTTLS", err)
+	}
+	if n := srv.Count(); n != 1 {
+		t.Errorf("after the untrusted session the server has %d messages, want 1", n)
+	}
+}

@@ -39,7 +39,7 @@ func (f *Family) send(ctx context.Context, m *message, password string) error {
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)
 	}
-	tlsConfig := &tls.Config{ServerName: m.host, MinVersion: tls.VersionTLS12}
+	tlsConfig := &tls.Config{ServerName: m.host, MinVersion: tls.VersionTLS12, RootCAs: f.roots}
 	if m.port == implicitTLSPort {
 		tc := tls.Client(conn, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -88,8 +88,9 @@ func (f *Family) send(ctx context.Context, m *message, password string) error {
 }
 
 // failure says which stage of the session to server failed, and how the
-// error is handled: a fenced destination, a 5xx reply and a refusal to
-// authenticate in the clear are permanent, the rest may pass on a retry.
+// error is handled: a fenced destination, a 5xx reply, a certificate that
+// does not verify and a refusal to authenticate in the clear are
+// permanent, the rest may pass on a retry.
 // The password is never part of err: net/smtp does not echo it.
 func (f *Family) failure(ctx context.Context, server, stage string, err error) error {
 	err = fmt.Errorf("smtp %s: %s: %w", server, stage, err)
@@ -107,6 +108,9 @@ func (f *Family) failure(ctx context.Context, server, stage string, err error) e
 		return err
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w (%w)", err, ctx.Err())
+	case errors.As(err, new(*tls.CertificateVerificationError)):
+		// The same certificate is presented on every retry.
+		return op.Permanent(err)
 	case strings.Contains(err.Error(), "unencrypted connection"):
 		// net/smtp's PlainAuth refused to send the password in the clear.
 		return op.Permanent(fmt.Errorf("%w: the server offers neither TLS nor STARTTLS", err))

@@ -5,11 +5,19 @@
 package emailtest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
+	"math/big"
 	"net"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -23,6 +31,9 @@ type Message struct {
 	To   []string
 	// Data is the message as sent: headers, a blank line, the body.
 	Data string
+	// TLS says the session had switched to TLS (STARTTLS) when the
+	// message was sent.
+	TLS bool
 }
 
 // Server is a running SMTP server.
@@ -45,18 +56,32 @@ type Server struct {
 // authenticated as user with password.
 func Start(t testing.TB, user, password string) *Server {
 	t.Helper()
+	return start(t, user, password, nil)
+}
+
+// StartTLS is Start with STARTTLS offered, under a certificate for
+// 127.0.0.1 that only the returned pool trusts.
+func StartTLS(t testing.TB, user, password string) (*Server, *x509.CertPool) {
+	t.Helper()
+	cert, pool := selfSigned(t)
+	return start(t, user, password, &tls.Config{Certificates: []tls.Certificate{cert}}), pool
+}
+
+func start(t testing.TB, user, password string, tlsConfig *tls.Config) *Server {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("emailtest: listen: %v", err)
 	}
 	addr := l.Addr().(*net.TCPAddr)
 	s := &Server{Host: addr.IP.String(), Port: addr.Port, user: user, password: password}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		s.mu.Lock()
 		s.sessions++
 		s.mu.Unlock()
-		return &session{s: s}, nil
+		return &session{s: s, conn: c}, nil
 	}))
+	srv.TLSConfig = tlsConfig
 	srv.Domain = "emailtest.local"
 	srv.AllowInsecureAuth = true
 	go func() { _ = srv.Serve(l) }()
@@ -103,6 +128,7 @@ func (s *Server) RejectWith(code int, message string) {
 
 type session struct {
 	s    *Server
+	conn *smtp.Conn
 	user string
 	msg  Message
 }
@@ -156,6 +182,7 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	x.msg.Data = string(b)
+	_, x.msg.TLS = x.conn.TLSConnectionState()
 	x.s.mu.Lock()
 	x.s.messages = append(x.s.messages, x.msg)
 	x.s.mu.Unlock()
@@ -165,3 +192,34 @@ func (x *session) Data(r io.Reader) error {
 
 func (x *session) Reset()        { x.msg = Message{User: x.user} }
 func (x *session) Logout() error { return nil }
+
+// selfSigned makes a certificate for 127.0.0.1 and the pool that trusts it.
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("emailtest: key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "emailtest"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatalf("emailtest: certificate: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("emailtest: certificate: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
