@@ -1,9 +1,10 @@
 // Package stdlib holds the CUE schemas of the ops, the single source of truth
 // for their parameters and results, embedded into the binary. Templates
 // import them as "vela/kube", "vela/http", "vela/builtin", "vela/util",
-// "vela/component", "vela/helm", "vela/email", "vela/metrics", "vela/config" (ops that
-// take $params and fill $returns)
-// and "vela/op" (the flat dialect of the same ops).
+// "vela/component", "vela/helm", "vela/email", "vela/metrics", "vela/config",
+// "vela/query", "vela/multicluster" (ops that take $params and fill
+// $returns), "vela/op" (the flat dialect of the same ops, and KubeVela's
+// application ops) and "vela/ql" (the flat dialect of vela/query).
 package stdlib
 
 import (

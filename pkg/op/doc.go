@@ -11,7 +11,9 @@
 // Each op family lives in its own package under pkg/op (http, kube, builtin,
 // transform; component, which renders a component through its
 // ComponentDefinition; helm, which renders a chart; appop, the "app" ops
-// over a run's application; config, KubeVela's configs stored as Secrets)
+// over a run's application; config, KubeVela's configs stored as Secrets;
+// query, an app's resources and the cluster names; kubevela, the
+// KubeVela-only ops that fail saying what they need)
 // and is constructed with its dependencies;
 // nothing registers
 // itself. cmd/ builds a Registry from the families it wants and passes it

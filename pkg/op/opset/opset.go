@@ -20,7 +20,10 @@ import (
 )
 
 // Standard returns builtin, log, kube, http, helm, transform, email and
-// metrics ops (the last two dial through http's fence), and the
+// metrics ops (the last two dial through http's fence), config, query and
+// multicluster ops (as the step's identity through clusters; cluster
+// listing when clusters is a query.Lister), the kubevela ops (each fails
+// saying what of KubeVela it needs), and the
 // families in extra (app ops and component rendering, built with what they
 // need: appop.New, component.New). Kube
 // ops and the HTTP op's Secrets resolve through clusters; observer, if not
