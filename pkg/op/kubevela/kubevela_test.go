@@ -14,6 +14,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/kubevela"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"
+	"github.com/stepflow-dev/stepflow/pkg/op/optest"
 )
 
 // recorder answers the app, component and kube ops of a step with fixed
@@ -237,4 +238,12 @@ func inOrder(calls []string) []string {
 		}
 	}
 	return out
+}
+
+func TestConformance(t *testing.T) {
+	var cases []optest.Case
+	for _, do := range kubevela.Names() {
+		cases = append(cases, optest.Case{Name: do, Do: do, Invalid: true, Params: func() any { return &map[string]any{} }})
+	}
+	optest.Run(t, optest.Suite{New: func() op.Family { return kubevela.New() }, Cases: cases})
 }

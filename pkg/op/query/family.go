@@ -62,7 +62,7 @@ var _ op.Family = (*Multicluster)(nil)
 
 type listClustersOp struct{ clusters kube.Clusters }
 
-func (*listClustersOp) NewParams() any     { return &struct{}{} }
+func (*listClustersOp) NewParams() any     { return &map[string]any{} }
 func (*listClustersOp) Class(any) op.Class { return op.Idempotent }
 
 func (o *listClustersOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
