@@ -64,8 +64,7 @@ app: op.#Steps & {
 	}
 }
 running: op.#ConditionalWait & {
-	let A = app.apply.value
-	continue: A.status.status == "running" && A.status.observedGeneration == A.metadata.generation
+	continue: app.apply.value.status.status == "running" && app.apply.value.status.observedGeneration == app.apply.value.metadata.generation
 }
 parameter: close({
 	data?: {...}
@@ -490,13 +489,8 @@ spec:
 
 // The same example's first apply-app: the Application given inline
 // (value: parameter.data) is applied, and the step waits until it is
-// running at its generation.
-//
-// Known failure, reported: the wait reads metadata.generation of the
-// parameter data before the apply has run, and CUE reads that data,
-// unified into op.#Apply's value: {...}, as closed, so the template fails
-// ("undefined field: generation") instead of waiting. The test skips
-// while that is so, and runs in full once it is fixed.
+// running at its generation (metadata.generation, which the parameter
+// data lacks, is read before the apply has run).
 func TestApplyAppInline(t *testing.T) {
 	ns := newNamespace(t, "compat-apply-app-data", appCRDRules...)
 	appSetUp(t, ns, "compat-apply-app")
@@ -516,20 +510,6 @@ spec:
             components:
             - {name: express-server, type: webservice, properties: {image: crccheck/hello-world}}
 `)
-	run := waitRun(t, ns, name, time.Minute, func(r *v1alpha1.WorkflowRun) bool {
-		if r.Status.Finished {
-			return true
-		}
-		for _, s := range r.Status.Steps {
-			if s.Reason == engine.ReasonWait {
-				return true
-			}
-		}
-		return false
-	})
-	if s := stepOf(t, run, "apply-app1"); s.Reason == "TemplateError" && strings.Contains(s.Message, "undefined field: generation") {
-		t.Skipf("known failure (closed parameter data in op.#Apply's value): %s", s.Message)
-	}
 	appWaitingOn(t, ns, name, "apply-app1")
 	appSetStatus(t, appGVK, ns, "webservice-app", appRunning)
 	appSucceeded(t, waitFinished(t, ns, name))
