@@ -70,6 +70,9 @@ type Pool struct {
 	stopRetiring chan struct{}
 	// strikes counts the interruptions of each step attempt in a row.
 	strikes map[string]int
+	// templates gates the compiles of templates not yet known to stay
+	// within the bounds (Check, ParameterSchema, ValidateParameters).
+	templates templateGate
 	// Stats, for tests and the log.
 	started, killed, died atomic.Int64
 }
@@ -560,7 +563,12 @@ func (p *Pool) Condition(expr string, scope map[string]any) (bool, error) {
 
 // Check compiles a definition in a worker, as eval.Evaluator.Check does.
 // A compile over its time or memory bound is an *eval.OverrunError.
-func (p *Pool) Check(def eval.Definition) error {
+func (p *Pool) Check(def eval.Definition) (err error) {
+	known, done := p.templates.enter(def)
+	if known != nil {
+		return known
+	}
+	defer func() { done(err) }()
 	var last string
 	for i := 0; i < retries; i++ {
 		_, e := p.open(context.Background(), &message{Kind: kindCheck, Check: &def}, nil, op.Step{}, op.Env{})
