@@ -110,7 +110,7 @@ apply: op.#ApplyComponent & {value: load.value.web}
 		wantCalls: []string{"app.components load.resolve", "component.render apply.deploy.render", "kube.apply-in-order apply.deploy.apply.\"\"",
 			"kube.health apply.deploy.health", "builtin.wait apply.deploy.wait"},
 		wantParams: map[string]string{
-			"apply.deploy.render":   `{"type": "webservice", "name": "web", "namespace": "prod", "properties": {"image": "nginx"}, "context": null}`,
+			"apply.deploy.render":   `{"type": "webservice", "name": "web", "namespace": "prod", "properties": {"image": "nginx"}, "context": {"appId": "shop"}}`,
 			`apply.deploy.apply.""`: `{"cluster": "", "value": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}}]}`,
 		},
 	}, {
@@ -124,7 +124,7 @@ apply: op.#ApplyComponent & {value: load.value.db, namespace: "staging", waitHea
 		wantCalls: []string{"app.components load.resolve", "component.render apply.deploy.render",
 			"kube.apply-in-order apply.deploy.apply.east", "kube.apply-in-order apply.deploy.apply.west"},
 		wantParams: map[string]string{
-			"apply.deploy.render": `{"type": "worker", "name": "db", "namespace": "staging", "properties": {"image": "postgres"}, "context": null}`,
+			"apply.deploy.render": `{"type": "worker", "name": "db", "namespace": "staging", "properties": {"image": "postgres"}, "context": {"appId": "shop"}}`,
 		},
 	}, {
 		name: "traits need KubeVela",
