@@ -29,14 +29,6 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
-// configWriteRules are the rights the config definitions and export2secret
-// need beyond the chart's defaults (which read Secrets only): configs are
-// Secrets the step writes and deletes.
-var configWriteRules = []rbacv1.PolicyRule{{
-	APIGroups: []string{""}, Resources: []string{"secrets"},
-	Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"},
-}}
-
 // configSucceeded fails t unless run succeeded, listing its steps.
 func configSucceeded(t *testing.T, run *v1alpha1.WorkflowRun) {
 	t.Helper()
@@ -60,7 +52,7 @@ func configGet(t *testing.T, obj client.Object, ns, name string) {
 // passed on through outputs and inputs into a ConfigMap, so the test sees
 // what the steps saw; afterwards the config's Secret is gone.
 func TestConfigCRUD(t *testing.T) {
-	ns := newNamespace(t, "compat-config-crud", configWriteRules...)
+	ns := newNamespace(t, "compat-config-crud")
 	name := runYAML(t, ns, `
 metadata: {name: new-config-crud}
 spec:
@@ -112,7 +104,7 @@ spec:
 // namespace, a config of it written as KubeVela does, then a run that
 // creates a second config of the template and lists both.
 func TestConfigWithKubeVela(t *testing.T) {
-	ns := newNamespace(t, "compat-config-vela", configWriteRules...)
+	ns := newNamespace(t, "compat-config-vela")
 	ctx := context.Background()
 	for _, o := range []client.Object{
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: config.TemplatePrefix + "helm-repository",
@@ -181,7 +173,7 @@ spec:
 // Modelled on KubeVela's examples/workflow-run/test-export2secret.yaml:
 // a generic Secret, a docker-registry one and one in a named namespace.
 func TestExport2Secret(t *testing.T) {
-	ns := newNamespace(t, "compat-export2secret", configWriteRules...)
+	ns := newNamespace(t, "compat-export2secret")
 	name := runYAML(t, ns, `
 metadata: {name: test-export2secret}
 spec:
@@ -345,9 +337,9 @@ func TestApplyTerraformProvider(t *testing.T) {
 	if providerCRDErr != nil {
 		t.Fatal(providerCRDErr)
 	}
-	ns := newNamespace(t, "compat-terraform-provider", append([]rbacv1.PolicyRule{{
+	ns := newNamespace(t, "compat-terraform-provider", rbacv1.PolicyRule{
 		APIGroups: []string{"terraform.core.oam.dev"}, Resources: []string{"providers"}, Verbs: []string{"get", "list", "watch"},
-	}}, configWriteRules...)...)
+	})
 	configTemplateReadable(t, "vela-system", "terraform-alibaba", ns)
 
 	def := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "compat-apply-terraform-provider"}}
