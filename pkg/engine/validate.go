@@ -41,7 +41,8 @@ func (t *tick) checkProperties() error {
 				continue
 			}
 		}
-		c := eval.ParameterCheck{Step: s.Name, Definition: def, Parameters: props}
+		c := eval.ParameterCheck{Step: s.Name, Definition: def, Parameters: props,
+			Context: t.stepContext(s, t.stepID(s.Name, 1))}
 		for _, in := range s.Spec.Inputs {
 			if in.ParameterKey != "" {
 				c.Later = append(c.Later, in.ParameterKey)

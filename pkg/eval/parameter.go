@@ -211,6 +211,10 @@ type ParameterCheck struct {
 	// step's inputs fill once earlier steps have run: a field there may be
 	// missing now.
 	Later []string
+	// Context is the step's context, as its evaluation will have it: a
+	// parameter's default may refer to it (namespace: *context.namespace |
+	// string).
+	Context map[string]any
 }
 
 // ParameterProblem is one property that does not fit its definition's
@@ -296,7 +300,26 @@ func checkParameters(sh *shard, c ParameterCheck, maxDepth int) []ParameterProbl
 	for _, l := range c.Later {
 		later[l] = true
 	}
-	schema := v.LookupPath(selParameter)
+	// The parameter alone first: filling the context evaluates the whole
+	// template again, which most properties, those that fit, do not need.
+	// Only problems are looked at again with the context in, where a
+	// default referring to it (*context.namespace | string) is decided.
+	out := unifyParameters(sh, v.LookupPath(selParameter), data, later, problem, maxDepth)
+	if len(out) == 0 || c.Context == nil {
+		return out
+	}
+	cdata, err := plainData("context", c.Context, maxDepth)
+	if err != nil {
+		return []ParameterProblem{problem("", "%v", err)}
+	}
+	v = v.FillPath(cue.MakePath(cue.Str("context")), sh.ctx.Encode(cdata))
+	return unifyParameters(sh, v.LookupPath(selParameter), data, later, problem, maxDepth)
+}
+
+// unifyParameters returns the problems of the properties data in the
+// parameter schema.
+func unifyParameters(sh *shard, schema cue.Value, data any, later map[string]bool,
+	problem func(path, format string, args ...any) ParameterProblem, maxDepth int) []ParameterProblem {
 	filled := schema.Unify(sh.ctx.Encode(data))
 	// One problem per path: CUE reports a value outside a disjunction once
 	// per alternative.

@@ -181,3 +181,36 @@ func TestValidateParametersAcrossSteps(t *testing.T) {
 		t.Errorf("problems = %+v", perr.Problems)
 	}
 }
+
+// A default that refers to the step's context is decided by the context
+// the check is given, also inside a disjunction of closed structs, as
+// KubeVela's apply-app writes its parameter.
+func TestValidateParametersWithContext(t *testing.T) {
+	ev := newEvaluator(t, 10*time.Second)
+	def := eval.Definition{Name: "apply-app", Template: `
+parameter: close({
+	data: {...}
+}) | close({
+	ref: {
+		name:      string
+		namespace: *context.namespace | string
+		key:       *"application" | string
+	}
+})
+`}
+	ctx := map[string]any{"name": "run", "namespace": "ns", "stepName": "s"}
+	if err := ev.ValidateParameters([]eval.ParameterCheck{{Step: "s", Definition: def, Context: ctx,
+		Parameters: map[string]any{"ref": map[string]any{"name": "app"}}}}); err != nil {
+		t.Errorf("ref with its namespace from the context: %v", err)
+	}
+	if err := ev.ValidateParameters([]eval.ParameterCheck{{Step: "s", Definition: def, Context: ctx,
+		Parameters: map[string]any{"data": map[string]any{"x": 1}}}}); err != nil {
+		t.Errorf("inline data: %v", err)
+	}
+	err := ev.ValidateParameters([]eval.ParameterCheck{{Step: "s", Definition: def, Context: ctx,
+		Parameters: map[string]any{"ref": map[string]any{"namespace": "other"}}}})
+	var perr *eval.ParameterError
+	if !errors.As(err, &perr) || len(perr.Problems) != 1 || perr.Problems[0].Path != "ref.name" {
+		t.Errorf("ref without its name: %v, want ref.name missing", err)
+	}
+}

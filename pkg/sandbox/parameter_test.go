@@ -71,7 +71,8 @@ func BenchmarkPoolValidateParameters(b *testing.B) {
 	checks := make([]eval.ParameterCheck, 3)
 	for i := range checks {
 		checks[i] = eval.ParameterCheck{Step: fmt.Sprintf("s%d", i), Definition: def,
-			Parameters: map[string]any{"url": "http://127.0.0.1/x", "method": "POST", "body": map[string]any{"a": 1}}}
+			Parameters: map[string]any{"url": "http://127.0.0.1/x", "method": "POST", "body": map[string]any{"a": 1}},
+			Context:    map[string]any{"name": "run", "namespace": "default", "stepName": fmt.Sprintf("s%d", i), "stepSessionID": "s-1"}}
 	}
 	if err := p.ValidateParameters(checks); err != nil {
 		b.Fatal(err)
@@ -97,7 +98,8 @@ func BenchmarkInProcessValidateParameters(b *testing.B) {
 	checks := make([]eval.ParameterCheck, 3)
 	for i := range checks {
 		checks[i] = eval.ParameterCheck{Step: fmt.Sprintf("s%d", i), Definition: def,
-			Parameters: map[string]any{"url": "http://127.0.0.1/x", "method": "POST", "body": map[string]any{"a": 1}}}
+			Parameters: map[string]any{"url": "http://127.0.0.1/x", "method": "POST", "body": map[string]any{"a": 1}},
+			Context:    map[string]any{"name": "run", "namespace": "default", "stepName": fmt.Sprintf("s%d", i), "stepSessionID": "s-1"}}
 	}
 	if err := ev.ValidateParameters(checks); err != nil {
 		b.Fatal(err)
