@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +33,9 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
+	"github.com/stepflow-dev/stepflow/internal/kubelet"
 	"github.com/stepflow-dev/stepflow/internal/testenv"
+	"github.com/stepflow-dev/stepflow/pkg/app"
 	"github.com/stepflow-dev/stepflow/pkg/clusters"
 	"github.com/stepflow-dev/stepflow/pkg/engine"
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
@@ -243,6 +246,26 @@ clusters: multicluster.#ListClusters
 let E = endpoints.list
 report: op.#Message & {
 	message: "\(len(E)) endpoint(s): \(strings.Join([for e in E {"\(e.endpoint.host):\(e.endpoint.port) (\(e.component))"}], ", ")); clusters: \(strings.Join(clusters.$returns.outputs.clusters, ", "))"
+}
+parameter: app: string
+`,
+	// KubeVela's op.#ApplyApplication: every component of the run's
+	// application, rendered, applied and waited on until healthy.
+	"compat-apply-application": `import "vela/op"
+
+app: op.#ApplyApplication
+`,
+	// The app's resources (vela/query), reported in the step's message.
+	"compat-app-resources": `import (
+	"strings"
+	"vela/op"
+	"vela/query"
+)
+
+list: query.#ListResourcesInApp & {$params: app: name: parameter.app}
+let L = list.$returns.list
+report: op.#Message & {
+	message: strings.Join([for r in L {"\(r.cluster)/\(r.component): \(r.object.kind) \(r.object.metadata.name)"}], ", ")
 }
 parameter: app: string
 `,
@@ -721,5 +744,50 @@ spec:
 	want := "1 endpoint(s): web." + ns + ":80 (frontend); clusters: compat-edge"
 	if s := stepOf(t, run, "endpoints"); s.Message != want {
 		t.Fatalf("message %q, want %q", s.Message, want)
+	}
+}
+
+// KubeVela's op.#ApplyApplication over Stepflow's application model: a run
+// launched from an ApplicationConfiguration (app.Run) applies every
+// component with op.#ApplyApplication (rendered through the shipped
+// K8S_MICROSERVICE ComponentDefinition of the system namespace, applied as
+// the run's ServiceAccount) and waits while the Deployment has not rolled
+// out; once a stand-in kubelet reports it, the run goes on, and a step
+// lists the app's resources with vela/query.
+func TestApplyApplicationOp(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t, "compat-apply-application")
+	appSetUp(t, ns, "compat-apply-application", "compat-app-resources")
+	doc := `apiVersion: core.oam.dev/v1alpha2
+kind: ApplicationConfiguration
+metadata:
+  annotations: {appId: shop}
+spec:
+  components:
+  - revisionName: "K8S_MICROSERVICE|web|_"
+    parameterValues:
+    - {name: image, value: "nginx:1.25", toFieldPaths: [spec.image]}
+  workflow:
+    steps:
+    - {name: apply, type: compat-apply-application}
+    - {name: resources, type: compat-app-resources, properties: {app: shop}}
+`
+	if _, err := app.Run(ctx, env.Client, app.Request{Configuration: []byte(doc), Category: "DEPLOY", Namespace: ns, Name: "shop-v1"}); err != nil {
+		t.Fatal(err)
+	}
+	appWaitingOn(t, ns, "shop-v1", "apply")
+	var d appsv1.Deployment
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Labels["stepflow.dev/app-id"] != "shop" || d.Labels["app.oam.dev/component"] != "web" || d.Spec.Template.Spec.Containers[0].Image != "nginx:1.25" {
+		t.Fatalf("the Deployment: labels %v, image %s", d.Labels, d.Spec.Template.Spec.Containers[0].Image)
+	}
+	stop := kubelet.Start(env.Client, ns, 100*time.Millisecond)
+	defer stop()
+	run := waitFinished(t, ns, "shop-v1")
+	appSucceeded(t, run)
+	if s := stepOf(t, run, "resources"); s.Message != "local/web: Deployment web" {
+		t.Fatalf("resources message %q", s.Message)
 	}
 }

@@ -56,9 +56,17 @@ func (r *recorder) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 			map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": m.Name}}}}}, nil
 	case "kube.apply-in-order":
 		b, _ := json.Marshal(call.Params)
-		var m struct{ Value []any }
+		var m struct{ Value []map[string]any }
 		_ = json.Unmarshal(b, &m)
-		return op.Result{Returns: map[string]any{"value": m.Value}}, nil
+		// As the API server returns them: with fields it sets.
+		applied := []any{}
+		for _, o := range m.Value {
+			md, _ := o["metadata"].(map[string]any)
+			md["uid"], md["resourceVersion"], md["generation"] = "u-1", "7", 1
+			o["status"] = map[string]any{}
+			applied = append(applied, o)
+		}
+		return op.Result{Returns: map[string]any{"value": applied}}, nil
 	case "kube.health":
 		if r.healthy {
 			return op.Result{Returns: map[string]any{"healthy": true}}, nil
