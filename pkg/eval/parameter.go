@@ -409,7 +409,13 @@ func missing(filled, schema cue.Value, path []string, later map[string]bool, max
 			// that refers to context, which the check does not fill.
 			return
 		}
-		report(path, expected(schema, path, ""))
+		want := expected(schema, path, "")
+		if want == "" {
+			// Not found by its path: a field of one branch of a
+			// disjunction. Its kind still says what it takes.
+			want = filled.IncompleteKind().String()
+		}
+		report(path, want)
 	}
 }
 

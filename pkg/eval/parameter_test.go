@@ -210,7 +210,8 @@ parameter: close({
 	err := ev.ValidateParameters([]eval.ParameterCheck{{Step: "s", Definition: def, Context: ctx,
 		Parameters: map[string]any{"ref": map[string]any{"namespace": "other"}}}})
 	var perr *eval.ParameterError
-	if !errors.As(err, &perr) || len(perr.Problems) != 1 || perr.Problems[0].Path != "ref.name" {
+	if !errors.As(err, &perr) || len(perr.Problems) != 1 || perr.Problems[0].Path != "ref.name" ||
+		perr.Problems[0].Message != "required field missing: want string" {
 		t.Errorf("ref without its name: %v, want ref.name missing", err)
 	}
 }
