@@ -163,6 +163,21 @@ wait: op.#ConditionalWait & {
 parameter: close({data?: {...}}) | close({ref?: {name: string}})
 `
 
+// applyThroughLet reads the call's value through a let, as templates
+// that name a long path once do.
+const applyThroughLet = `
+import "vela/op"
+
+app: op.#Steps & {
+	apply: op.#Apply & {value: parameter.data}
+}
+let A = app.apply.value
+wait: op.#ConditionalWait & {
+	continue: A.status.status == "running" && A.status.observedGeneration == A.metadata.generation
+}
+parameter: data: {...}
+`
+
 // typoNotThroughCall misspells a field of a struct that is no op call:
 // still a template error, at once.
 const typoNotThroughCall = `
@@ -191,6 +206,8 @@ func TestDataPassedIntoACallWaitsForItsResult(t *testing.T) {
 		{"no status yet", applyFromParameter, result(""), eval.Waiting, "undefined field: status"},
 		{"not observed yet", applyFromParameter, result(`{"status": "running", "observedGeneration": 1}`), eval.Waiting, ""},
 		{"running, observed", applyFromParameter, result(`{"status": "running", "observedGeneration": 2}`), eval.Succeeded, ""},
+		{"through a let, no status yet", applyThroughLet, result(""), eval.Waiting, "undefined field: status"},
+		{"through a let, observed", applyThroughLet, result(`{"status": "running", "observedGeneration": 2}`), eval.Succeeded, ""},
 		{"a typo elsewhere still fails", typoNotThroughCall, result(""), eval.Failed, "undefined field: nmae"},
 	}
 	ev := newEvaluator(t, 0)

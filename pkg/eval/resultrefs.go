@@ -89,10 +89,11 @@ func selectorChains(def Definition) map[string][]string {
 			return true
 		}
 		labels, root := selectorChain(sel)
-		if root == nil || !isFileScope(root, f) {
+		prefix := rootChain(root, f, 0)
+		if prefix == nil {
 			return true
 		}
-		chain := []string{root.Name}
+		chain := prefix
 		for _, l := range labels {
 			chain = append(chain, l.name)
 			out[posKey(l.pos)] = append([]string(nil), chain...)
@@ -100,6 +101,36 @@ func selectorChains(def Definition) map[string][]string {
 		return false
 	}, nil)
 	return out
+}
+
+// rootChain is the chain a chain's root identifier stands for: itself
+// when it is a top-level field, the chain of its expression when it is a
+// let (let a = app.apply.value), nil otherwise.
+func rootChain(root *ast.Ident, f *ast.File, depth int) []string {
+	if root == nil || depth > maxDepth {
+		return nil
+	}
+	if let, ok := root.Node.(*ast.LetClause); ok {
+		switch x := let.Expr.(type) {
+		case *ast.Ident:
+			return rootChain(x, f, depth+1)
+		case *ast.SelectorExpr:
+			labels, r := selectorChain(x)
+			prefix := rootChain(r, f, depth+1)
+			if prefix == nil {
+				return nil
+			}
+			for _, l := range labels {
+				prefix = append(prefix, l.name)
+			}
+			return prefix
+		}
+		return nil
+	}
+	if !isFileScope(root, f) {
+		return nil
+	}
+	return []string{root.Name}
 }
 
 func posKey(p token.Pos) string {
