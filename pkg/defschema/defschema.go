@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 )
@@ -143,7 +144,11 @@ func (s *Schema) TypeName() string {
 	case s == nil:
 		return "any"
 	case s.Ref != "":
-		return s.Ref[strings.LastIndex(s.Ref, "/")+1:]
+		name := s.Ref[strings.LastIndex(s.Ref, "/")+1:]
+		if u, err := url.PathUnescape(name); err == nil {
+			name = u
+		}
+		return name
 	case len(s.Const) > 0:
 		return string(s.Const)
 	case len(s.Enum) > 0:

@@ -52,7 +52,99 @@ func (e *Evaluator) ParameterSchema(def Definition) (*defschema.Schema, error) {
 }
 
 func parameterSchema(ctx *cue.Context, p cue.Value, docs map[string]string, maxDepth int) (*defschema.Schema, error) {
-	expr, err := jsonschema.Generate(p, &jsonschema.GenerateConfig{})
+	s := schemaOf(ctx, p, 0, maxDepth)
+	s.SchemaURI = defschema.Draft
+	annotate(s, p, "", docs, 0, maxDepth)
+	return s, nil
+}
+
+// schemaOf is the JSON Schema of v: CUE's encoder's where it can write
+// one, else built here, one level at a time, so that a field the encoder
+// fails on (a default referring to context, a definition inside the
+// parameter, a constraint it does not support) costs only that field its
+// detail. A field built here has its type, enum or alternatives, its
+// required fields and whether it is closed.
+func schemaOf(ctx *cue.Context, v cue.Value, depth, maxDepth int) *defschema.Schema {
+	if s, err := generated(ctx, v); err == nil {
+		s.SchemaURI = ""
+		return s
+	}
+	s := new(defschema.Schema)
+	if depth > maxDepth {
+		return s
+	}
+	if op, args := v.Expr(); op == cue.OrOp && len(args) > 1 {
+		var enum []json.RawMessage
+		for _, a := range args {
+			b, err := a.MarshalJSON()
+			if a.Validate(cue.Concrete(true)) != nil || err != nil {
+				enum = nil
+				break
+			}
+			enum = append(enum, b)
+		}
+		if enum != nil {
+			s.Enum = enum
+			return s
+		}
+		// A default taken from outside the parameter (*context.namespace)
+		// says nothing of the type: an alternative of no type is left out.
+		for _, a := range args {
+			if alt := schemaOf(ctx, a, depth+1, maxDepth); alt.TypeName() != "any" {
+				s.AnyOf = append(s.AnyOf, alt)
+			}
+		}
+		if len(s.AnyOf) == 1 {
+			return s.AnyOf[0]
+		}
+		return s
+	}
+	switch v.IncompleteKind() {
+	case cue.StructKind:
+		s.Type = "object"
+		it, err := v.Fields(cue.Optional(true))
+		if err != nil {
+			return s
+		}
+		for it.Next() {
+			name := it.Selector().Unquoted()
+			if s.Properties == nil {
+				s.Properties = map[string]*defschema.Schema{}
+			}
+			f := it.Value()
+			s.Properties[name] = schemaOf(ctx, f, depth+1, maxDepth)
+			if _, hasDefault := f.Default(); !it.IsOptional() && !hasDefault && !declaresDefault(f) && f.Validate(cue.Concrete(true)) != nil {
+				s.Required = append(s.Required, name)
+			}
+		}
+		switch pattern := v.LookupPath(cue.MakePath(cue.AnyString)); {
+		case pattern.Exists():
+			s.AdditionalProperties = &defschema.Additional{Schema: schemaOf(ctx, pattern, depth+1, maxDepth)}
+		case !v.Allows(cue.Str("\x00any field")):
+			s.AdditionalProperties = &defschema.Additional{Allowed: false}
+		}
+	case cue.ListKind:
+		s.Type = "array"
+		if e := v.LookupPath(cue.MakePath(cue.AnyIndex)); e.Exists() {
+			s.Items = schemaOf(ctx, e, depth+1, maxDepth)
+		}
+	case cue.StringKind:
+		s.Type = "string"
+	case cue.IntKind:
+		s.Type = "integer"
+	case cue.FloatKind, cue.NumberKind:
+		s.Type = "number"
+	case cue.BoolKind:
+		s.Type = "boolean"
+	case cue.NullKind:
+		s.Type = "null"
+	}
+	return s
+}
+
+// generated is the schema CUE's encoding/jsonschema writes for v.
+func generated(ctx *cue.Context, v cue.Value) (*defschema.Schema, error) {
+	expr, err := jsonschema.Generate(v, &jsonschema.GenerateConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +156,6 @@ func parameterSchema(ctx *cue.Context, p cue.Value, docs map[string]string, maxD
 	if err := json.Unmarshal(b, s); err != nil {
 		return nil, err
 	}
-	annotate(s, p, "", docs, 0, maxDepth)
 	return s, nil
 }
 

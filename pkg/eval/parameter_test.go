@@ -215,3 +215,37 @@ parameter: close({
 		t.Errorf("ref without its name: %v, want ref.name missing", err)
 	}
 }
+
+// Where CUE's encoder fails (a default from the context, a definition
+// inside the parameter), the field is still documented: its type, whether
+// it is required, its description.
+func TestParameterSchemaWhereTheEncoderFails(t *testing.T) {
+	ev := newEvaluator(t, 10*time.Second)
+	s, err := ev.ParameterSchema(eval.Definition{Name: "read", Template: `
+parameter: {
+	// +usage=The object's name
+	name: string
+	// +usage=Its namespace; the run's by default
+	namespace: *context.namespace | string
+	message?: {
+		#link: {url: string}
+		link?: #link
+		kind:  *"text" | "link"
+	}
+}
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []defschema.Row{
+		{Name: "name", Type: "string", Required: true, Description: "The object's name"},
+		{Name: "namespace", Type: "string", Description: "Its namespace; the run's by default"},
+		{Name: "message", Type: "object"},
+		{Name: "message.link", Type: "object"},
+		{Name: "message.link.url", Type: "string", Required: true},
+		{Name: "message.kind", Type: `"text" \| "link"`, Default: `"text"`},
+	}
+	if d := cmp.Diff(want, defschema.Rows(s)); d != "" {
+		t.Errorf("rows (-want +got):\n%s", d)
+	}
+}
