@@ -52,3 +52,32 @@ func TestBounded(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A parameter that is one of several definitions has a table for each,
+// with the fields of the definitions they refer to.
+func TestMarkdownOfADisjunction(t *testing.T) {
+	var s defschema.Schema
+	src := `{"anyOf":[{"$ref":"#/$defs/%23A"},{"$ref":"#/$defs/%23B"}],
+	"$defs":{
+		"#A":{"type":"object","additionalProperties":false,"properties":{"type":{"const":"a"},"key":{"type":"string"}},"required":["key"],"$ref":"#/$defs/base"},
+		"#B":{"type":"object","properties":{"type":{"const":"b"}}},
+		"base":{"type":"object","properties":{"region":{"type":"string"}},"required":["region"]}}}`
+	if err := json.Unmarshal([]byte(src), &s); err != nil {
+		t.Fatal(err)
+	}
+	want := "# p\n\nThe parameter is one of the following.\n\n" +
+		"## 1. #A\n\n" +
+		"| Name | Type | Required | Default | Description |\n" +
+		"|------|------|----------|---------|-------------|\n" +
+		"| key | string | yes |  |  |\n" +
+		"| type | \"a\" | no |  |  |\n" +
+		"| region | string | yes |  |  |\n" +
+		"\n## 2. #B\n\n" +
+		"| Name | Type | Required | Default | Description |\n" +
+		"|------|------|----------|---------|-------------|\n" +
+		"| type | \"b\" | no |  |  |\n" +
+		"\nThe parameter is open: properties it does not list are accepted and ignored.\n"
+	if d := cmp.Diff(want, defschema.Markdown("p", "", &s)); d != "" {
+		t.Errorf("markdown (-want +got):\n%s", d)
+	}
+}
