@@ -397,27 +397,6 @@ func appWaitingOn(t *testing.T, ns, name, step string) string {
 	return s.Message
 }
 
-// appSkipKnown skips the test while run ns/name fails with a message
-// holding known: a reported failure outside this file's reach, so the test
-// runs in full again once it is fixed.
-func appSkipKnown(t *testing.T, ns, name, known, why string) {
-	t.Helper()
-	run := waitRun(t, ns, name, time.Minute, func(r *v1alpha1.WorkflowRun) bool {
-		if r.Status.Finished {
-			return true
-		}
-		for _, s := range r.Status.Steps {
-			if s.Reason == engine.ReasonWait {
-				return true
-			}
-		}
-		return false
-	})
-	if run.Status.Finished && strings.Contains(run.Status.Message, known) {
-		t.Skipf("known failure (%s): %s", why, run.Status.Message)
-	}
-}
-
 // appSetStatus writes status into the object of kind gvk ns/name, as its
 // controller would, and returns the object as it was before.
 func appSetStatus(t *testing.T, gvk schema.GroupVersionKind, ns, name string, status func(obj *unstructured.Unstructured) map[string]any) *unstructured.Unstructured {
@@ -499,8 +478,6 @@ spec:
       properties:
         ref: {name: my-app, key: application}
 `)
-	appSkipKnown(t, ns, name, "properties.ref.namespace: required field missing",
-		"the run's properties are checked against a schema that takes ref.namespace: *context.namespace | string, in one branch of a disjunction of closed structs, for a required field")
 	appWaitingOn(t, ns, name, "apply-app2")
 	appSetStatus(t, appGVK, ns, "webservice-app2", appRunning)
 	run := waitFinished(t, ns, name)
