@@ -27,6 +27,7 @@ const (
 	outWide  = "wide"
 	outYAML  = "yaml"
 	outJSON  = "json"
+	outName  = "name"
 )
 
 // checkOutput rejects an -o the command does not print.
@@ -70,12 +71,41 @@ func printServerObject(ctx context.Context, w io.Writer, c client.Client, format
 // printServerList prints, as -o yaml|json, the objects of kind gvk that
 // opts select, as the server holds them.
 func printServerList(ctx context.Context, w io.Writer, c client.Client, format string, gvk schema.GroupVersionKind, opts ...client.ListOption) error {
+	l, err := listServer(ctx, c, gvk, opts...)
+	if err != nil {
+		return err
+	}
+	return printObject(w, c.Scheme(), format, l)
+}
+
+// listServer lists the objects of kind gvk that opts select, untyped, as
+// the server holds them.
+func listServer(ctx context.Context, c client.Client, gvk schema.GroupVersionKind, opts ...client.ListOption) (*unstructured.UnstructuredList, error) {
 	l := &unstructured.UnstructuredList{}
 	l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 	if err := c.List(ctx, l, opts...); err != nil {
-		return apiError(err, "listing "+strings.ToLower(gvk.Kind)+"s")
+		return nil, apiError(err, "listing "+strings.ToLower(gvk.Kind)+"s")
 	}
-	return printObject(w, c.Scheme(), format, l)
+	return l, nil
+}
+
+// resourceName is kind's resource.group, as kubectl's -o name prints it
+// before the object's name: workflowrun.core.oam.dev.
+func resourceName(gvk schema.GroupVersionKind) string {
+	return strings.ToLower(gvk.Kind) + "." + gvk.Group
+}
+
+// span is the time from start to end, or to now while end is unset; "" if
+// start is unset.
+func span(start, end metav1.Time, now time.Time) string {
+	if start.IsZero() {
+		return ""
+	}
+	to := now
+	if !end.IsZero() {
+		to = end.Time
+	}
+	return duration.HumanDuration(to.Sub(start.Time))
 }
 
 // printObject prints an object or a list as kubectl get -o yaml|json does:

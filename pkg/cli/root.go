@@ -29,9 +29,10 @@ type Deps struct {
 
 // globals are the flags every command shares.
 type globals struct {
-	kubeconfig string
-	namespace  string
-	output     string
+	kubeconfig  string
+	kubeContext string
+	namespace   string
+	output      string
 
 	once    sync.Once
 	cfg     *rest.Config
@@ -41,12 +42,12 @@ type globals struct {
 }
 
 // restConfig loads the kubeconfig once: --kubeconfig, else $KUBECONFIG,
-// else ~/.kube/config.
+// else ~/.kube/config; its --context, else its current context.
 func (g *globals) restConfig() (*rest.Config, error) {
 	g.once.Do(func() {
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		rules.ExplicitPath = g.kubeconfig
-		cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+		cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: g.kubeContext})
 		g.cfg, g.cfgErr = cc.ClientConfig()
 		if g.cfgErr != nil {
 			if clientcmd.IsEmptyConfig(g.cfgErr) {
@@ -91,6 +92,7 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.SetErr(deps.Stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	pf.StringVar(&g.kubeContext, "context", "", "kubeconfig context to use (default: its current context)")
 	pf.StringVarP(&g.namespace, "namespace", "n", "", "namespace to act in (default: the kubeconfig's, else \"default\")")
 	pf.StringVarP(&g.output, "output", "o", "", "output format: yaml, json or wide")
 	root.AddCommand(newStepCmd(deps, g))
@@ -99,7 +101,10 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.AddCommand(newOpCmds(deps, g)...)
 	root.AddCommand(newClusterCmd(deps, g))
 	root.AddCommand(newLaunchCmd(deps, g))
+	root.AddCommand(newVersionCmd(deps, g), newDeleteCmd(deps, g), newWaitCmd(deps, g))
 	root.AddCommand(deps.Commands...)
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkCommandOutput(cmd, g.output) }
+	refuseUnknownVerbs(root)
 	return root
 }
 

@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"k8s.io/apimachinery/pkg/labels"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -210,21 +214,24 @@ func newListCmd(deps Deps, g *globals) *cobra.Command {
 	var (
 		all      bool
 		selector string
+		status   string
 	)
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
-		Short:   "List runs: NAME PHASE STEPS AGE",
+		Short:   "List runs, newest first: NAME PHASE STEPS AGE (-o wide: DURATION MESSAGE; -o name)",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(g.output, outWide, outYAML, outJSON); err != nil {
+			if err := checkOutput(g.output, outWide, outName, outYAML, outJSON); err != nil {
+				return err
+			}
+			if err := checkRunPhase(status); err != nil {
 				return err
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			var runs v1alpha1.WorkflowRunList
 			var opts []client.ListOption
 			where := "any namespace"
 			if !all {
@@ -239,36 +246,100 @@ func newListCmd(deps Deps, g *globals) *cobra.Command {
 				opts = append(opts, client.MatchingLabelsSelector{Selector: sel})
 				where += " matching " + selector
 			}
+			if status != "" {
+				where += " with status " + status
+			}
 			ctx := cmd.Context()
 			if g.output == outYAML || g.output == outJSON {
-				return printServerList(ctx, deps.Stdout, c, g.output, kindRun, opts...)
+				l, err := listServer(ctx, c, kindRun, opts...)
+				if err != nil {
+					return err
+				}
+				l.Items = slices.DeleteFunc(l.Items, func(u unstructured.Unstructured) bool {
+					phase, _, _ := unstructured.NestedString(u.Object, "status", "status")
+					return status != "" && phase != status
+				})
+				slices.SortStableFunc(l.Items, func(a, b unstructured.Unstructured) int {
+					return newestFirst(a.GetCreationTimestamp(), b.GetCreationTimestamp(), a.GetName(), b.GetName())
+				})
+				return printObject(deps.Stdout, c.Scheme(), g.output, l)
 			}
+			var runs v1alpha1.WorkflowRunList
 			if err := c.List(ctx, &runs, opts...); err != nil {
 				return apiError(err, "listing workflowruns in "+where)
 			}
+			runs.Items = slices.DeleteFunc(runs.Items, func(r v1alpha1.WorkflowRun) bool {
+				return status != "" && string(r.Status.Phase) != status
+			})
 			if len(runs.Items) == 0 {
 				fmt.Fprintf(deps.Stderr, "No workflowruns found in %s.\n", where)
+				return nil
+			}
+			slices.SortStableFunc(runs.Items, func(a, b v1alpha1.WorkflowRun) int {
+				return newestFirst(a.CreationTimestamp, b.CreationTimestamp, a.Name, b.Name)
+			})
+			if g.output == outName {
+				for _, r := range runs.Items {
+					fmt.Fprintf(deps.Stdout, "%s/%s\n", resourceName(kindRun), r.Name)
+				}
 				return nil
 			}
 			// The step counts of runs of a Workflow need its steps; on
 			// error they count the steps their status lists.
 			var workflows v1alpha1.WorkflowList
 			_ = c.List(ctx, &workflows, opts...)
-			printRuns(deps.Stdout, runs.Items, workflows.Items, all, time.Now())
+			printRuns(deps.Stdout, runs.Items, workflows.Items, all, g.output == outWide, time.Now())
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the runs of every namespace")
 	cmd.Flags().StringVarP(&selector, "selector", "l", "", "label selector, as kubectl's (e.g. stepflow.dev/category=ROLLBACK)")
+	cmd.Flags().StringVar(&status, "status", "", "list only the runs in this phase: "+strings.Join(runPhaseNames(), ", "))
+	_ = cmd.RegisterFlagCompletionFunc("status", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return runPhaseNames(), cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
 }
 
-func printRuns(w io.Writer, runs []v1alpha1.WorkflowRun, workflows []v1alpha1.Workflow, withNamespace bool, now time.Time) {
+// runPhases are the phases a run can be in, as its status names them.
+var runPhases = []v1alpha1.WorkflowRunPhase{
+	v1alpha1.WorkflowRunInitializing, v1alpha1.WorkflowRunExecuting, v1alpha1.WorkflowRunSuspending,
+	v1alpha1.WorkflowRunSucceeded, v1alpha1.WorkflowRunFailed, v1alpha1.WorkflowRunTerminated, v1alpha1.WorkflowRunSkipped,
+}
+
+func runPhaseNames() []string {
+	out := make([]string, len(runPhases))
+	for i, p := range runPhases {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// checkRunPhase rejects a --status that no run can have.
+func checkRunPhase(phase string) error {
+	if phase == "" || slices.Contains(runPhaseNames(), phase) {
+		return nil
+	}
+	return fmt.Errorf("--status %q: want one of %s", phase, strings.Join(runPhaseNames(), ", "))
+}
+
+// newestFirst orders objects by creation time, newest first, then by name.
+func newestFirst(a, b metav1.Time, nameA, nameB string) int {
+	if c := b.Time.Compare(a.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(nameA, nameB)
+}
+
+func printRuns(w io.Writer, runs []v1alpha1.WorkflowRun, workflows []v1alpha1.Workflow, withNamespace, wide bool, now time.Time) {
 	steps := map[types.NamespacedName]int{}
 	for _, wf := range workflows {
 		steps[types.NamespacedName{Namespace: wf.Namespace, Name: wf.Name}] = len(wf.Steps)
 	}
 	header := []string{"NAME", "PHASE", "STEPS", "AGE"}
+	if wide {
+		header = append(header, "DURATION", "MESSAGE")
+	}
 	if withNamespace {
 		header = append([]string{"NAMESPACE"}, header...)
 	}
@@ -281,12 +352,21 @@ func printRuns(w io.Writer, runs []v1alpha1.WorkflowRun, workflows []v1alpha1.Wo
 			total = max(total, steps[types.NamespacedName{Namespace: run.Namespace, Name: run.Spec.WorkflowRef}])
 		}
 		cells := []string{run.Name, string(run.Status.Phase), stepCount(run.Status, total), age(run.CreationTimestamp, now)}
+		if wide {
+			cells = append(cells, runDuration(run.Status, now), run.Status.Message)
+		}
 		if withNamespace {
 			cells = append([]string{run.Namespace}, cells...)
 		}
 		row(tw, cells...)
 	}
 	tw.Flush()
+}
+
+// runDuration is how long the run has been executing: from its start to
+// its end, or to now while it has not ended.
+func runDuration(st v1alpha1.WorkflowRunStatus, now time.Time) string {
+	return span(st.StartTime, st.EndTime, now)
 }
 
 // stepCount is "finished/total" over a run's top-level steps.
