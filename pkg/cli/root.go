@@ -101,10 +101,7 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.AddCommand(newOpCmds(deps, g)...)
 	root.AddCommand(newClusterCmd(deps, g))
 	root.AddCommand(newLaunchCmd(deps, g))
-	root.AddCommand(newVersionCmd(deps, g), newDeleteCmd(deps, g), newWaitCmd(deps, g))
 	root.AddCommand(deps.Commands...)
-	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkCommandOutput(cmd, g.output) }
-	refuseUnknownVerbs(root)
 	return root
 }
 
