@@ -203,11 +203,12 @@ func operate(ctx context.Context, g *globals, key types.NamespacedName, verb str
 	if err != nil {
 		return err
 	}
-	_, err = runop.Runs{Reader: c, Client: c}.Update(ctx, key, runop.Options{Verb: verb, Actor: g.whoAmI(ctx, c)}, fn)
+	actor := g.whoAmI(ctx, c)
+	done, err := runop.Runs{Reader: c, Client: c}.Update(ctx, key, runop.Options{Verb: verb, Actor: actor}, fn)
 	var notApplied *runop.RefusedError
 	switch {
 	case err == nil:
-		return nil
+		return recordOperated(ctx, c, done, verb, actor, time.Now())
 	case errors.Is(err, runop.ErrGaveUp):
 		return fmt.Errorf("cannot %s %s: %w", verb, described("workflowrun", key), err)
 	case errors.As(err, &notApplied):
