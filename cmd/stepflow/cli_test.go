@@ -228,9 +228,9 @@ func TestCLIRunGetList(t *testing.T) {
 	out = c.ok("get", "by-ref")
 	for _, re := range []string{
 		`^workflowrun ` + c.ns + `/by-ref: executing\n`,
-		`\nNAME +TYPE +PHASE +REASON +MESSAGE\n`,
-		`\nhello +say +failed +Timeout +took too long\n`,
-		`\ngoodbye +say +pending +- +-\n`,
+		`\nNAME +TYPE +PHASE +STARTED +DURATION +DEPENDS ON +REASON +MESSAGE\n`,
+		`\nhello +say +failed +- +- +- +Timeout +took too long\n`,
+		`\ngoodbye +say +pending +- +- +- +- +-\n`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("get: no match for %q in\n%s", re, out)

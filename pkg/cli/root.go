@@ -101,6 +101,7 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.AddCommand(newOpCmds(deps, g)...)
 	root.AddCommand(newClusterCmd(deps, g))
 	root.AddCommand(newLaunchCmd(deps, g))
+	root.AddCommand(newDescribeCmd(deps, g))
 	root.AddCommand(deps.Commands...)
 	return root
 }

@@ -113,14 +113,16 @@ func newGetCmd(deps Deps, g *globals) *cobra.Command {
 			if err != nil {
 				fmt.Fprintf(deps.Stderr, "warning: %v: showing the steps of its status only\n", err)
 			}
-			printRun(deps.Stdout, run, steps, g.output == outWide)
+			printRun(deps.Stdout, run, steps, g.output == outWide, time.Now())
 			return nil
 		},
 	}
 }
 
-// printRun prints the run's phase, then one row per step and sub-step.
-func printRun(w io.Writer, run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowStep, wide bool) {
+// printRun prints the run's phase, start and duration, then one row per
+// step with its sub-steps drawn as a tree below it, then the outputs each
+// step exported.
+func printRun(w io.Writer, run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowStep, wide bool, now time.Time) {
 	phase := string(run.Status.Phase)
 	if phase == "" {
 		phase = "not started"
@@ -135,32 +137,81 @@ func printRun(w io.Writer, run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowS
 		fmt.Fprintf(w, ": %s", run.Status.Message)
 	}
 	fmt.Fprintln(w)
-	header := []string{"NAME", "TYPE", "PHASE", "REASON", "MESSAGE"}
+	if !run.Status.StartTime.IsZero() {
+		fmt.Fprintf(w, "started %s, duration %s\n", timestamp(run.Status.StartTime), runDuration(run.Status, now))
+	}
+	header := []string{"NAME", "TYPE", "PHASE", "STARTED", "DURATION", "DEPENDS ON", "REASON", "MESSAGE"}
 	if wide {
 		header = append(header, "ATTEMPT", "ID", "LAST EXECUTED")
 	}
 	tw := newTable(w, header...)
-	for _, r := range stepRows(steps, run.Status) {
-		name := r.name
-		if r.sub {
-			name = "  " + name
-		}
-		cells := []string{name, r.typ, string(r.phase()), r.status.Reason, r.status.Message}
+	rows := stepRows(steps, run.Status)
+	for i, r := range rows {
+		cells := []string{treeName(rows, i), r.typ, string(r.phase()), timestamp(r.status.FirstExecuteTime),
+			stepDuration(r.status, now), strings.Join(r.dependsOn, ","), r.status.Reason, r.status.Message}
 		if wide {
-			cells = append(cells, strconv.Itoa(int(r.status.Attempt)), r.status.ID, r.status.LastExecuteTime.Format(time.RFC3339))
-			if r.status.LastExecuteTime.IsZero() {
-				cells[len(cells)-1] = ""
-			}
+			cells = append(cells, strconv.Itoa(int(r.status.Attempt)), r.status.ID, timestamp(r.status.LastExecuteTime))
 		}
 		row(tw, cells...)
 	}
 	tw.Flush()
+	printOutputs(w, rows)
+}
+
+// treeName is the name of rows[i], drawn as a branch of its group when it
+// is a sub-step.
+func treeName(rows []stepRow, i int) string {
+	if !rows[i].sub {
+		return rows[i].name
+	}
+	if i+1 < len(rows) && rows[i+1].sub {
+		return "├─ " + rows[i].name
+	}
+	return "└─ " + rows[i].name
+}
+
+// printOutputs lists the outputs of each step that exported any, as
+// STEP.NAME = VALUE (JSON), under an "outputs:" line.
+func printOutputs(w io.Writer, rows []stepRow) {
+	first := true
+	for _, r := range rows {
+		for _, o := range r.status.Outputs {
+			if first {
+				fmt.Fprintln(w, "outputs:")
+				first = false
+			}
+			value := "null"
+			if o.Value != nil {
+				value = string(o.Value.Raw)
+			}
+			fmt.Fprintf(w, "  %s.%s = %s\n", r.name, o.Name, truncate(value, 200))
+		}
+	}
+}
+
+// timestamp prints a time as RFC 3339 in UTC, "" when unset.
+func timestamp(t metav1.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// stepDuration is how long a step has run: from its first execution to
+// its last once it finished, to now while it has not.
+func stepDuration(st v1alpha1.StepStatus, now time.Time) string {
+	end := metav1.Time{}
+	if stepFinished(st.Phase) {
+		end = st.LastExecuteTime
+	}
+	return span(st.FirstExecuteTime, end, now)
 }
 
 // stepRow is a step or sub-step of a run, with its status if it has one.
 type stepRow struct {
 	name, typ string
 	sub       bool
+	dependsOn []string
 	status    v1alpha1.StepStatus
 }
 
@@ -171,40 +222,48 @@ func (r stepRow) phase() v1alpha1.WorkflowStepPhase {
 	return r.status.Phase
 }
 
-// stepRows lists the run's steps in spec order, each with its status, then
-// any step only the status names (the spec changed since).
+// stepRows lists the run's steps in spec order, each with its status and
+// followed by its sub-steps, then any step only the status names (the
+// spec changed since).
 func stepRows(steps []v1alpha1.WorkflowStep, st v1alpha1.WorkflowRunStatus) []stepRow {
 	statuses := map[string]v1alpha1.StepStatus{}
+	subStatuses := map[string][]v1alpha1.StepStatus{}
 	for _, s := range st.Steps {
 		statuses[s.Name] = s.StepStatus
+		subStatuses[s.Name] = s.SubStepsStatus
 		for _, sub := range s.SubStepsStatus {
 			statuses[sub.Name] = sub
 		}
 	}
 	var out []stepRow
 	listed := map[string]bool{}
-	add := func(name, typ string, sub bool) {
-		ss := statuses[name]
-		if typ == "" {
-			typ = ss.Type
+	add := func(base v1alpha1.WorkflowStepBase, sub bool) {
+		ss := statuses[base.Name]
+		if base.Type == "" {
+			base.Type = ss.Type
 		}
-		out = append(out, stepRow{name: name, typ: typ, sub: sub, status: ss})
-		listed[name] = true
+		out = append(out, stepRow{name: base.Name, typ: base.Type, sub: sub, dependsOn: base.DependsOn, status: ss})
+		listed[base.Name] = true
+	}
+	// The sub-steps only the status names follow those of the spec.
+	addStatusSubs := func(parent string) {
+		for _, sub := range subStatuses[parent] {
+			if !listed[sub.Name] {
+				add(v1alpha1.WorkflowStepBase{Name: sub.Name}, true)
+			}
+		}
 	}
 	for _, s := range steps {
-		add(s.Name, s.Type, false)
+		add(s.WorkflowStepBase, false)
 		for _, sub := range s.SubSteps {
-			add(sub.Name, sub.Type, true)
+			add(sub, true)
 		}
+		addStatusSubs(s.Name)
 	}
 	for _, s := range st.Steps {
 		if !listed[s.Name] {
-			add(s.Name, "", false)
-		}
-		for _, sub := range s.SubStepsStatus {
-			if !listed[sub.Name] {
-				add(sub.Name, "", true)
-			}
+			add(v1alpha1.WorkflowStepBase{Name: s.Name}, false)
+			addStatusSubs(s.Name)
 		}
 	}
 	return out
