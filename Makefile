@@ -20,6 +20,7 @@ help:
 	@echo "make e2e            the Ginkgo end-to-end suite alone, verbose"
 	@echo "make load           load test: 1000 five-step runs against a local control plane"
 	@echo "make generate       regenerate deepcopy, CRDs (controller-gen) and the chart's step definitions"
+	@echo "make docs           regenerate docs/ops.md and docs/definitions.md (make test fails when they are stale)"
 	@echo "make control-plane  build/cache kube-apiserver, etcd, kubectl under ~/.cache/stepflow"
 	@echo "make helm           build/cache bin/helm (the chart tests run it)"
 
@@ -49,6 +50,13 @@ build:
 generate:
 	hack/generate.sh
 	$(GO) run ./hack/gendefs
+
+# The generated reference: docs/ops.md (every stdlib op, its parameters,
+# returns and class) and docs/definitions.md (every shipped definition's
+# parameters). hack/gendocs' test fails when they are stale.
+.PHONY: docs
+docs:
+	$(GO) run ./hack/gendocs
 
 # Fuzzing: go test runs every target over its seeds (make test does); this
 # runs each one for FUZZTIME. Keep every crasher it writes under the

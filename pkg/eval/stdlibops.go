@@ -1,0 +1,215 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/parser"
+
+	"github.com/stepflow-dev/stepflow/pkg/defschema"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/stdlib"
+)
+
+// This file lists the op definitions of the stdlib for the reference
+// (hack/gendocs writes docs/ops.md from it): the stdlib's CUE is the source
+// of truth for what an op takes and returns.
+
+// StdlibOp is one op definition of a stdlib package: a definition with
+// concrete #provider and #do, as a template calls it.
+type StdlibOp struct {
+	// Package is the import path ("vela/http"); Name the definition
+	// ("#HTTPPost").
+	Package, Name string
+	// Op is the implementation a call runs (http.do).
+	Op op.Name
+	// Doc is the definition's comment.
+	Doc string
+	// Flat is a call of the flat dialect (vela/op, vela/ql): parameters
+	// are the call's own fields, results filled into the fields Results
+	// names (and into $returns).
+	Flat bool
+	// Params is the schema of what the call takes: $params, or the call's
+	// fields but $returns.
+	Params *defschema.Schema
+	// Returns is the schema of $returns; nil when the schema has none.
+	Returns *defschema.Schema
+	// Results maps, for a flat call, each field that receives a result to
+	// the field of $returns it receives ("" for the whole of $returns).
+	Results map[string]string
+	// Fixed holds the parameters the definition makes concrete, or
+	// defaults ("method": "POST" for #HTTPPost, "GET" for #HTTPDo); an
+	// op's class may depend on them.
+	Fixed map[string]any
+}
+
+// StdlibOps lists the op definitions of every stdlib package, by package
+// and name.
+func (e *Evaluator) StdlibOps() ([]StdlibOp, error) {
+	pkgs, err := stdlib.Packages()
+	if err != nil {
+		return nil, err
+	}
+	paths := make([]string, 0, len(pkgs))
+	for dir := range pkgs {
+		paths = append(paths, dir)
+	}
+	sort.Strings(paths)
+	var out []StdlibOp
+	var lerr error
+	err = e.withAnyShard(context.Background(), func(sh *shard) {
+		for _, path := range paths {
+			// A template that imports the package and exposes it as a
+			// field; the import path is the stdlib's own, quoted.
+			def := Definition{Name: "stdlib-" + strings.ReplaceAll(path, "/", "-"),
+				Template: "import p " + strconv.Quote(path) + "\n\npkg: p\n"}
+			v, err := sh.compile(def)
+			if err != nil {
+				lerr = fmt.Errorf("stdlib package %s: %s", path, describe(err))
+				return
+			}
+			ops, err := stdlibOpsOf(sh.ctx, path, v.LookupPath(cue.MakePath(cue.Str("pkg"))), definitionDocs(pkgs[path]), e.opts.MaxNesting)
+			if err != nil {
+				lerr = err
+				return
+			}
+			out = append(out, ops...)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, lerr
+}
+
+
+func stdlibOpsOf(ctx *cue.Context, path string, pkg cue.Value, docs map[string]string, maxDepth int) ([]StdlibOp, error) {
+	it, err := pkg.Fields(cue.Definitions(true))
+	if err != nil {
+		return nil, fmt.Errorf("stdlib package %s: %s", path, describe(err))
+	}
+	var out []StdlibOp
+	for it.Next() {
+		if !it.Selector().IsDefinition() {
+			continue
+		}
+		v := it.Value()
+		provider, perr := v.LookupPath(selProvider).String()
+		do, derr := v.LookupPath(selDo).String()
+		if perr != nil || derr != nil {
+			continue // a schema the ops share, not an op
+		}
+		name := it.Selector().String()
+		o := StdlibOp{Package: path, Name: name, Op: op.Name{Provider: provider, Do: do}, Doc: docs[name]}
+		if params := v.LookupPath(selParams); params.Exists() {
+			o.Params = schemaOf(ctx, params, 0, maxDepth)
+			annotate(o.Params, params, "", nil, 0, maxDepth)
+			o.Fixed = fixedOf(params)
+			if ret := v.LookupPath(cue.MakePath(selReturns.Optional())); ret.Exists() {
+				o.Returns = schemaOf(ctx, ret, 0, maxDepth)
+				annotate(o.Returns, ret, "", nil, 0, maxDepth)
+			}
+		} else {
+			o.Flat = true
+			if r := v.LookupPath(selResults); r.Exists() {
+				if err := r.Decode(&o.Results); err != nil {
+					return nil, fmt.Errorf("stdlib %s.%s: #results: %s", path, name, describe(err))
+				}
+			}
+			o.Params = flatParams(ctx, v, maxDepth)
+			if ret := v.LookupPath(cue.MakePath(selReturns.Optional())); ret.Exists() {
+				o.Returns = schemaOf(ctx, ret, 0, maxDepth)
+				annotate(o.Returns, ret, "", nil, 0, maxDepth)
+			}
+			o.Fixed = fixedOf(v)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// flatParams is the schema of a flat call's fields but $returns: what the
+// call takes, some of which (#results) also receive its results.
+func flatParams(ctx *cue.Context, v cue.Value, maxDepth int) *defschema.Schema {
+	s := schemaOf(ctx, v, 0, maxDepth)
+	annotate(s, v, "", nil, 0, maxDepth)
+	delete(s.Properties, "$returns")
+	for i, name := range s.Order {
+		if name == "$returns" {
+			s.Order = append(s.Order[:i:i], s.Order[i+1:]...)
+			break
+		}
+	}
+	for i, name := range s.Required {
+		if name == "$returns" {
+			s.Required = append(s.Required[:i:i], s.Required[i+1:]...)
+			break
+		}
+	}
+	return s
+}
+
+// fixedOf is the concrete or default value of each top-level field of v.
+func fixedOf(v cue.Value) map[string]any {
+	it, err := v.Fields()
+	if err != nil {
+		return nil
+	}
+	var out map[string]any
+	for it.Next() {
+		f := it.Value()
+		if d, ok := f.Default(); ok {
+			f = d
+		}
+		if f.Validate(cue.Concrete(true)) != nil {
+			continue
+		}
+		var x any
+		if f.Decode(&x) != nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]any{}
+		}
+		out[it.Selector().Unquoted()] = x
+	}
+	return out
+}
+
+// definitionDocs reads the comment above each top-level definition of a
+// package's source files (compiled values keep no comments), as one
+// paragraph.
+func definitionDocs(files []stdlib.File) map[string]string {
+	docs := map[string]string{}
+	for _, file := range files {
+		f, err := parser.ParseFile(file.Name, file.Source, parser.ParseComments)
+		if err != nil {
+			continue // the compile reports it
+		}
+		for _, d := range f.Decls {
+			field, ok := d.(*ast.Field)
+			if !ok {
+				continue
+			}
+			name, _, err := ast.LabelName(field.Label)
+			if err != nil {
+				continue
+			}
+			var text []string
+			for _, cg := range ast.Comments(field) {
+				if cg.Doc {
+					text = append(text, cg.Text())
+				}
+			}
+			if len(text) > 0 {
+				docs[name] = strings.Join(strings.Fields(strings.Join(text, " ")), " ")
+			}
+		}
+	}
+	return docs
+}
