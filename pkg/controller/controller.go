@@ -233,14 +233,14 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		return nil, err
 	}
 	renderer.Set(ev)
-	metrics, err := NewMetrics(o.Metrics)
+	metrics, err := NewMetrics(o.Metrics, mgr.GetCache())
 	if err != nil {
 		return nil, err
 	}
 	c := &Controller{
 		Runs: &RunReconciler{
 			Client: mgr.GetClient(), Live: mgr.GetAPIReader(),
-			Evaluator: ev, Ops: op.Direct,
+			Evaluator: ev, Ops: metrics.instrument(op.Direct),
 			Definitions: definition.Cluster{Reader: mgr.GetClient(), Live: mgr.GetAPIReader(), SystemNamespace: o.SystemNamespace},
 			Recorder:    mgr.GetEventRecorderFor("stepflow"),
 			Logs:        o.Logs, Waker: waker, Metrics: metrics,
