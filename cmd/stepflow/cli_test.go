@@ -588,7 +588,7 @@ spec:
 		t.Fatal(err)
 	}
 	out = c.ok("def", "list")
-	for _, re := range []string{`^NAME +DESCRIPTION +READY\n`, `\nnoop +- +Unknown\n`, `\nsay +Say hello +True\n`} {
+	for _, re := range []string{`^NAME +DESCRIPTION +READY +FROM\n`, `\nnoop +- +Unknown +` + c.ns + `\n`, `\nsay +Say hello +True +` + c.ns + `\n`} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("def list: no match for %q in\n%s", re, out)
 		}

@@ -11,8 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
@@ -121,92 +119,6 @@ func definitionObject(src eval.DefinitionSource) *unstructured.Unstructured {
 		obj.SetAnnotations(map[string]string{descriptionAnnotation: src.Description})
 	}
 	return obj
-}
-
-func newDefGetCmd(deps Deps, g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "get NAME",
-		Short: "Print a step definition's CUE template (-o yaml|json: the WorkflowStepDefinition)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(g.output, outYAML, outJSON); err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			key := types.NamespacedName{Namespace: g.ns(), Name: args[0]}
-			if g.output != outTable {
-				return printServerObject(cmd.Context(), deps.Stdout, c, g.output, kindDefinition, key)
-			}
-			var def v1beta1.WorkflowStepDefinition
-			if err := c.Get(cmd.Context(), key, &def); err != nil {
-				return apiError(err, described("workflowstepdefinition", key))
-			}
-			src, err := definition.FromObject(&def)
-			if err != nil {
-				return err
-			}
-			_, err = io.WriteString(deps.Stdout, strings.TrimRight(src.Template, "\n")+"\n")
-			return err
-		},
-	}
-}
-
-func newDefListCmd(deps Deps, g *globals) *cobra.Command {
-	var all bool
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List step definitions: NAME DESCRIPTION READY",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(g.output, outWide, outYAML, outJSON); err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			var defs v1beta1.WorkflowStepDefinitionList
-			var opts []client.ListOption
-			where := "any namespace"
-			if !all {
-				opts = append(opts, client.InNamespace(g.ns()))
-				where = "namespace " + g.ns()
-			}
-			if g.output == outYAML || g.output == outJSON {
-				return printServerList(cmd.Context(), deps.Stdout, c, g.output, kindDefinition, opts...)
-			}
-			if err := c.List(cmd.Context(), &defs, opts...); err != nil {
-				return apiError(err, "listing workflowstepdefinitions in "+where)
-			}
-			if len(defs.Items) == 0 {
-				fmt.Fprintf(deps.Stderr, "No workflowstepdefinitions found in %s.\n", where)
-				return nil
-			}
-			header := []string{"NAME", "DESCRIPTION", "READY"}
-			if all {
-				header = append([]string{"NAMESPACE"}, header...)
-			}
-			tw := newTable(deps.Stdout, header...)
-			for _, d := range defs.Items {
-				desc := d.Annotations[descriptionAnnotation]
-				if g.output != outWide {
-					desc = truncate(desc, 60)
-				}
-				cells := []string{d.Name, desc, ready(&d)}
-				if all {
-					cells = append([]string{d.Namespace}, cells...)
-				}
-				row(tw, cells...)
-			}
-			return tw.Flush()
-		},
-	}
-	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the definitions of every namespace")
-	return cmd
 }
 
 // ready is the definition's Ready condition as of its current generation:
