@@ -22,12 +22,16 @@ import (
 type inventory struct {
 	reader client.Reader
 	runs   *prometheus.Desc
+	oldest *prometheus.Desc
 	defs   *prometheus.Desc
+	now    func() time.Time
 }
 
-func newInventory(reader client.Reader) *inventory {
+func newInventory(reader client.Reader, now func() time.Time) *inventory {
 	return &inventory{
-		reader: reader,
+		reader: reader, now: now,
+		oldest: prometheus.NewDesc("stepflow_runs_oldest_age_seconds", "Age of the oldest WorkflowRun not finished, by phase (alert on suspending runs left waiting too long).",
+			[]string{"phase"}, nil),
 		runs: prometheus.NewDesc("stepflow_runs", "WorkflowRuns not finished, by phase (suspending: waiting to be resumed).",
 			[]string{"phase"}, nil),
 		defs: prometheus.NewDesc("stepflow_step_definitions", "WorkflowStepDefinitions by their Ready condition (True, False, Unknown).",
@@ -37,6 +41,7 @@ func newInventory(reader client.Reader) *inventory {
 
 func (i *inventory) Describe(ch chan<- *prometheus.Desc) {
 	ch <- i.runs
+	ch <- i.oldest
 	ch <- i.defs
 }
 
@@ -46,6 +51,7 @@ func (i *inventory) Collect(ch chan<- prometheus.Metric) {
 	var runs v1alpha1.WorkflowRunList
 	if err := i.reader.List(ctx, &runs, client.UnsafeDisableDeepCopy); err == nil {
 		byPhase := map[string]int{}
+		oldest := map[string]time.Time{}
 		for _, phase := range []v1alpha1.WorkflowRunPhase{v1alpha1.WorkflowRunInitializing, v1alpha1.WorkflowRunExecuting, v1alpha1.WorkflowRunSuspending} {
 			byPhase[string(phase)] = 0
 		}
@@ -59,9 +65,18 @@ func (i *inventory) Collect(ch chan<- prometheus.Metric) {
 				phase = string(v1alpha1.WorkflowRunInitializing)
 			}
 			byPhase[phase]++
+			if created := runs.Items[idx].CreationTimestamp.Time; oldest[phase].IsZero() || created.Before(oldest[phase]) {
+				oldest[phase] = created
+			}
 		}
+		now := i.now()
 		for phase, n := range byPhase {
 			ch <- prometheus.MustNewConstMetric(i.runs, prometheus.GaugeValue, float64(n), phase)
+			age := 0.0
+			if t, ok := oldest[phase]; ok {
+				age = now.Sub(t).Seconds()
+			}
+			ch <- prometheus.MustNewConstMetric(i.oldest, prometheus.GaugeValue, age, phase)
 		}
 	}
 	var defs v1beta1.WorkflowStepDefinitionList

@@ -67,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer, reader ...client.Reader) (*Metrics, e
 	}
 	collectors := []prometheus.Collector{m.RunsFinished, m.StepTransitions, m.StepDuration, m.RunDuration, m.OpCalls, m.OpDuration}
 	for _, r := range reader {
-		collectors = append(collectors, newInventory(r))
+		collectors = append(collectors, newInventory(r, time.Now))
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {

@@ -129,6 +129,9 @@ spec:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	if age := value("stepflow_runs_oldest_age_seconds", "{phase=suspending}"); age <= 0 {
+		t.Errorf("stepflow_runs_oldest_age_seconds{phase=suspending} = %v, want the waiting run's age", age)
+	}
 	// Deleted, the waiting run is no longer counted.
 	before := value("stepflow_runs", "{phase=suspending}")
 	var run v1alpha1.WorkflowRun
