@@ -9,6 +9,7 @@ package charts
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -768,4 +769,72 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// metrics.dashboard and metrics.prometheusRule: off by default; on, the
+// dashboard ConfigMap carries the dashboard JSON under the sidecar's label,
+// and the PrometheusRule the two alerts with the configured thresholds
+// (and Prometheus' own template syntax left for Prometheus).
+func TestMonitoring(t *testing.T) {
+	r := render(t, "")
+	if r.has("ConfigMap", namespace, release+"-dashboard") || len(r.all("PrometheusRule")) != 0 {
+		t.Fatalf("monitoring objects rendered by default: %v", names(r))
+	}
+	r = render(t, "metrics: {dashboard: {enabled: true}, prometheusRule: {enabled: true, suspendedLongerThanSeconds: 3600, failureRatio: 0.5, labels: {release: prom}}}\n")
+	cm := as[corev1.ConfigMap](t, r.one(t, "ConfigMap", namespace, release+"-dashboard"))
+	if cm.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("dashboard labels %v", cm.Labels)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct{ Expr string } `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal([]byte(cm.Data["stepflow.json"]), &dash); err != nil || len(dash.Panels) == 0 {
+		t.Fatalf("dashboard JSON: %v (%d panels)", err, len(dash.Panels))
+	}
+	var exprs []string
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	for _, m := range []string{"stepflow_runs", "stepflow_runs_oldest_age_seconds", "stepflow_run_duration_seconds_bucket", "stepflow_step_duration_seconds_bucket", "stepflow_op_calls_total", "stepflow_op_call_duration_seconds_bucket"} {
+		if !strings.Contains(strings.Join(exprs, "\n"), m+"{") && !strings.Contains(strings.Join(exprs, "\n"), m+")") && !strings.Contains(strings.Join(exprs, "\n"), m+"[") {
+			t.Errorf("no dashboard panel queries %s", m)
+		}
+	}
+	rule := r.one(t, "PrometheusRule", namespace, release)
+	if rule.GetLabels()["release"] != "prom" {
+		t.Errorf("rule labels %v", rule.GetLabels())
+	}
+	groups, _, _ := unstructured.NestedSlice(rule.Object, "spec", "groups")
+	if len(groups) != 1 {
+		t.Fatalf("groups %v", groups)
+	}
+	rules, _, _ := unstructured.NestedSlice(groups[0].(map[string]any), "rules")
+	got := map[string]map[string]any{}
+	for _, x := range rules {
+		m := x.(map[string]any)
+		got[m["alert"].(string)] = m
+	}
+	for alert, want := range map[string][]string{
+		"StepflowRunSuspendedTooLong": {`stepflow_runs_oldest_age_seconds{phase="suspending"}) > 3600`},
+		"StepflowRunFailureRate":      {`stepflow_runs_finished_total{phase="failed"}`, "> 0.5"},
+	} {
+		m, ok := got[alert]
+		if !ok {
+			t.Errorf("no alert %s in %v", alert, rules)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(m["expr"].(string), w) {
+				t.Errorf("alert %s expr %q lacks %q", alert, m["expr"], w)
+			}
+		}
+		ann, _ := m["annotations"].(map[string]any)
+		if d, _ := ann["description"].(string); !strings.Contains(d, "{{ $value") {
+			t.Errorf("alert %s description %q: Prometheus' template was not left for Prometheus", alert, d)
+		}
+	}
 }
