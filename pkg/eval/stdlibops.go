@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,7 +137,7 @@ func stdlibOpsOf(ctx *cue.Context, path string, pkg cue.Value, docs map[string]s
 // flatParams is the schema of a flat call's fields but $returns: what the
 // call takes, some of which (#results) also receive its results.
 func flatParams(ctx *cue.Context, v cue.Value, maxDepth int) *defschema.Schema {
-	s := schemaOf(ctx, v, 0, maxDepth)
+	s := inlineRootRef(schemaOf(ctx, v, 0, maxDepth))
 	annotate(s, v, "", nil, 0, maxDepth)
 	delete(s.Properties, "$returns")
 	for i, name := range s.Order {
@@ -152,6 +153,41 @@ func flatParams(ctx *cue.Context, v cue.Value, maxDepth int) *defschema.Schema {
 		}
 	}
 	return s
+}
+
+// inlineRootRef merges into s the definition its root refers to: CUE's
+// encoder writes a call built on another (#HTTPPost: #HTTPDo & {...}) as
+// a reference into $defs plus its own fields, and $returns must be taken
+// out of both.
+func inlineRootRef(s *defschema.Schema) *defschema.Schema {
+	if s == nil || s.Ref == "" {
+		return s
+	}
+	name := s.Ref[strings.LastIndex(s.Ref, "/")+1:]
+	if u, err := url.PathUnescape(name); err == nil {
+		name = u
+	}
+	d, ok := s.Defs[name]
+	if !ok {
+		return s
+	}
+	m := *s
+	m.Ref, m.Properties, m.Order = "", map[string]*defschema.Schema{}, nil
+	m.Required = append(append([]string{}, s.Required...), d.Required...)
+	if m.Type == "" {
+		m.Type = d.Type
+	}
+	if m.AdditionalProperties == nil {
+		m.AdditionalProperties = d.AdditionalProperties
+	}
+	for _, from := range []*defschema.Schema{s, d} {
+		for name, f := range from.Properties {
+			if _, dup := m.Properties[name]; !dup {
+				m.Properties[name] = f
+			}
+		}
+	}
+	return &m
 }
 
 // fixedOf is the concrete or default value of each top-level field of v.
