@@ -44,8 +44,13 @@ unit: helm
 vet:
 	$(GO) vet ./...
 
+# `stepflow version` prints these; set VERSION to name a release.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/stepflow-dev/stepflow/pkg/cli.buildVersion=$(VERSION) -X github.com/stepflow-dev/stepflow/pkg/cli.buildCommit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/stepflow ./cmd/stepflow
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/stepflow ./cmd/stepflow
 
 generate:
 	hack/generate.sh

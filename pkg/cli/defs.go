@@ -191,6 +191,9 @@ after a rewrite: each rewrite is printed as a warning with its position.`,
 
 // vetSources reads the definitions of one file for def vet.
 func vetSources(path string, stdin io.Reader) ([]eval.Definition, error) {
+	if path == "-" {
+		return vetStdin(stdin)
+	}
 	if strings.ToLower(filepath.Ext(path)) == ".cue" {
 		// Read in place, so positions name the file and its real lines.
 		src, err := definition.FromFile(path)
@@ -203,6 +206,12 @@ func vetSources(path string, stdin io.Reader) ([]eval.Definition, error) {
 	if err != nil {
 		return nil, err
 	}
+	return vetObjects(path, objs)
+}
+
+// vetObjects are the definitions of WorkflowStepDefinition objects read
+// from path.
+func vetObjects(path string, objs []*unstructured.Unstructured) ([]eval.Definition, error) {
 	out := make([]eval.Definition, 0, len(objs))
 	for _, obj := range objs {
 		var def v1beta1.WorkflowStepDefinition

@@ -51,6 +51,16 @@ func newLogsCmd(deps Deps, g *globals) *cobra.Command {
 			if g.output != outTable {
 				return printData(deps.Stdout, g.output, logs)
 			}
+			if noLines(logs) {
+				// On stderr, as kubectl's "No resources found": a script
+				// reading stdout still gets no lines.
+				what := described("workflowrun", key)
+				if step != "" {
+					what = fmt.Sprintf("step %s of %s", step, what)
+				}
+				fmt.Fprintf(deps.Stderr, "No log lines: %s has written none yet (a step writes them with op.#Log).\n", what)
+				return nil
+			}
 			if step != "" {
 				for _, l := range logs[step] {
 					fmt.Fprintln(deps.Stdout, l)
@@ -63,6 +73,16 @@ func newLogsCmd(deps Deps, g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&step, "step", "", "print only this step's lines")
 	return cmd
+}
+
+// noLines reports whether logs hold no line.
+func noLines(logs map[string][]string) bool {
+	for _, ls := range logs {
+		if len(ls) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // printLogs prints each step's lines prefixed with its name, steps in the

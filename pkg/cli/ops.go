@@ -133,6 +133,7 @@ func newRetryCmd(deps Deps, g *globals) *cobra.Command {
 
 func newContextCmd(deps Deps, g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "context", Short: "Work with a run's context variables"}
+	cmd.AddCommand(newContextGetCmd(deps, g))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "set RUN KEY=VALUE [KEY=VALUE...]",
 		Short: "Set run context variables, seen by each step's next evaluation as context.KEY",

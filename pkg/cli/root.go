@@ -19,6 +19,8 @@ import (
 // Deps are what the commands act with, built by cmd/stepflow.
 type Deps struct {
 	Stdout, Stderr io.Writer
+	// Stdin is what "-" reads (def vet -, def apply -f -); nil is os.Stdin.
+	Stdin io.Reader
 	// Ops builds the op registry for a cluster connection. restConfig
 	// returns the kubeconfig's connection, or an error naming why there is
 	// none; it is called only when a kube op first needs it.
@@ -90,6 +92,9 @@ func NewRoot(deps Deps) *cobra.Command {
 	}
 	root.SetOut(deps.Stdout)
 	root.SetErr(deps.Stderr)
+	if deps.Stdin != nil {
+		root.SetIn(deps.Stdin)
+	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	pf.StringVar(&g.kubeContext, "context", "", "kubeconfig context to use (default: its current context)")
@@ -102,7 +107,10 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.AddCommand(newClusterCmd(deps, g))
 	root.AddCommand(newLaunchCmd(deps, g))
 	root.AddCommand(newDescribeCmd(deps, g))
+	root.AddCommand(newVersionCmd(deps, g), newDeleteCmd(deps, g), newWaitCmd(deps, g))
 	root.AddCommand(deps.Commands...)
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkCommandOutput(cmd, g.output) }
+	refuseUnknownVerbs(root)
 	return root
 }
 
