@@ -24,9 +24,9 @@ func TestCRDFiles(t *testing.T) {
 		status     bool
 		columns    []string
 	}{
-		{"core.oam.dev_workflowruns.yaml", "WorkflowRun", "v1alpha1", []string{"wr"}, true, []string{"PHASE", "AGE"}},
-		{"core.oam.dev_workflows.yaml", "Workflow", "v1alpha1", nil, false, nil},
-		{"core.oam.dev_workflowstepdefinitions.yaml", "WorkflowStepDefinition", "v1beta1", []string{"workflowstep"}, true, nil},
+		{"core.oam.dev_workflowruns.yaml", "WorkflowRun", "v1alpha1", []string{"wr"}, true, []string{"PHASE", "AGE", "STEPS", "DURATION", "MESSAGE"}},
+		{"core.oam.dev_workflows.yaml", "Workflow", "v1alpha1", []string{"wfl"}, false, nil},
+		{"core.oam.dev_workflowstepdefinitions.yaml", "WorkflowStepDefinition", "v1beta1", []string{"workflowstep"}, true, []string{"READY", "DESCRIPTION", "AGE"}},
 		{"core.oam.dev_componentdefinitions.yaml", "ComponentDefinition", "v1beta1", []string{"comp"}, true, []string{"WORKLOAD-KIND", "DESCRIPTION"}},
 	}
 

@@ -15,6 +15,9 @@ import (
 // +kubebuilder:resource:categories={oam},shortName={wr}
 // +kubebuilder:printcolumn:name="PHASE",type=string,JSONPath=`.status.status`
 // +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="STEPS",type=string,JSONPath=`.status.progress`,priority=1,description="Top-level steps done out of all"
+// +kubebuilder:printcolumn:name="DURATION",type=string,JSONPath=`.status.duration`,priority=1,description="How long the run took, once finished"
+// +kubebuilder:printcolumn:name="MESSAGE",type=string,JSONPath=`.status.message`,priority=1
 type WorkflowRun struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -62,7 +65,12 @@ type WorkflowRunSpec struct {
 // WorkflowRunStatus is what the controller has observed and done so far.
 // The field names are KubeVela's, so its CLI and dashboards read them.
 type WorkflowRunStatus struct {
-	// Conditions are Ready, Succeeded, Failed and Suspended.
+	// Conditions are Ready, Succeeded, Failed and Suspended. Every run the
+	// controller has looked at has all four: Ready is False when its spec
+	// cannot run (reason Invalid or WorkflowNotFound) or a step's type
+	// names no definition (DefinitionNotFound); Failed is True for a
+	// failed or terminated run (reason Failed or Terminated), Succeeded for
+	// a succeeded one, Suspended while it waits to be resumed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -121,6 +129,18 @@ type WorkflowRunStatus struct {
 	// EndTime is when the run finished.
 	// +optional
 	EndTime metav1.Time `json:"endTime,omitempty"`
+
+	// Duration is how long the run took, from StartTime to EndTime (whole
+	// seconds, as they are), set once the run finished (Stepflow
+	// extension).
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// Progress is how many of the run's top-level steps are done
+	// (succeeded, failed, skipped) out of all of them, as "2/5" (Stepflow
+	// extension).
+	// +optional
+	Progress string `json:"progress,omitempty"`
 
 	// RestartCount counts restarts of the run (Stepflow extension). It is
 	// part of every step attempt's id, so a restarted run's attempts never

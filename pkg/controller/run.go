@@ -101,8 +101,14 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		run.Status.Phase, run.Status.Finished = v1alpha1.WorkflowRunFailed, true
 		run.Status.Message = err.Error()
 		run.Status.EndTime = metav1.NewTime(now())
-		meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionFailed,
-			Status: metav1.ConditionTrue, Reason: "WorkflowNotFound", Message: err.Error()})
+		for _, c := range []struct {
+			typ    string
+			status metav1.ConditionStatus
+		}{{v1alpha1.ConditionReady, metav1.ConditionFalse}, {v1alpha1.ConditionSucceeded, metav1.ConditionFalse},
+			{v1alpha1.ConditionFailed, metav1.ConditionTrue}, {v1alpha1.ConditionSuspended, metav1.ConditionFalse}} {
+			meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{Type: c.typ, Status: c.status,
+				Reason: "WorkflowNotFound", Message: err.Error(), ObservedGeneration: run.Generation})
+		}
 		return ctrl.Result{}, r.Client.Status().Patch(ctx, &run, client.MergeFrom(before))
 	}
 	if err != nil {

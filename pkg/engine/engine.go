@@ -159,6 +159,9 @@ type tick struct {
 	// msgLimit is the bound of one step's message, from the number of
 	// steps (messageLimit works it out once per tick).
 	msgLimit int
+	// invalidErr says why the run's spec cannot run, once invalid found
+	// it: its Ready condition is False.
+	invalidErr error
 }
 
 // wakeAt records that the run needs a tick at w.
@@ -179,7 +182,9 @@ func (t *tick) invalid(err error) {
 	if t.st.EndTime.IsZero() {
 		t.st.EndTime = t.metaNow()
 	}
+	setDuration(t.st)
 	settleSuspend(t.st)
+	t.invalidErr = err
 	t.setConditions()
 }
 

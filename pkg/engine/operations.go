@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -197,6 +198,18 @@ func terminateRun(st *v1alpha1.WorkflowRunStatus, at metav1.Time) {
 	st.Terminated, st.Finished, st.Suspend, st.SuspendState = true, true, false, ""
 	st.Phase = v1alpha1.WorkflowRunTerminated
 	st.EndTime = at
+	setDuration(st)
+	if _, all, ok := strings.Cut(st.Progress, "/"); ok {
+		done := 0
+		for _, ss := range st.Steps {
+			if finished(ss.Phase) {
+				done++
+			}
+		}
+		st.Progress = fmt.Sprintf("%d/%s", done, all)
+	}
+	// No tick follows a finished run: its conditions are set here.
+	setConditions(st, st.ObservedGeneration, at, nil)
 }
 
 func terminateStep(ss *v1alpha1.StepStatus, at metav1.Time) {
@@ -285,7 +298,7 @@ func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *j
 		}
 	}
 	st.Finished, st.Terminated, st.Suspend, st.SuspendState = false, false, false, ""
-	st.EndTime = metav1.Time{}
+	st.EndTime, st.Duration = metav1.Time{}, nil
 	st.Message = ""
 	return nil
 }

@@ -232,15 +232,53 @@ func (t *tick) summarize() {
 	if st.Finished && st.EndTime.IsZero() {
 		st.EndTime = t.metaNow()
 	}
+	if t.g != nil {
+		st.Progress = progress(st, t.g)
+	}
+	setDuration(st)
 	st.Message = truncate(st.Message, MaxMessageBytes)
 	settleSuspend(st)
 	t.setConditions()
 }
 
+// progress is "done/all" of the graph's top-level steps, what kubectl get
+// -o wide shows as STEPS.
+func progress(st *v1alpha1.WorkflowRunStatus, g *graph.Graph) string {
+	done := 0
+	for _, s := range g.Steps {
+		if ss := statusOf(st, s); ss != nil && finished(ss.Phase) {
+			done++
+		}
+	}
+	return fmt.Sprintf("%d/%d", done, len(g.Steps))
+}
+
+// setDuration sets how long a finished run took, in whole seconds as its
+// start and end times are; an unfinished run has none.
+func setDuration(st *v1alpha1.WorkflowRunStatus) {
+	if !st.Finished || st.StartTime.IsZero() || st.EndTime.IsZero() {
+		st.Duration = nil
+		return
+	}
+	st.Duration = &metav1.Duration{Duration: max(st.EndTime.Sub(st.StartTime.Time), 0)}
+}
+
 func (t *tick) setConditions() {
-	st := t.st
-	gen := t.in.Run.Generation
-	st.ObservedGeneration = gen
+	t.st.ObservedGeneration = t.in.Run.Generation
+	setConditions(t.st, t.in.Run.Generation, t.metaNow(), t.invalidErr)
+}
+
+// Reasons of a run's Ready condition.
+const (
+	ReasonValid   = "Valid"
+	ReasonInvalid = "Invalid"
+)
+
+// setConditions sets the run's four conditions from its phase: Succeeded,
+// Failed (failed or terminated) and Suspended, each with the phase as
+// reason, and Ready, False when invalid says why the spec cannot run or
+// a step failed for want of its definition.
+func setConditions(st *v1alpha1.WorkflowRunStatus, gen int64, now metav1.Time, invalid error) {
 	cond := func(typ string, ok bool, reason, msg string) {
 		status := metav1.ConditionFalse
 		if ok {
@@ -248,8 +286,16 @@ func (t *tick) setConditions() {
 		}
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: typ, Status: status, Reason: reason, Message: msg,
-			ObservedGeneration: gen, LastTransitionTime: t.metaNow(),
+			ObservedGeneration: gen, LastTransitionTime: now,
 		})
+	}
+	switch missing := missingDefinition(st); {
+	case invalid != nil:
+		cond(v1alpha1.ConditionReady, false, ReasonInvalid, st.Message)
+	case missing != nil:
+		cond(v1alpha1.ConditionReady, false, ReasonDefinitionNotFound, missing.Message)
+	default:
+		cond(v1alpha1.ConditionReady, true, ReasonValid, "")
 	}
 	phase := string(st.Phase)
 	if phase == "" {
@@ -259,6 +305,22 @@ func (t *tick) setConditions() {
 	cond(v1alpha1.ConditionSucceeded, st.Phase == v1alpha1.WorkflowRunSucceeded, reason, st.Message)
 	cond(v1alpha1.ConditionFailed, st.Phase == v1alpha1.WorkflowRunFailed || st.Phase == v1alpha1.WorkflowRunTerminated, reason, st.Message)
 	cond(v1alpha1.ConditionSuspended, st.Phase == v1alpha1.WorkflowRunSuspending, reason, st.Message)
+}
+
+// missingDefinition is the first step or sub-step that failed because its
+// type names no definition, or nil.
+func missingDefinition(st *v1alpha1.WorkflowRunStatus) *v1alpha1.StepStatus {
+	for i := range st.Steps {
+		if st.Steps[i].Reason == ReasonDefinitionNotFound {
+			return &st.Steps[i].StepStatus
+		}
+		for j := range st.Steps[i].SubStepsStatus {
+			if sub := &st.Steps[i].SubStepsStatus[j]; sub.Reason == ReasonDefinitionNotFound {
+				return sub
+			}
+		}
+	}
+	return nil
 }
 
 func upperFirst(s string) string {
