@@ -214,6 +214,19 @@ func parameterDocs(def Definition) map[string]string {
 	if err != nil {
 		return docs
 	}
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.Field); ok {
+			if name, _, err := ast.LabelName(fd.Label); err == nil && name == "parameter" {
+				fieldDocs(docs, fd.Value)
+			}
+		}
+	}
+	return docs
+}
+
+// fieldDocs adds to docs the comments of the fields of e, a struct in
+// source, by dotted path ([] for the elements of a list).
+func fieldDocs(docs map[string]string, e ast.Expr) {
 	var walk func(prefix string, e ast.Expr, depth int)
 	walk = func(prefix string, e ast.Expr, depth int) {
 		if depth > maxDepth {
@@ -257,14 +270,7 @@ func parameterDocs(def Definition) map[string]string {
 			}
 		}
 	}
-	for _, d := range f.Decls {
-		if fd, ok := d.(*ast.Field); ok {
-			if name, _, err := ast.LabelName(fd.Label); err == nil && name == "parameter" {
-				walk("", fd.Value, 0)
-			}
-		}
-	}
-	return docs
+	walk("", e, 0)
 }
 
 // usageText is a field's description from its comments: the text of its

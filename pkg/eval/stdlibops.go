@@ -89,7 +89,7 @@ func (e *Evaluator) StdlibOps() ([]StdlibOp, error) {
 }
 
 
-func stdlibOpsOf(ctx *cue.Context, path string, pkg cue.Value, docs map[string]string, maxDepth int) ([]StdlibOp, error) {
+func stdlibOpsOf(ctx *cue.Context, path string, pkg cue.Value, docs stdlibDocs, maxDepth int) ([]StdlibOp, error) {
 	it, err := pkg.Fields(cue.Definitions(true))
 	if err != nil {
 		return nil, fmt.Errorf("stdlib package %s: %s", path, describe(err))
@@ -106,14 +106,15 @@ func stdlibOpsOf(ctx *cue.Context, path string, pkg cue.Value, docs map[string]s
 			continue // a schema the ops share, not an op
 		}
 		name := it.Selector().String()
-		o := StdlibOp{Package: path, Name: name, Op: op.Name{Provider: provider, Do: do}, Doc: docs[name]}
+		o := StdlibOp{Package: path, Name: name, Op: op.Name{Provider: provider, Do: do}, Doc: docs.defs[name]}
+		fields := docs.fields[name]
 		if params := v.LookupPath(selParams); params.Exists() {
 			o.Params = schemaOf(ctx, params, 0, maxDepth)
-			annotate(o.Params, params, "", nil, 0, maxDepth)
+			annotate(o.Params, params, "", under(fields, "$params"), 0, maxDepth)
 			o.Fixed = fixedOf(params)
 			if ret := v.LookupPath(cue.MakePath(selReturns.Optional())); ret.Exists() {
 				o.Returns = schemaOf(ctx, ret, 0, maxDepth)
-				annotate(o.Returns, ret, "", nil, 0, maxDepth)
+				annotate(o.Returns, ret, "", under(fields, "$returns"), 0, maxDepth)
 			}
 		} else {
 			o.Flat = true
@@ -122,10 +123,10 @@ func stdlibOpsOf(ctx *cue.Context, path string, pkg cue.Value, docs map[string]s
 					return nil, fmt.Errorf("stdlib %s.%s: #results: %s", path, name, describe(err))
 				}
 			}
-			o.Params = flatParams(ctx, v, maxDepth)
+			o.Params = flatParams(ctx, v, fields, maxDepth)
 			if ret := v.LookupPath(cue.MakePath(selReturns.Optional())); ret.Exists() {
 				o.Returns = schemaOf(ctx, ret, 0, maxDepth)
-				annotate(o.Returns, ret, "", nil, 0, maxDepth)
+				annotate(o.Returns, ret, "", under(fields, "$returns"), 0, maxDepth)
 			}
 			o.Fixed = fixedOf(v)
 		}
@@ -136,9 +137,9 @@ func stdlibOpsOf(ctx *cue.Context, path string, pkg cue.Value, docs map[string]s
 
 // flatParams is the schema of a flat call's fields but $returns: what the
 // call takes, some of which (#results) also receive its results.
-func flatParams(ctx *cue.Context, v cue.Value, maxDepth int) *defschema.Schema {
+func flatParams(ctx *cue.Context, v cue.Value, docs map[string]string, maxDepth int) *defschema.Schema {
 	s := inlineRootRef(schemaOf(ctx, v, 0, maxDepth))
-	annotate(s, v, "", nil, 0, maxDepth)
+	annotate(s, v, "", docs, 0, maxDepth)
 	delete(s.Properties, "$returns")
 	for i, name := range s.Order {
 		if name == "$returns" {
@@ -217,11 +218,20 @@ func fixedOf(v cue.Value) map[string]any {
 	return out
 }
 
-// definitionDocs reads the comment above each top-level definition of a
-// package's source files (compiled values keep no comments), as one
-// paragraph.
-func definitionDocs(files []stdlib.File) map[string]string {
-	docs := map[string]string{}
+// stdlibDocs holds the comments of a package's source (compiled values
+// keep none): each top-level definition's, as one paragraph, and those of
+// its fields by dotted path ("$params.request.timeout").
+type stdlibDocs struct {
+	defs   map[string]string
+	fields map[string]map[string]string
+}
+
+// definitionDocs reads the comments of a stdlib package's files. A
+// definition built on another of the package (#HTTPPost: #HTTPDo & {...})
+// has that one's field comments where it has none of its own.
+func definitionDocs(files []stdlib.File) stdlibDocs {
+	docs := stdlibDocs{defs: map[string]string{}, fields: map[string]map[string]string{}}
+	bases := map[string][]string{}
 	for _, file := range files {
 		f, err := parser.ParseFile(file.Name, file.Source, parser.ParseComments)
 		if err != nil {
@@ -243,9 +253,45 @@ func definitionDocs(files []stdlib.File) map[string]string {
 				}
 			}
 			if len(text) > 0 {
-				docs[name] = strings.Join(strings.Fields(strings.Join(text, " ")), " ")
+				docs.defs[name] = strings.Join(strings.Fields(strings.Join(text, " ")), " ")
+			}
+			fd := map[string]string{}
+			fieldDocs(fd, field.Value)
+			docs.fields[name] = fd
+			for e := field.Value; ; {
+				b, ok := e.(*ast.BinaryExpr)
+				if !ok {
+					if id, ok := e.(*ast.Ident); ok {
+						bases[name] = append(bases[name], id.Name)
+					}
+					break
+				}
+				if id, ok := b.Y.(*ast.Ident); ok {
+					bases[name] = append(bases[name], id.Name)
+				}
+				e = b.X
+			}
+		}
+	}
+	for name, bs := range bases {
+		for _, b := range bs {
+			for k, v := range docs.fields[b] {
+				if _, ok := docs.fields[name][k]; !ok {
+					docs.fields[name][k] = v
+				}
 			}
 		}
 	}
 	return docs
+}
+
+// under is the part of docs below prefix ("$params"), keyed from there.
+func under(docs map[string]string, prefix string) map[string]string {
+	out := map[string]string{}
+	for k, v := range docs {
+		if rest, ok := strings.CutPrefix(k, prefix+"."); ok {
+			out[rest] = v
+		}
+	}
+	return out
 }

@@ -65,6 +65,19 @@ func TestStdlibOps(t *testing.T) {
 			}
 		})
 	}
+	// Field comments come from the source, a derived definition's from
+	// the one it is built on.
+	for _, name := range []string{"vela/http.#HTTPDo", "vela/http.#HTTPPost"} {
+		var got string
+		if p := byName[name].Params; p != nil && p.Properties["request"] != nil {
+			if f := p.Properties["request"].Properties["timeout"]; f != nil {
+				got = f.Description
+			}
+		}
+		if want := `A Go duration, e.g. "10s".`; got != want {
+			t.Errorf("%s: request.timeout's description is %q, want %q", name, got, want)
+		}
+	}
 	// Shared schemas (no #provider or #do) are not ops.
 	for _, o := range ops {
 		if o.Op.Provider == "" || o.Op.Do == "" {
