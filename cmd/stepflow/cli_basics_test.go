@@ -104,7 +104,7 @@ func TestCLIOutputFlag(t *testing.T) {
 	accepted := map[string][]string{
 		"version": {"json", "yaml"}, "get": {"wide", "json", "yaml"}, "list": {"wide", "json", "yaml"},
 		"logs": {"json", "yaml"}, "debug": {"json", "yaml"}, "context get": {"json", "yaml"},
-		"def get": {"json", "yaml"}, "def list": {"wide", "json", "yaml"}, "def render": {"cue", "json", "yaml"},
+		"def get": {"json", "yaml", "cue"}, "def list": {"wide", "json", "yaml"}, "def render": {"cue", "json", "yaml"},
 		"def doc": {"markdown", "json"}, "step run": {"json", "yaml"},
 	}
 	n := 0

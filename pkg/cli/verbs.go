@@ -61,7 +61,7 @@ func checkCommandOutput(cmd *cobra.Command, format string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("stepflow %s: unknown output format %q: want %s", path, format, strings.Join(allowed, ", "))
+	return fmt.Errorf("stepflow %s: unknown output format %q: want %s", path, format, strings.Join(allowed, " or "))
 }
 
 // refuseUnknownVerbs makes every parent command below root fail on an
