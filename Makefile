@@ -15,6 +15,8 @@ help:
 	@echo "                    EXAMPLE=gray-release: a partition canary promoted, then one rolled back"
 	@echo "                    API_LISTEN=127.0.0.1:PORT: where the REST API listens (default 127.0.0.1:8080, else a free port)"
 	@echo "make build          build bin/stepflow"
+	@echo "make image          the container image, no Docker needed: bin/stepflow-image.tar (OCI layout + docker archive)"
+	@echo "                    REGISTRY=host/repo: push it there too; GOARCH=arm64: another architecture; prints the image name"
 	@echo "make bench          evaluator and engine benchmarks"
 	@echo "make fuzz           run each fuzz target for FUZZTIME (default 60s); crashers land in testdata/fuzz"
 	@echo "make e2e            the Ginkgo end-to-end suite alone, verbose"
@@ -37,6 +39,7 @@ test: control-plane helm
 	$(GO) vet ./...
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 $$($(GO) list ./... | grep -v -e /pkg/engine -e /pkg/eval -e /pkg/journal)
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) -C hack/image vet ./... && $(GO) -C hack/image test -count=1 ./...
 
 unit: helm
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /e2e)
@@ -51,6 +54,19 @@ LDFLAGS := -X github.com/stepflow-dev/stepflow/pkg/cli.buildVersion=$(VERSION) -
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/stepflow ./cmd/stepflow
+
+# The controller's image (hack/image; the Dockerfile builds the same with
+# Docker): a static binary on an empty base with CA certificates, as user
+# 65532, named as the chart installs it (values.yaml image.repository,
+# Chart.yaml appVersion). It prints that name; REGISTRY=host/repo pushes
+# it there under the same tag. GOARCH= keeps the tool itself for this host;
+# hack/image is a module of its own (go-containerregistry's requirements
+# stay out of the controller's), so make test runs its test by name.
+.PHONY: image
+IMAGE_ARCH ?= $(or $(GOARCH),$(shell GOARCH= $(GO) env GOARCH))
+REGISTRY ?=
+image:
+	GOARCH= $(GO) -C hack/image run . --dir $(CURDIR) -o $(CURDIR)/bin/stepflow-image.tar --arch $(IMAGE_ARCH) --registry "$(REGISTRY)"
 
 generate:
 	hack/generate.sh
@@ -82,11 +98,13 @@ bench:
 # shipped definitions, the controller, the REST API (stepflow server,
 # --auth none on loopback; it prints a curl once ready) and an example run
 # with live progress. EXAMPLE=gray-release runs the README's gray release
-# instead; API_LISTEN moves the REST API.
+# instead; API_LISTEN moves the REST API. The demo waits for you to
+# approve (it prints the command); AUTO_APPROVE=1 approves it for you.
 EXAMPLE ?=
 API_LISTEN ?=
+AUTO_APPROVE ?=
 run: control-plane build
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local $(if $(EXAMPLE),--example $(EXAMPLE)) $(if $(API_LISTEN),--api-listen $(API_LISTEN))
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local $(if $(EXAMPLE),--example $(EXAMPLE)) $(if $(API_LISTEN),--api-listen $(API_LISTEN)) $(if $(AUTO_APPROVE),--auto-approve)
 
 # The end-to-end suite alone (make test runs it too): the real binary, a
 # local control plane, the controller as its own process; verbose Ginkgo.
