@@ -205,4 +205,5 @@ func TestCLIDescribe(t *testing.T) {
 		t.Errorf("describe tree (-want +got):\n%s", diff)
 	}
 	c.fails("workflowrun "+c.ns+"/nope not found", "describe", "nope")
+	c.fails("stepflow describe does not print -o yaml", "describe", "tree", "-o", "yaml")
 }

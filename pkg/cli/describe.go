@@ -34,8 +34,8 @@ outputs), the run's context (spec.context with the variables set at run time
 over it), its conditions and its most recent Events.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(g.output); err != nil {
-				return err
+			if g.output != outTable {
+				return fmt.Errorf("stepflow describe does not print -o %s: it prints text only (get %s -o yaml|json prints the WorkflowRun)", g.output, args[0])
 			}
 			c, err := g.client()
 			if err != nil {
