@@ -98,11 +98,13 @@ bench:
 # shipped definitions, the controller, the REST API (stepflow server,
 # --auth none on loopback; it prints a curl once ready) and an example run
 # with live progress. EXAMPLE=gray-release runs the README's gray release
-# instead; API_LISTEN moves the REST API.
+# instead; API_LISTEN moves the REST API. The demo waits for you to
+# approve (it prints the command); AUTO_APPROVE=1 approves it for you.
 EXAMPLE ?=
 API_LISTEN ?=
+AUTO_APPROVE ?=
 run: control-plane build
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local $(if $(EXAMPLE),--example $(EXAMPLE)) $(if $(API_LISTEN),--api-listen $(API_LISTEN))
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local $(if $(EXAMPLE),--example $(EXAMPLE)) $(if $(API_LISTEN),--api-listen $(API_LISTEN)) $(if $(AUTO_APPROVE),--auto-approve)
 
 # The end-to-end suite alone (make test runs it too): the real binary, a
 # local control plane, the controller as its own process; verbose Ginkgo.

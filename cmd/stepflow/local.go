@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ type localOptions struct {
 	stateDir    string
 	noExample   bool
 	apiListen   string
+	autoApprove bool
 }
 
 func newLocalCmd() *cobra.Command {
@@ -56,12 +58,27 @@ definitions, runs the controller and the REST API server (stepflow server,
 --auth none on a loopback address), applies an example WorkflowRun and
 prints its progress live. It writes a kubeconfig for kubectl and stepflow,
 prints curl examples of the API once it is ready, and keeps running until
-Ctrl-C, then shuts everything down.`,
+Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed terminal), then shuts
+everything down; a second signal stops it at once. etcd and kube-apiserver
+die with it even when it is killed (Linux: a parent-death signal), and
+its shutdown does not depend on its output being read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			// A write to a pipe whose reader is gone (make run | tee, then
+			// Ctrl-C) fails with EPIPE instead of killing the process
+			// before it has stopped its control plane.
+			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
-			return runLocal(ctx, cmd.OutOrStdout(), o)
+			go func() { <-ctx.Done(); stop() }() // the next signal's default action ends it
+			out := newLineOut(cmd.OutOrStdout())
+			defer out.Close(2 * time.Second)
+			// The kernel sends a child's parent-death signal when the
+			// thread that started it ends: start them from this goroutine,
+			// pinned to a thread that lives as long as the command.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			return runLocal(ctx, out, o)
 		},
 	}
 	f := cmd.Flags()
@@ -71,6 +88,7 @@ Ctrl-C, then shuts everything down.`,
 	f.StringVar(&o.example, "example", "examples/demo.yaml", `the example WorkflowRun to apply, or "gray-release": launch and promote, then launch and roll back, the application of examples/gray-release.yaml`)
 	f.StringVar(&o.stateDir, "state-dir", ".stepflow", "where to write the kubeconfig")
 	f.BoolVar(&o.noExample, "no-example", false, "do not apply the example run")
+	f.BoolVar(&o.autoApprove, "auto-approve", false, "resume the example's approval step without waiting for a person (unattended runs)")
 	f.StringVar(&o.apiListen, "api-listen", defaultLocalAPIListen, "loopback address of the REST API server (--auth none: every caller may do everything); when the default's port is taken, any free port of 127.0.0.1")
 	return cmd
 }
@@ -83,15 +101,33 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 		return fmt.Errorf("no control-plane binaries: pass --assets or set KUBEBUILDER_ASSETS (make run does this)")
 	}
 	say("▶ starting etcd and kube-apiserver from %s", o.assets)
-	env := &envtest.Environment{BinaryAssetsDirectory: o.assets, CRDDirectoryPaths: []string{o.crds}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
+	shim, err := parentDeathShim(filepath.Join(o.stateDir, "bin"), o.assets)
 	if err != nil {
+		return err
+	}
+	// envtest's own override of each binary's path (it outranks
+	// KUBEBUILDER_ASSETS): the shim's links, where there are some.
+	for name, path := range shim {
+		os.Setenv("TEST_ASSET_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_")), path)
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: o.assets, CRDDirectoryPaths: []string{o.crds}, ErrorIfCRDPathMissing: true,
+		ControlPlaneStopTimeout: 10 * time.Second}
+	cfg, err := env.Start()
+	children := controlPlaneChildren()
+	if err != nil {
+		killGroups(children)
 		return fmt.Errorf("starting the local control plane: %w", err)
 	}
 	defer func() {
 		say("▶ stopping the control plane")
-		_ = env.Stop()
+		if err := env.Stop(); err != nil {
+			say("  stopping the control plane: %v; killing its process groups", err)
+		}
+		killGroups(children)
 	}()
+	for _, c := range children {
+		say("  %s: pid %d", c.name, c.pid)
+	}
 	say("▶ installed the CRDs from %s", o.crds)
 
 	kubeconfig, err := writeKubeconfig(env, o.stateDir)
@@ -136,6 +172,8 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 		return err
 	}
 	go markDeploymentsReady(ctx, c)
+	say("▶ no kube-controller-manager and no kubelet run here: a stand-in reports the Deployments and StatefulSets of namespace %s rolled out;", exampleNamespace)
+	say("  a step that applies a workload in another namespace and waits for it waits until its timeout")
 	// Nothing runs pods here: report the example namespace's workloads up
 	// as kubelets would, for the whole session, so that a gray release
 	// launched by hand (stepflow launch, the REST API's curl) gets past
@@ -152,20 +190,27 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 	say("  curl -s '%s/workflow?appId=%s'", apiURL, grayReleaseAppID)
 	say("  curl -s --data-binary @examples/gray-release.yaml -H 'Content-Type: application/yaml' '%s/workflow/launch?appId=%s&category=DEPLOY'", apiURL, grayReleaseAppID)
 
+	self := selfCommand()
 	say("")
 	say("  export KUBECONFIG=%s", kubeconfig)
 	say("  %s get workflowruns        # kubectl from the control-plane build", filepath.Join(o.assets, "kubectl"))
-	say("  stepflow --kubeconfig %s list", kubeconfig)
+	say("  %s list", self)
 	say("")
 
 	switch {
 	case o.noExample:
 	case o.example == grayReleaseExample:
 		if err := runGrayRelease(ctx, c, "examples/gray-release.yaml", kubeconfig, say); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return err
 		}
 	default:
-		if err := runExample(ctx, c, o.example, endpoint, kubeconfig, say); err != nil {
+		if err := runExample(ctx, c, o.example, endpoint, kubeconfig, o.autoApprove, say); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped by a signal while the example ran
+			}
 			return err
 		}
 	}
@@ -326,7 +371,26 @@ func markDeploymentsReady(ctx context.Context, c client.WithWatch) {
 	}
 }
 
-func runExample(ctx context.Context, c client.WithWatch, path, endpoint, kubeconfig string, say func(string, ...any)) error {
+// selfCommand is how to type this binary from the working directory:
+// relative when it lies below it (bin/stepflow under make run), else
+// absolute.
+func selfCommand() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "stepflow"
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, self); err == nil && !strings.HasPrefix(rel, "..") {
+			return "./" + rel
+		}
+	}
+	return self
+}
+
+// runExample applies the example run and prints its steps as they change
+// until it finishes. At its approval step it prints the resume command to
+// type, or with autoApprove runs it.
+func runExample(ctx context.Context, c client.WithWatch, path, endpoint, kubeconfig string, autoApprove bool, say func(string, ...any)) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -339,13 +403,26 @@ func runExample(ctx context.Context, c client.WithWatch, path, endpoint, kubecon
 		return fmt.Errorf("applying %s: %w", path, err)
 	}
 	say("▶ applied WorkflowRun %s/%s from %s", run.Namespace, run.Name, path)
-	w, err := c.Watch(ctx, &v1alpha1.WorkflowRunList{}, client.InNamespace(run.Namespace))
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
 	seen := map[string]string{}
 	resumed := false
+	// The API server ends a watch after a while; a person may take longer
+	// to approve.
+	for ctx.Err() == nil {
+		done, err := followExample(ctx, c, &run, kubeconfig, autoApprove, seen, &resumed, say)
+		if err != nil || done {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// followExample watches run until it finishes (done) or the watch ends.
+func followExample(ctx context.Context, c client.WithWatch, run *v1alpha1.WorkflowRun, kubeconfig string, autoApprove bool, seen map[string]string, resumed *bool, say func(string, ...any)) (done bool, err error) {
+	w, err := c.Watch(ctx, &v1alpha1.WorkflowRunList{}, client.InNamespace(run.Namespace))
+	if err != nil {
+		return false, err
+	}
+	defer w.Stop()
 	for ev := range w.ResultChan() {
 		r, ok := ev.Object.(*v1alpha1.WorkflowRun)
 		if !ok || r.Name != run.Name {
@@ -365,10 +442,15 @@ func runExample(ctx context.Context, c client.WithWatch, path, endpoint, kubecon
 				line += fmt.Sprintf("  %s=%s", out.Name, out.Value.Raw)
 			}
 			say("%s", line)
-			if s.Name == "approve" && s.Phase == v1alpha1.WorkflowStepPhaseSuspending && !resumed {
-				resumed = true
+			if s.Name == "approve" && s.Phase == v1alpha1.WorkflowStepPhaseSuspending && !*resumed {
+				*resumed = true
+				if !autoApprove {
+					say("▶ step approve waits for you; to approve, type (in another terminal, from this directory):")
+					say("  %s --kubeconfig %s -n %s resume %s", selfCommand(), kubeconfig, r.Namespace, r.Name)
+					continue
+				}
 				if err := resumeThroughCLI(ctx, r, kubeconfig, say); err != nil {
-					return err
+					return false, err
 				}
 			}
 		}
@@ -378,10 +460,10 @@ func runExample(ctx context.Context, c client.WithWatch, path, endpoint, kubecon
 			if err := c.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: "demo-result"}, &cm); err == nil {
 				say("  ConfigMap demo-result: %v", cm.Data)
 			}
-			return nil
+			return true, nil
 		}
 	}
-	return ctx.Err()
+	return false, nil
 }
 
 // resumeThroughCLI resumes the run the way a person would: with the
@@ -393,7 +475,7 @@ func resumeThroughCLI(ctx context.Context, r *v1alpha1.WorkflowRun, kubeconfig s
 	}
 	time.Sleep(2 * time.Second)
 	args := []string{"--kubeconfig", kubeconfig, "-n", r.Namespace, "resume", r.Name}
-	say("  $ stepflow %s", strings.Join(args, " "))
+	say("  $ %s %s", selfCommand(), strings.Join(args, " "))
 	out, err := exec.CommandContext(ctx, self, args...).CombinedOutput()
 	if len(out) > 0 {
 		say("    %s", strings.TrimSpace(string(out)))

@@ -12,6 +12,8 @@ import (
 )
 
 func main() {
+	// stepflow local's etcd and kube-apiserver start through this binary.
+	execControlPlaneChild(os.Args)
 	os.Exit(cli.Main(cli.Deps{
 		Stdout: os.Stdout, Stderr: os.Stderr, Ops: buildOps,
 		Commands: []*cobra.Command{newControllerCmd(), newLocalCmd(), newEvalWorkerCmd(), newServerCmd()},
