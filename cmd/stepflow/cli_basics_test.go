@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/cli"
@@ -223,7 +225,12 @@ func TestCLIWait(t *testing.T) {
 	}
 	c.fails("workflowrun "+c.ns+"/nope not found", "wait", "nope")
 	c.fails(`--for "done": want succeeded or finished`, "wait", "ok", "--for", "done")
-	c.fails("timed out after 1s waiting for workflowrun "+c.ns+"/slow to be succeeded (it is executing)", "wait", "slow", "--timeout", "1s")
+	// wait watches: one LIST, then a WATCH, for as long as it waits.
+	lists, watches := workflowRunRequests(t)
+	c.fails("timed out after 2s waiting for workflowrun "+c.ns+"/slow to be succeeded (it is executing)", "wait", "slow", "--timeout", "2s")
+	if l, w := workflowRunRequests(t); l-lists != 1 || w-watches != 1 {
+		t.Errorf("wait for 2s made %d LIST and %d WATCH requests of workflowruns; want 1 and 1", l-lists, w-watches)
+	}
 
 	// A run that finishes while wait watches it.
 	type result struct {
@@ -341,4 +348,40 @@ func TestCLIDefVetStdin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// workflowRunRequests are the LIST and WATCH requests of workflowruns the
+// API server has served, from its apiserver_request_total metric.
+func workflowRunRequests(t *testing.T) (lists, watches int) {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Get(strings.TrimSuffix(env.Config.Host, "/") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="workflowruns"`) {
+			continue
+		}
+		fields := strings.Fields(line)
+		n, err := strconv.Atoi(fields[len(fields)-1])
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		switch {
+		case strings.Contains(line, `verb="LIST"`):
+			lists += n
+		case strings.Contains(line, `verb="WATCH"`):
+			watches += n
+		}
+	}
+	return lists, watches
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -203,7 +204,13 @@ func (w *runWaiter) gone(name string) {
 // timedOut says which runs were still pending, in what phase.
 func (w *runWaiter) timedOut(timeout time.Duration) error {
 	errs := append([]error(nil), w.failed...)
-	for name, run := range w.pending {
+	names := make([]string, 0, len(w.pending))
+	for name := range w.pending {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		run := w.pending[name]
 		key := types.NamespacedName{Namespace: w.ns, Name: name}
 		phase := "not seen"
 		if run != nil {
