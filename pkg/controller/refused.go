@@ -71,6 +71,15 @@ func (r *RunReconciler) failRefused(ctx context.Context, run *v1alpha1.WorkflowR
 		meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{Type: c.typ, Status: c.ok, Reason: ReasonWriteRefused,
 			Message: msg, ObservedGeneration: run.Generation, LastTransitionTime: now})
 	}
+	// A run refused at its first write has no Ready yet: whether its spec
+	// could run is not known.
+	if meta.FindStatusCondition(run.Status.Conditions, v1alpha1.ConditionReady) == nil {
+		meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionUnknown,
+			Reason: ReasonWriteRefused, Message: msg, ObservedGeneration: run.Generation, LastTransitionTime: now})
+	}
+	if !run.Status.StartTime.IsZero() {
+		run.Status.Duration = &metav1.Duration{Duration: max(now.Sub(run.Status.StartTime.Time), 0)}
+	}
 	err := r.Client.Status().Patch(ctx, run, client.MergeFrom(before))
 	if refusedForSize(err) {
 		run.Status.Steps = nil

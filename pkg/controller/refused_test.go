@@ -129,6 +129,12 @@ func TestStatusRefusedForSizeFailsTheRun(t *testing.T) {
 		b, _ := yaml.Marshal(got.Status.Conditions)
 		t.Fatalf("want a Failed condition with reason %s naming the status write; conditions:\n%s", controller.ReasonWriteRefused, b)
 	}
+	// All four conditions a finished run has; Ready is not known.
+	for _, typ := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionSucceeded, v1alpha1.ConditionSuspended} {
+		if c := meta.FindStatusCondition(got.Status.Conditions, typ); c == nil || c.Reason != controller.ReasonWriteRefused {
+			t.Errorf("condition %s = %+v, want one with reason %s", typ, c, controller.ReasonWriteRefused)
+		}
+	}
 	msg := waitEvent(t, ns, "huge", controller.ReasonWriteRefused, 10*time.Second)
 	if !strings.Contains(msg, "status") || !strings.Contains(msg, "bytes") {
 		t.Errorf("event message %q should name the write and its size", msg)
