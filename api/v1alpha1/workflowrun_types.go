@@ -68,9 +68,11 @@ type WorkflowRunStatus struct {
 	// Conditions are Ready, Succeeded, Failed and Suspended. Every run the
 	// controller has looked at has all four: Ready is False when its spec
 	// cannot run (reason Invalid or WorkflowNotFound) or a step's type
-	// names no definition (DefinitionNotFound); Failed is True for a
-	// failed or terminated run (reason Failed or Terminated), Succeeded for
-	// a succeeded one, Suspended while it waits to be resumed.
+	// names no definition (DefinitionNotFound), and Unknown (WriteRefused)
+	// for a run whose first status write was refused for size; Failed is
+	// True for a failed or terminated run (reason Failed or Terminated),
+	// Succeeded for a succeeded one, Suspended while it waits to be
+	// resumed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
