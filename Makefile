@@ -14,6 +14,7 @@ help:
 	@echo "make run            local control plane + controller + REST API + definitions + an example run (Ctrl-C stops)"
 	@echo "                    EXAMPLE=gray-release: a partition canary promoted, then one rolled back"
 	@echo "                    API_LISTEN=127.0.0.1:PORT: where the REST API listens (default 127.0.0.1:8080, else a free port)"
+	@echo "                    AUTO_APPROVE=1: approve the demo's approval step for you (it waits for the printed resume command)"
 	@echo "make build          build bin/stepflow"
 	@echo "make image          the container image, no Docker needed: bin/stepflow-image.tar (OCI layout + docker archive)"
 	@echo "                    REGISTRY=host/repo: push it there too; GOARCH=arm64: another architecture; prints the image name"
