@@ -346,6 +346,9 @@ func tarDir(dir, out string) error {
 	if err := tw.Close(); err != nil {
 		return err
 	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}

@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options, log io.Writer) (*Result, error) {
 		if err := WriteArchive(img, ref, o.Out); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(log, "wrote %s (linux/%s, %s) to %s\n  docker load -i %[3]s   or   kind load image-archive %[3]s\n", ref, o.Arch, digest, o.Out)
+		fmt.Fprintf(log, "wrote %s (linux/%s, %s) to %s\n  docker load -i %[4]s   or   kind load image-archive %[4]s\n", ref, o.Arch, digest, o.Out)
 	}
 	if o.Registry != "" {
 		if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
