@@ -208,3 +208,14 @@ type RunnerFunc func(ctx context.Context, call *Call) (Result, error)
 func (f RunnerFunc) Run(ctx context.Context, call *Call) (Result, error) { return f(ctx, call) }
 
 var _ Runner = RunnerFunc(nil)
+
+// ParamsOf returns the call's decoded params as the *T its op's NewParams
+// made; anything else (a runner that built the call wrongly) is a
+// permanent error naming the op.
+func ParamsOf[T any](call *Call) (*T, error) {
+	p, ok := call.Params.(*T)
+	if !ok || p == nil {
+		return nil, Permanentf("%s: params are %T, want *%T", call.Name, call.Params, *new(T))
+	}
+	return p, nil
+}

@@ -27,7 +27,7 @@ func (o *componentsOp) Run(ctx context.Context, call *op.Call) (op.Result, error
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[componentsParams](call)
+	p, err := op.ParamsOf[componentsParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}

@@ -119,11 +119,3 @@ func apiError(err error, format string, args ...any) error {
 	}
 	return err
 }
-
-func paramsOf[T any](call *op.Call) (*T, error) {
-	p, ok := call.Params.(*T)
-	if !ok || p == nil {
-		return nil, op.Permanentf("params are %T, want %T", call.Params, p)
-	}
-	return p, nil
-}

@@ -35,7 +35,7 @@ func (o *latestRunOp) Run(ctx context.Context, call *op.Call) (op.Result, error)
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[latestRunParams](call)
+	p, err := op.ParamsOf[latestRunParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -115,7 +115,7 @@ func (o *relaunchOp) Run(ctx context.Context, call *op.Call) (op.Result, error) 
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[relaunchParams](call)
+	p, err := op.ParamsOf[relaunchParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}

@@ -105,15 +105,6 @@ func (f *Family) client(ctx context.Context, step op.Step) (client.Client, error
 	return c, nil
 }
 
-// paramsOf returns the call's decoded params as *T.
-func paramsOf[T any](call *op.Call) (*T, error) {
-	p, ok := call.Params.(*T)
-	if !ok || p == nil {
-		return nil, op.Permanentf("%s: params are %T, want *%T", call.Name, call.Params, *new(T))
-	}
-	return p, nil
-}
-
 // namespaceOr is ns, or the step's namespace when ns is empty.
 func namespaceOr(ns string, step op.Step) string {
 	if ns == "" {

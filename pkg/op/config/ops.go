@@ -28,7 +28,7 @@ func (o *createOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[createParams](call)
+	p, err := op.ParamsOf[createParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -146,7 +146,7 @@ func (o *readOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[nameParams](call)
+	p, err := op.ParamsOf[nameParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -196,7 +196,7 @@ func (o *listOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[listParams](call)
+	p, err := op.ParamsOf[listParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -253,7 +253,7 @@ func (o *deleteOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[nameParams](call)
+	p, err := op.ParamsOf[nameParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}

@@ -133,9 +133,9 @@ func (s *sendOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, ok := call.Params.(*Params)
-	if !ok {
-		return op.Result{}, op.Permanentf("params are %T, want *email.Params", call.Params)
+	p, err := op.ParamsOf[Params](call)
+	if err != nil {
+		return op.Result{}, err
 	}
 	m, err := p.check()
 	if err != nil {

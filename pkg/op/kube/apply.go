@@ -33,7 +33,7 @@ func (o *applyOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[applyParams](call)
+	p, err := op.ParamsOf[applyParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -151,7 +151,7 @@ func applyList(ctx context.Context, clusters Clusters, call *op.Call) (*applyInP
 	if err := ctx.Err(); err != nil {
 		return nil, nil, nil, err
 	}
-	p, err := paramsOf[applyInParallelParams](call)
+	p, err := op.ParamsOf[applyInParallelParams](call)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -41,7 +41,7 @@ func (o *deleteOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[deleteParams](call)
+	p, err := op.ParamsOf[deleteParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}

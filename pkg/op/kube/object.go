@@ -21,15 +21,6 @@ type filter struct {
 	MatchingLabels map[string]string `json:"matchingLabels,omitempty"`
 }
 
-// paramsOf returns the call's params as the *T its op's NewParams made.
-func paramsOf[T any](call *op.Call) (*T, error) {
-	p, ok := call.Params.(*T)
-	if !ok || p == nil {
-		return nil, op.Permanentf("params are %T, want %T", call.Params, p)
-	}
-	return p, nil
-}
-
 // objectOf turns a decoded value into an object, checking that it names an
 // apiVersion and a kind, and a name when needName is set. The object is a
 // copy: changing it leaves value alone.

@@ -36,7 +36,7 @@ func (o *patchOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[patchParams](call)
+	p, err := op.ParamsOf[patchParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}

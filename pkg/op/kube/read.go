@@ -31,7 +31,7 @@ func (o *readOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[readParams](call)
+	p, err := op.ParamsOf[readParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -88,7 +88,7 @@ func (o *listOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[listParams](call)
+	p, err := op.ParamsOf[listParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}

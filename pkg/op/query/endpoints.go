@@ -22,7 +22,7 @@ func (o *endpointsOp) Run(ctx context.Context, call *op.Call) (op.Result, error)
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[listParams](call)
+	p, err := op.ParamsOf[listParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}

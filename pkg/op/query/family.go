@@ -120,11 +120,3 @@ func clusterName(cluster string) string {
 	}
 	return cluster
 }
-
-func paramsOf[T any](call *op.Call) (*T, error) {
-	p, ok := call.Params.(*T)
-	if !ok || p == nil {
-		return nil, op.Permanentf("params are %T, want %T", call.Params, p)
-	}
-	return p, nil
-}

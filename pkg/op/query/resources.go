@@ -175,7 +175,7 @@ func (o *listOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[listParams](call)
+	p, err := op.ParamsOf[listParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}
@@ -225,7 +225,7 @@ func (o *collectOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
 	}
-	p, err := paramsOf[listParams](call)
+	p, err := op.ParamsOf[listParams](call)
 	if err != nil {
 		return op.Result{}, err
 	}
