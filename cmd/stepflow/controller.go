@@ -55,6 +55,8 @@ type controllerOptions struct {
 	// apiServiceHost is the kubernetes.default service IP when the
 	// controller runs in a pod ($KUBERNETES_SERVICE_HOST).
 	apiServiceHost string
+	// configFile is the controller's configuration file (controller.Config).
+	configFile string
 }
 
 func newControllerCmd() *cobra.Command {
@@ -74,6 +76,7 @@ func controllerCmd(o *controllerOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&o.configFile, "config", "", "the controller's configuration file, YAML (queues, rateLimits, callback, cleanup: see docs/controller.md)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster, $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&o.systemNamespace, "system-namespace", definition.DefaultSystemNamespace, "namespace of definitions shared by every namespace")
 	f.IntVar(&o.concurrency, "max-concurrent-reconciles", 8, "runs reconciled at once")
@@ -135,6 +138,13 @@ func runController(ctx context.Context, o *controllerOptions) error {
 
 // startController runs the controller against cfg until ctx ends.
 func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config) error {
+	var conf controller.Config
+	if o.configFile != "" {
+		var err error
+		if conf, err = controller.LoadConfig(o.configFile); err != nil {
+			return err
+		}
+	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.qps, o.burst
 	mgr, err := controller.NewManager(cfg, ctrl.Options{
@@ -148,6 +158,7 @@ func startController(ctx context.Context, o *controllerOptions, cfg *rest.Config
 		return err
 	}
 	copts := controller.Options{
+		Config:                  conf,
 		SystemNamespace:         o.systemNamespace,
 		MaxConcurrentReconciles: o.concurrency,
 		StepParallelism:         o.parallelism,

@@ -72,6 +72,9 @@ type Options struct {
 	Now func() time.Time
 	// Logs, when set, also receives every #Log line of every step.
 	Logs op.LogSink
+	// Config is the configuration file's settings (queues, rate limits,
+	// callbacks, cleanup); the zero value is the default.
+	Config Config
 }
 
 // Controller is a controller set up in a manager: the manager runs it.
