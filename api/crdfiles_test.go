@@ -27,6 +27,7 @@ func TestCRDFiles(t *testing.T) {
 		{"core.oam.dev_workflowruns.yaml", "WorkflowRun", "v1alpha1", []string{"wr"}, true, []string{"PHASE", "AGE", "STEPS", "DURATION", "MESSAGE"}},
 		{"core.oam.dev_workflows.yaml", "Workflow", "v1alpha1", []string{"wfl"}, false, nil},
 		{"core.oam.dev_workflowstepdefinitions.yaml", "WorkflowStepDefinition", "v1beta1", []string{"workflowstep"}, true, []string{"READY", "DESCRIPTION", "AGE"}},
+		{"core.oam.dev_workflowschedules.yaml", "WorkflowSchedule", "v1alpha1", []string{"wfs"}, true, []string{"SCHEDULE", "WORKFLOW", "SUSPEND", "LAST SCHEDULE", "AGE"}},
 		{"core.oam.dev_componentdefinitions.yaml", "ComponentDefinition", "v1beta1", []string{"comp"}, true, []string{"WORKLOAD-KIND", "DESCRIPTION"}},
 	}
 

@@ -20,6 +20,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&Workflow{}, &WorkflowList{},
 		&WorkflowRun{}, &WorkflowRunList{},
+		&WorkflowSchedule{}, &WorkflowScheduleList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

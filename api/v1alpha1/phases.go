@@ -18,6 +18,14 @@ const (
 	WorkflowRunSucceeded WorkflowRunPhase = "succeeded"
 	// WorkflowRunSkipped: the run had nothing to do.
 	WorkflowRunSkipped WorkflowRunPhase = "skipped"
+	// WorkflowRunRollingBack: the run failed (or was terminated) and the
+	// compensations of its succeeded steps run (Stepflow extension).
+	WorkflowRunRollingBack WorkflowRunPhase = "rollingBack"
+	// WorkflowRunRolledBack: every compensation succeeded.
+	WorkflowRunRolledBack WorkflowRunPhase = "rolledBack"
+	// WorkflowRunRollbackFailed: a compensation failed for good, or the
+	// rollback was terminated; status.rollbackError says why.
+	WorkflowRunRollbackFailed WorkflowRunPhase = "rollbackFailed"
 )
 
 // WorkflowStepPhase is the phase of a step, reported in

@@ -98,6 +98,14 @@ type WorkflowStepBase struct {
 	// Stepflow extension: not part of KubeVela's shape.
 	// +optional
 	Retry *RetryPolicy `json:"retry,omitempty"`
+
+	// Compensate is the step that undoes this one when the run rolls back
+	// (spec.onFailure: Compensate). Without it, the compensation the
+	// step's definition declares applies, if any.
+	//
+	// Stepflow extension: not part of KubeVela's shape.
+	// +optional
+	Compensate *Compensation `json:"compensate,omitempty"`
 }
 
 // WorkflowStepMeta is metadata of a step that does not change what it does.

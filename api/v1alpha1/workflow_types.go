@@ -28,6 +28,23 @@ type Workflow struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
+	// Orchestration: the queue, rollback and callback of runs of this
+	// workflow (Stepflow extension); a run's own fields win.
+	Orchestration `json:",inline"`
+
+	// SuccessfulRunsHistoryLimit keeps at most this many succeeded runs
+	// of this workflow; older ones are deleted (Stepflow extension).
+	// Runs that are rollback targets are always kept.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SuccessfulRunsHistoryLimit *int32 `json:"successfulRunsHistoryLimit,omitempty"`
+
+	// FailedRunsHistoryLimit keeps at most this many failed or terminated
+	// runs of this workflow (Stepflow extension).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	FailedRunsHistoryLimit *int32 `json:"failedRunsHistoryLimit,omitempty"`
+
 	WorkflowSpec `json:",inline"`
 }
 

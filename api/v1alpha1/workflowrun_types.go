@@ -60,6 +60,17 @@ type WorkflowRunSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// Orchestration: queue, rollback and callback (Stepflow extension);
+	// each field set here wins over the referenced Workflow's.
+	Orchestration `json:",inline"`
+
+	// TTLSecondsAfterFinished deletes the run, and what it owns, this many
+	// seconds after it finished (Stepflow extension). Without it the
+	// controller's default applies (docs/controller.md).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }
 
 // WorkflowRunStatus is what the controller has observed and done so far.
@@ -149,6 +160,21 @@ type WorkflowRunStatus struct {
 	// reuse an earlier attempt's journal.
 	// +optional
 	RestartCount int32 `json:"restartCount,omitempty"`
+
+	// RollbackError says why the rollback failed or stopped, once the run
+	// rolled back with phase rollbackFailed (Stepflow extension).
+	// +optional
+	RollbackError string `json:"rollbackError,omitempty"`
+
+	// Queue is where the run waited, or waits, for a running slot
+	// (Stepflow extension).
+	// +optional
+	Queue *QueueStatus `json:"queue,omitempty"`
+
+	// Callback is how delivery to the run's callbacks stands (Stepflow
+	// extension).
+	// +optional
+	Callback *CallbackStatus `json:"callback,omitempty"`
 }
 
 // WorkflowStepStatus is the status of a top-level step and of its sub-steps.
@@ -253,6 +279,11 @@ type StepStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Inputs []StepOutputValue `json:"inputs,omitempty"`
+
+	// Compensation is the state of the step's compensation, once the run
+	// rolls back (Stepflow extension).
+	// +optional
+	Compensation *CompensationStatus `json:"compensation,omitempty"`
 }
 
 // StepOutputValue is the value of one named output of a step.

@@ -50,6 +50,27 @@ type WorkflowStepDefinitionSpec struct {
 	// health checking; accepted and ignored.
 	// +optional
 	ManageHealthCheck bool `json:"manageHealthCheck,omitempty"`
+
+	// Compensate is the default compensation of steps of this type: the
+	// step that undoes one when its run rolls back. A step's own
+	// compensate overrides it or switches it off (Stepflow extension).
+	// +optional
+	Compensate *DefaultCompensation `json:"compensate,omitempty"`
+}
+
+// DefaultCompensation is a definition's default compensation.
+//
+// Stepflow extension.
+type DefaultCompensation struct {
+	// Type names the WorkflowStepDefinition of the compensating step.
+	// +kubebuilder:validation:MinLength=1
+	Type string `json:"type"`
+
+	// Properties are the compensating step's parameters. Without them it
+	// gets the original step's properties.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Properties *runtime.RawExtension `json:"properties,omitempty"`
 }
 
 // Schematic is the encapsulation of a step type.
