@@ -52,6 +52,25 @@ type Orchestration struct {
 // +kubebuilder:validation:Enum=runStarted;runSucceeded;runFailed;runTerminated;runSuspended;runResumed;runRollingBack;runRolledBack;runRollbackFailed;stepStarted;stepSucceeded;stepFailed;stepSkipped;stepSuspended
 type CallbackEvent string
 
+// The transitions a callback hears (docs/controller.md says when each is
+// sent).
+const (
+	CallbackRunStarted        CallbackEvent = "runStarted"
+	CallbackRunSucceeded      CallbackEvent = "runSucceeded"
+	CallbackRunFailed         CallbackEvent = "runFailed"
+	CallbackRunTerminated     CallbackEvent = "runTerminated"
+	CallbackRunSuspended      CallbackEvent = "runSuspended"
+	CallbackRunResumed        CallbackEvent = "runResumed"
+	CallbackRunRollingBack    CallbackEvent = "runRollingBack"
+	CallbackRunRolledBack     CallbackEvent = "runRolledBack"
+	CallbackRunRollbackFailed CallbackEvent = "runRollbackFailed"
+	CallbackStepStarted       CallbackEvent = "stepStarted"
+	CallbackStepSucceeded     CallbackEvent = "stepSucceeded"
+	CallbackStepFailed        CallbackEvent = "stepFailed"
+	CallbackStepSkipped       CallbackEvent = "stepSkipped"
+	CallbackStepSuspended     CallbackEvent = "stepSuspended"
+)
+
 // Callback POSTs each transition of a run, as JSON, to a URL.
 //
 // Stepflow extension.
@@ -148,6 +167,67 @@ type CallbackStatus struct {
 	// LastErrorTime is when it failed.
 	// +optional
 	LastErrorTime *metav1.Time `json:"lastErrorTime,omitempty"`
+	// Outbox holds the transitions not delivered yet, oldest first. Each
+	// is added by the same status write that makes the transition, and
+	// removed once delivered, so a controller that dies in between
+	// delivers it after it restarts. Bounded (docs/controller.md): when
+	// full, the oldest is dropped and counted in Dropped.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=128
+	Outbox []CallbackTransition `json:"outbox,omitempty"`
+	// Dropped counts the transitions dropped from a full outbox, never
+	// delivered.
+	// +optional
+	Dropped int32 `json:"dropped,omitempty"`
+}
+
+// CallbackTransition is one transition waiting to be POSTed: what the
+// callback body says that the run itself no longer does once it moved on.
+//
+// Stepflow extension.
+type CallbackTransition struct {
+	// Key is the transition's Idempotency-Key: the run's UID, the event,
+	// and the step attempt's id (or the run's restart count).
+	Key string `json:"key"`
+	// Event is the transition.
+	Event CallbackEvent `json:"event"`
+	// Time is when it happened.
+	Time metav1.Time `json:"time"`
+	// Phase is the run's phase after it.
+	// +optional
+	Phase WorkflowRunPhase `json:"phase,omitempty"`
+	// RunError is the run's message when the run failed or was
+	// terminated (truncated to 1 KiB).
+	// +optional
+	RunError string `json:"runError,omitempty"`
+	// RollbackError is the run's rollbackError (truncated to 1 KiB).
+	// +optional
+	RollbackError string `json:"rollbackError,omitempty"`
+	// Step is the step of a step event.
+	// +optional
+	Step *CallbackStep `json:"step,omitempty"`
+}
+
+// CallbackStep is the step a step event is about.
+//
+// Stepflow extension.
+type CallbackStep struct {
+	// ID is the step attempt's id.
+	ID string `json:"id"`
+	// Name is the step's name; a sub-step's is "group/sub".
+	Name string `json:"name"`
+	// +optional
+	Type string `json:"type,omitempty"`
+	// +optional
+	Phase WorkflowStepPhase `json:"phase,omitempty"`
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message is the step's message (truncated to 1 KiB).
+	// +optional
+	Message string `json:"message,omitempty"`
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
 }
 
 // QueueStatus is where a run waits before it starts.
