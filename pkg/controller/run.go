@@ -120,6 +120,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	j.WithClock(now) // #Log lines carry the engine's time
 	debug := r.Debug
 	var values debugValues
 	if run.Annotations[engine.DebugAnnotation] == "true" && debug == nil {
@@ -138,7 +139,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := values.save(ctx, r.Client, &run); err != nil {
+	if err := values.save(ctx, r.Client, &run, res.Failed, now()); err != nil {
 		log.FromContext(ctx).Error(err, "keeping debug values")
 	}
 	if store.Created() || (store.Exists() && run.Status.ContextBackend == nil) {
@@ -207,12 +208,15 @@ func (r *RunReconciler) resolve(ctx context.Context, run *v1alpha1.WorkflowRun) 
 	return wf.Steps, mode, tenancy.Resolve(run.Spec.ServiceAccountName, wf.ServiceAccountName, r.DefaultServiceAccount), nil
 }
 
-// recordTransitions emits at most one event per tick, when the tick made a
-// step fail or suspend or the run finish; it lists every step the tick
-// moved (a Warning when one failed). A tick in which steps only succeeded
-// on the way, the run still going, emits none: each event is an API
-// request, and a run should cost a handful. Step phases and times are in
-// the status and the step metrics.
+// recordTransitions emits at most one event per tick: when the tick
+// started the run, made a step fail or suspend, or finished the run; it
+// lists every step the tick moved (a Warning when one failed). So every
+// run gets an event when it starts (folded into the finishing one when
+// its first tick finishes it), and the steps its first tick succeeded are
+// named in it. A later tick in which steps only succeeded on the way, the
+// run still going, emits none: each event is an API request, and a run
+// should cost a handful. Step phases and times are in the status and the
+// step metrics.
 func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 	if r.Recorder == nil {
 		return
@@ -222,7 +226,9 @@ func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 		old[s.Name] = s.Phase
 	}
 	var moved []string
-	warn, notable := false, run.Status.Finished && !before.Status.Finished
+	finished := run.Status.Finished && !before.Status.Finished
+	started := len(before.Status.Steps) == 0 && len(run.Status.Steps) > 0
+	warn, notable := false, finished || started
 	for _, s := range run.Status.Steps {
 		if s.Phase == old[s.Name] {
 			continue
@@ -238,17 +244,27 @@ func (r *RunReconciler) recordTransitions(run, before *v1alpha1.WorkflowRun) {
 			moved = append(moved, fmt.Sprintf("%s %s", s.Name, s.Phase))
 		}
 	}
-	if len(moved) > 0 && (notable || warn) {
-		typ, reason := corev1.EventTypeNormal, "StepsProgressed"
-		if warn {
-			typ, reason = corev1.EventTypeWarning, "StepFailed"
-		}
-		msg := "steps: " + strings.Join(moved, "; ")
-		if run.Status.Finished && !before.Status.Finished {
-			msg = fmt.Sprintf("run %s; %s", run.Status.Phase, msg)
-		}
-		r.Recorder.Event(run, typ, reason, msg)
+	if !warn && !notable {
+		return
 	}
+	typ, reason := corev1.EventTypeNormal, "StepsProgressed"
+	switch {
+	case warn:
+		typ, reason = corev1.EventTypeWarning, "StepFailed"
+	case started && !finished && len(moved) == 0:
+		reason = "Started"
+	}
+	var parts []string
+	switch {
+	case finished:
+		parts = append(parts, fmt.Sprintf("run %s", run.Status.Phase))
+	case started:
+		parts = append(parts, "run started")
+	}
+	if len(moved) > 0 {
+		parts = append(parts, "steps: "+strings.Join(moved, "; "))
+	}
+	r.Recorder.Event(run, typ, reason, strings.Join(parts, "; "))
 }
 
 // logSink keeps #Log output in the run's journal (for `stepflow logs`) and
