@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -144,6 +145,18 @@ var _ = Describe("make run EXAMPLE=gray-release", func() {
 			g.Expect(json.NewDecoder(resp.Body).Decode(&got)).To(Succeed())
 			return got.Data.WorkflowStatus
 		}).WithTimeout(time.Minute).WithPolling(250 * time.Millisecond).Should(Equal("SUSPEND"))
+
+		By("reading the controller's metrics where it said they are: the gray release's runs are counted")
+		metrics := regexp.MustCompile(`its Prometheus metrics \(stepflow_\*\) are on (http://127\.0\.0\.1:[0-9]+/metrics)`).FindStringSubmatch(got)
+		Expect(metrics).NotTo(BeNil(), "no metrics address printed")
+		scraped, err := http.Get(metrics[1])
+		Expect(err).NotTo(HaveOccurred())
+		body, err := io.ReadAll(scraped.Body)
+		scraped.Body.Close()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(scraped.StatusCode).To(Equal(http.StatusOK))
+		Expect(string(body)).To(MatchRegexp(`(?m)^stepflow_run_duration_seconds_count\{[^}]*phase="succeeded"[^}]*\} [1-9]`))
+		Expect(string(body)).To(MatchRegexp(`(?m)^stepflow_runs\{[^}]*phase="suspending"[^}]*\} [1-9]`))
 
 		By("stopping it with Ctrl-C")
 		Expect(cmd.Process.Signal(syscall.SIGINT)).To(Succeed())

@@ -45,6 +45,8 @@ type localOptions struct {
 	noExample   bool
 	apiListen   string
 	autoApprove bool
+	// metricsListen is where the controller serves its metrics.
+	metricsListen string
 }
 
 func newLocalCmd() *cobra.Command {
@@ -89,6 +91,7 @@ its shutdown does not depend on its output being read.`,
 	f.StringVar(&o.stateDir, "state-dir", ".stepflow", "where to write the kubeconfig")
 	f.BoolVar(&o.noExample, "no-example", false, "do not apply the example run")
 	f.BoolVar(&o.autoApprove, "auto-approve", false, "resume the example's approval step without waiting for a person (unattended runs)")
+	f.StringVar(&o.metricsListen, "metrics-listen", defaultLocalMetricsListen, "loopback address of the controller's Prometheus metrics (plain HTTP, unauthenticated); when the default's port is taken, any free port of 127.0.0.1")
 	f.StringVar(&o.apiListen, "api-listen", defaultLocalAPIListen, "loopback address of the REST API server (--auth none: every caller may do everything); when the default's port is taken, any free port of 127.0.0.1")
 	return cmd
 }
@@ -154,18 +157,26 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 	}
 	say("▶ runs in %s act as ServiceAccount %s/%s (Role %s: ConfigMaps, workloads, Services, WorkflowRuns)", exampleNamespace, exampleNamespace, tenancy.DefaultServiceAccount, tenancy.DefaultServiceAccount)
 
+	metricsAddr, err := loopbackAddr(o.metricsListen, defaultLocalMetricsListen)
+	if err != nil {
+		return fmt.Errorf("--metrics-listen: %w", err)
+	}
 	ctrlCtx, stopCtrl := context.WithCancel(ctx)
 	ctrlDone := make(chan error, 1)
 	go func() {
 		ctrlDone <- startController(ctrlCtx, &controllerOptions{
 			systemNamespace: definition.DefaultSystemNamespace, concurrency: 8, parallelism: 8,
-			qps: 100, burst: 200, metricsAddr: "0", probeAddr: "0",
+			qps: 100, burst: 200, metricsAddr: metricsAddr, probeAddr: "0",
 			// The demo endpoint listens on loopback.
 			httpAllowCIDRs: []string{"127.0.0.0/8", "::1"},
 		}, cfg)
 	}()
 	defer func() { stopCtrl(); <-ctrlDone }()
-	say("▶ controller running")
+	metricsURL := "http://" + metricsAddr + "/metrics"
+	if err := waitReady(ctx, metricsURL, ctrlDone); err != nil {
+		return fmt.Errorf("the controller's metrics on %s: %w", metricsURL, err)
+	}
+	say("▶ controller running; its Prometheus metrics (stepflow_*) are on %s", metricsURL)
 
 	endpoint, err := serveDemoEndpoint(ctx)
 	if err != nil {
@@ -229,8 +240,34 @@ const exampleNamespace = "default"
 
 // defaultLocalAPIListen is where `stepflow local` serves the REST API
 // unless told otherwise: stepflow server's own default. The controller's
-// metrics and probes are off locally, so nothing else of ours wants it.
+// metrics listen on defaultLocalMetricsListen, and its probes are off.
 const defaultLocalAPIListen = "127.0.0.1:8080"
+
+// defaultLocalMetricsListen is where `stepflow local` serves the
+// controller's metrics unless told otherwise.
+const defaultLocalMetricsListen = "127.0.0.1:8090"
+
+// loopbackAddr returns listen if it is a loopback address free to listen
+// on; when it is the default and its port is taken, a free port of
+// 127.0.0.1. The controller binds it itself a moment later.
+func loopbackAddr(listen, def string) (string, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", fmt.Errorf("%s is not a loopback address: the local metrics are unauthenticated", listen)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil && listen == def {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
+}
 
 // grayReleaseAppID is the appId of examples/gray-release.yaml, which the
 // printed curl examples list and launch.
