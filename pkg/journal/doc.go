@@ -141,7 +141,10 @@
 // the entries and variables over Limits.MaxTotalBytes, with an op.Permanent
 // error: the step fails rather than the Store. #Log lines (StepLog) are kept
 // apart, within their own bounds per line, per step and per run; cut lines
-// and dropped lines are marked. No log line can keep an effect from being
+// and dropped lines are marked. Each line keeps the time it was written
+// (Data.LogTimes, from the clock of WithClock: the engine's), counted in the
+// bounds and dropped with it; a journal written before times were kept
+// reads with its old lines untimed. No log line can keep an effect from being
 // recorded, and a Flush that fails with only log lines to save says so
 // (ErrLogsNotSaved): the engine goes on without them.
 //

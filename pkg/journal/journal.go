@@ -9,6 +9,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/stepflow-dev/stepflow/pkg/op"
 )
@@ -65,6 +66,11 @@ type Data struct {
 	// LogsDropped counts the lines of each step pushed out by the bounds;
 	// the step's first kept line then says so.
 	LogsDropped map[string]int `json:"logsDropped,omitempty"`
+	// LogTimes are when each line of Logs was written, in Unix
+	// milliseconds, by step name. A step's times go with its last lines:
+	// in a journal written before times were kept, a step's first lines
+	// have none (LogTime). 0 stands for an unknown time.
+	LogTimes map[string][]int64 `json:"logTimes,omitempty"`
 }
 
 // Default bounds. A ConfigMap holds 1 MiB: entries and variables, logs,
@@ -170,6 +176,8 @@ func (c changes) then(n changes) changes {
 type Journal struct {
 	store  Store
 	limits Limits
+	// now stamps #Log lines (WithClock).
+	now func() time.Time
 
 	// saveMu makes Saves one at a time, so a Save never overwrites a newer
 	// one. It is taken before mu.
@@ -199,8 +207,18 @@ func Open(ctx context.Context, s Store, l Limits) (*Journal, error) {
 // New returns the journal of already loaded data d, kept in s. The journal
 // works on a copy of d.
 func New(d Data, s Store, l Limits) *Journal {
-	j := &Journal{store: s, limits: l.withDefaults(), d: copyData(d)}
+	j := &Journal{store: s, limits: l.withDefaults(), d: copyData(d), now: time.Now}
 	j.chg.init()
+	return j
+}
+
+// WithClock makes now the clock that stamps #Log lines (the engine's, so
+// a run's lines carry the times of its ticks), in place of time.Now. It
+// returns j.
+func (j *Journal) WithClock(now func() time.Time) *Journal {
+	if now != nil {
+		j.now = now
+	}
 	return j
 }
 
@@ -428,6 +446,12 @@ func (c changes) over(theirs, mine Data) Data {
 		}
 		theirs.Logs[step] = mine.Logs[step]
 		theirs.LogsDropped[step] = mine.LogsDropped[step]
+		if times, ok := mine.LogTimes[step]; ok {
+			if theirs.LogTimes == nil {
+				theirs.LogTimes = map[string][]int64{}
+			}
+			theirs.LogTimes[step] = times
+		}
 	}
 	return copyData(theirs)
 }
@@ -548,6 +572,12 @@ func copyData(d Data) Data {
 	}
 	if len(d.LogsDropped) > 0 {
 		out.LogsDropped = maps.Clone(d.LogsDropped)
+	}
+	if len(d.LogTimes) > 0 {
+		out.LogTimes = make(map[string][]int64, len(d.LogTimes))
+		for k, t := range d.LogTimes {
+			out.LogTimes[k] = append([]int64(nil), t...)
+		}
 	}
 	return out
 }

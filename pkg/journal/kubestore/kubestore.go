@@ -183,10 +183,12 @@ func (s *Store) liveReader() client.Reader {
 	return s.c
 }
 
-// logsData is what the logs key holds.
+// logsData is what the logs key holds. Times came later: a ConfigMap
+// written before has none.
 type logsData struct {
 	Lines   map[string][]string `json:"lines,omitempty"`
 	Dropped map[string]int      `json:"dropped,omitempty"`
+	Times   map[string][]int64  `json:"times,omitempty"`
 }
 
 func decode(cm *corev1.ConfigMap) (journal.Data, error) {
@@ -201,7 +203,17 @@ func decode(cm *corev1.ConfigMap) (journal.Data, error) {
 		if err := json.Unmarshal([]byte(raw), &l); err != nil {
 			return journal.Data{}, fmt.Errorf("%s is not a step log: %w", logsKey, err)
 		}
-		d.Logs, d.LogsDropped = l.Lines, l.Dropped
+		d.Logs, d.LogsDropped, d.LogTimes = l.Lines, l.Dropped, l.Times
+	}
+	return d, nil
+}
+
+// Decode returns the journal a journal ConfigMap holds (what Load returns
+// for it), for readers that watch the ConfigMap.
+func Decode(cm *corev1.ConfigMap) (journal.Data, error) {
+	d, err := decode(cm)
+	if err != nil {
+		return journal.Data{}, fmt.Errorf("ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
 	return d, nil
 }
@@ -209,8 +221,8 @@ func decode(cm *corev1.ConfigMap) (journal.Data, error) {
 // encode returns the ConfigMap data of d: the entries and variables under
 // journalKey, the logs apart under logsKey.
 func encode(d journal.Data) (map[string]string, error) {
-	logs := logsData{Lines: d.Logs, Dropped: d.LogsDropped}
-	d.Logs, d.LogsDropped = nil, nil
+	logs := logsData{Lines: d.Logs, Dropped: d.LogsDropped, Times: d.LogTimes}
+	d.Logs, d.LogsDropped, d.LogTimes = nil, nil, nil
 	j, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
