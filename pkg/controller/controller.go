@@ -240,13 +240,17 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	callbacks, err := newCallbacks(mgr, o, httpOpts)
+	if err != nil {
+		return nil, err
+	}
 	c := &Controller{
 		Runs: &RunReconciler{
 			Client: mgr.GetClient(), Live: mgr.GetAPIReader(),
 			Evaluator: ev, Ops: metrics.instrument(op.Direct),
 			Definitions: definition.Cluster{Reader: mgr.GetClient(), Live: mgr.GetAPIReader(), SystemNamespace: o.SystemNamespace},
 			Recorder:    mgr.GetEventRecorderFor("stepflow"),
-			Logs:        o.Logs, Waker: waker, Metrics: metrics,
+			Logs:        o.Logs, Waker: waker, Metrics: metrics, Callbacks: callbacks,
 			Now: o.Now, Parallelism: o.StepParallelism,
 			DefaultServiceAccount: o.DefaultServiceAccount,
 		},
@@ -259,6 +263,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if err := c.Runs.setup(mgr, o.MaxConcurrentReconciles); err != nil {
 		return nil, err
 	}
+	callbacks.markOwn = c.Runs.own.set // its status patches need no tick
 	if err := c.Definitions.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

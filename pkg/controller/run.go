@@ -52,6 +52,9 @@ type RunReconciler struct {
 	Waker *Waker
 	// Metrics, when set, count run and step transitions.
 	Metrics *Metrics
+	// Callbacks, when set, records the transitions of runs with a
+	// callback in the status write that makes them (callback.go).
+	Callbacks *Callbacks
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Parallelism bounds the steps of one run evaluated at once.
@@ -146,6 +149,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		res.Status.ContextBackend = store.Reference()
 	}
 	if !equality.Semantic.DeepEqual(run.Status, res.Status) {
+		r.Callbacks.record(ctx, &run, &res.Status, now())
 		before := run.DeepCopy()
 		run.Status = res.Status
 		// Optimistic lock: a status changed since we read it (a resume, a

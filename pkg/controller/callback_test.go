@@ -1,0 +1,299 @@
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	nethttp "net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/controller"
+)
+
+// receiver is a callback receiver that counts POSTs per Idempotency-Key.
+type receiver struct {
+	*httptest.Server
+	mu     sync.Mutex
+	posts  map[string]int    // delivered (2xx) per key
+	tries  map[string]int    // every POST per key
+	bodies map[string][]byte // the last body per key
+	header map[string]nethttp.Header
+	order  []string // keys in the order first delivered
+	// fail, while set, answers 503.
+	fail atomic.Bool
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{posts: map[string]int{}, tries: map[string]int{}, bodies: map[string][]byte{}, header: map[string]nethttp.Header{}}
+	r.Server = httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, req *nethttp.Request) {
+		b, _ := io.ReadAll(req.Body)
+		key := req.Header.Get("Idempotency-Key")
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.tries[key]++
+		if req.Method != nethttp.MethodPost || req.Header.Get("Content-Type") != "application/json" || key == "" {
+			w.WriteHeader(nethttp.StatusBadRequest)
+			return
+		}
+		if r.fail.Load() {
+			w.WriteHeader(nethttp.StatusServiceUnavailable)
+			return
+		}
+		if r.posts[key] == 0 {
+			r.order = append(r.order, key)
+		}
+		r.posts[key]++
+		r.bodies[key], r.header[key] = b, req.Header.Clone()
+		w.WriteHeader(nethttp.StatusNoContent)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// events are the events delivered, in order, with how often each key was.
+func (r *receiver) events(t *testing.T) (events []string, counts map[string]int) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	counts = map[string]int{}
+	for _, k := range r.order {
+		var b struct {
+			Event string `json:"event"`
+			Step  *struct {
+				Name string `json:"name"`
+			} `json:"step"`
+		}
+		if err := json.Unmarshal(r.bodies[k], &b); err != nil {
+			t.Fatalf("body of %s: %v", k, err)
+		}
+		e := b.Event
+		if b.Step != nil {
+			e += " " + b.Step.Name
+		}
+		events = append(events, e)
+		counts[k] = r.posts[k]
+	}
+	return events, counts
+}
+
+// startCallbackController runs a controller with callback configuration cb.
+func startCallbackController(t *testing.T, systemNS string, cb *controller.CallbackConfig) {
+	t.Helper()
+	skip := true
+	mgr, err := controller.NewManager(env.Config, ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controller.Setup(mgr, controller.Options{SystemNamespace: systemNS, Metrics: prometheus.NewRegistry(),
+		Sandbox: testSandbox(), HTTP: loopbackHTTP, Config: controller.Config{Callback: cb}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// loopbackHTTP is testHTTP with loopback allowed, where the receivers are.
+var loopbackHTTP = func() controller.HTTPOptions {
+	h := testHTTP
+	h.Fence.DenyLoopback = false
+	return h
+}()
+
+const passStep = `parameter: {n: int | *0}
+out: parameter.n + 1
+`
+
+const failStep = `import "vela/op"
+
+fail: op.#Fail & {message: "broken on purpose"}
+`
+
+func delivered(r *v1alpha1.WorkflowRun) bool {
+	return r.Status.Finished && r.Status.Callback != nil && r.Status.Callback.Pending == 0 && len(r.Status.Callback.Outbox) == 0
+}
+
+func TestCallbackEachTransitionOncePerKey(t *testing.T) {
+	ns := namespace(t, "callback-once")
+	sys := namespace(t, "sys-callback-once")
+	recv := newReceiver(t)
+	startCallbackController(t, sys, &controller.CallbackConfig{MinBackoff: metav1.Duration{Duration: 50 * time.Millisecond}})
+	stepDef(t, sys, "pass", passStep)
+	if err := env.Client.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hook-auth"},
+		StringData: map[string]string{"Authorization": "Bearer run-token"}}); err != nil {
+		t.Fatal(err)
+	}
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+apiVersion: core.oam.dev/v1alpha1
+kind: WorkflowRun
+metadata: {name: steps, namespace: %s, labels: {team: blue}}
+spec:
+  callback: {url: %q, headersFromSecret: hook-auth}
+  workflowSpec:
+    steps:
+    - {name: one, type: pass}
+    - {name: two, type: pass, properties: {n: 2}}
+    - {name: three, type: pass}
+`, ns, recv.URL+"/hook"))
+	run := waitRun(t, ns, "steps", 60*time.Second, delivered)
+	events, counts := recv.events(t)
+	want := []string{"runStarted", "stepStarted one", "stepSucceeded one", "stepStarted two", "stepSucceeded two",
+		"stepStarted three", "stepSucceeded three", "runSucceeded"}
+	if !sameSet(events, want) {
+		t.Errorf("events delivered:\n%s\nwant (in any order):\n%s", strings.Join(events, "\n"), strings.Join(want, "\n"))
+	}
+	for k, n := range counts {
+		if n != 1 {
+			t.Errorf("key %s delivered %d times, want once", k, n)
+		}
+		if !strings.HasPrefix(k, string(run.UID)+"/") {
+			t.Errorf("key %s does not start with the run's uid", k)
+		}
+		if got := recv.header[k].Get("Authorization"); got != "Bearer run-token" {
+			t.Errorf("key %s: Authorization %q, want the run's Secret's", k, got)
+		}
+	}
+	last := recv.order[len(recv.order)-1]
+	if cb := run.Status.Callback; cb.Delivered != last || cb.DeliveredTime == nil || cb.LastError != "" || cb.Dropped != 0 {
+		t.Errorf("status.callback %+v, want delivered %s and no error", cb, last)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(recv.bodies[last], &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["name"] != "steps" || body["namespace"] != ns || body["phase"] != "Succeeded" || body["runError"] != "" ||
+		body["rollbackError"] != "" || fmt.Sprint(body["attributes"]) != "map[team:blue]" || body["uid"] != string(run.UID) {
+		t.Errorf("runSucceeded body: %v", body)
+	}
+}
+
+func sameSet(got, want []string) bool {
+	g, w := slices.Clone(got), slices.Clone(want)
+	sort.Strings(g)
+	sort.Strings(w)
+	return slices.Equal(g, w)
+}
+
+func TestCallbackRetriesWithoutBlockingTheRun(t *testing.T) {
+	ns := namespace(t, "callback-retry")
+	sys := namespace(t, "sys-callback-retry")
+	recv := newReceiver(t)
+	recv.fail.Store(true)
+	startCallbackController(t, sys, &controller.CallbackConfig{
+		MinBackoff: metav1.Duration{Duration: 20 * time.Millisecond}, MaxBackoff: metav1.Duration{Duration: 200 * time.Millisecond}})
+	stepDef(t, sys, "fail", failStep)
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+apiVersion: core.oam.dev/v1alpha1
+kind: WorkflowRun
+metadata: {name: failing, namespace: %s}
+spec:
+  callback: {url: %q, events: [runStarted, stepFailed, runFailed]}
+  workflowSpec:
+    steps:
+    - {name: broken, type: fail}
+`, ns, recv.URL))
+	// The run finishes while every delivery fails, and says so.
+	run := waitRun(t, ns, "failing", 60*time.Second, func(r *v1alpha1.WorkflowRun) bool {
+		return r.Status.Finished && r.Status.Callback != nil && strings.Contains(r.Status.Callback.LastError, "503") &&
+			r.Status.Callback.Pending > 0 && r.Status.Callback.LastErrorTime != nil
+	})
+	if run.Status.Phase != v1alpha1.WorkflowRunFailed {
+		t.Fatalf("run %s, want failed", run.Status.Phase)
+	}
+	// Tried again, with backoff, until the receiver recovers.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		recv.mu.Lock()
+		tries := 0
+		for _, n := range recv.tries {
+			tries += n
+		}
+		recv.mu.Unlock()
+		if tries >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d POSTs while the receiver failed, want retries", tries)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	recv.fail.Store(false)
+	run = waitRun(t, ns, "failing", 30*time.Second, delivered)
+	events, counts := recv.events(t)
+	if want := []string{"runStarted", "stepFailed broken", "runFailed"}; !slices.Equal(events, want) {
+		t.Errorf("events %v, want %v (the events asked for, in order)", events, want)
+	}
+	for k, n := range counts {
+		if n != 1 {
+			t.Errorf("key %s delivered %d times, want once", k, n)
+		}
+	}
+	if cb := run.Status.Callback; cb.LastError != "" || cb.LastErrorTime != nil {
+		t.Errorf("lastError %q kept after a delivery succeeded", cb.LastError)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(recv.bodies[recv.order[2]], &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["phase"] != "Failed" || !strings.Contains(fmt.Sprint(body["runError"]), "broken") {
+		t.Errorf("runFailed body %v, want phase Failed and the run's error", body)
+	}
+}
+
+func TestCallbackControllerDefault(t *testing.T) {
+	ns := namespace(t, "callback-default")
+	sys := namespace(t, "sys-callback-default")
+	recv := newReceiver(t)
+	own := newReceiver(t)
+	if err := env.Client.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sys, Name: "controller-hook"},
+		StringData: map[string]string{"X-Token": "controller"}}); err != nil {
+		t.Fatal(err)
+	}
+	startCallbackController(t, sys, &controller.CallbackConfig{URL: recv.URL, HeadersFromSecret: "controller-hook",
+		Events: []v1alpha1.CallbackEvent{v1alpha1.CallbackRunSucceeded}})
+	stepDef(t, sys, "pass", passStep)
+	for name, cb := range map[string]string{"plain": "", "own": fmt.Sprintf("callback: {url: %q}", own.URL)} {
+		applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+apiVersion: core.oam.dev/v1alpha1
+kind: WorkflowRun
+metadata: {name: %s, namespace: %s}
+spec:
+  %s
+  workflowSpec:
+    steps:
+    - {name: one, type: pass}
+`, name, ns, cb))
+	}
+	waitRun(t, ns, "plain", 60*time.Second, delivered)
+	waitRun(t, ns, "own", 60*time.Second, delivered)
+	events, _ := recv.events(t)
+	if !slices.Equal(events, []string{"runSucceeded"}) {
+		t.Errorf("the controller-wide callback heard %v, want only the run without a callback's runSucceeded", events)
+	}
+	for k := range recv.header {
+		if got := recv.header[k].Get("X-Token"); got != "controller" {
+			t.Errorf("X-Token %q, want the controller Secret's", got)
+		}
+	}
+	if events, _ := own.events(t); len(events) != 4 {
+		t.Errorf("the run's own callback heard %v, want its 4 transitions", events)
+	}
+}
