@@ -27,6 +27,9 @@ type Deps struct {
 	Ops func(restConfig func() (*rest.Config, error)) (*op.Registry, error)
 	// Commands are added to the root as they are (e.g. the controller).
 	Commands []*cobra.Command
+	// Terminal reports whether Stdout is a terminal (watch redraws in
+	// place on one); nil asks the terminal of Stdout when it is a file.
+	Terminal func() bool
 }
 
 // globals are the flags every command shares.
@@ -108,6 +111,7 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.AddCommand(newLaunchCmd(deps, g))
 	root.AddCommand(newDescribeCmd(deps, g))
 	root.AddCommand(newVersionCmd(deps, g), newDeleteCmd(deps, g), newWaitCmd(deps, g))
+	root.AddCommand(newWatchCmd(deps, g))
 	root.AddCommand(deps.Commands...)
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkCommandOutput(cmd, g.output) }
 	refuseUnknownVerbs(root)

@@ -17,21 +17,42 @@ import (
 )
 
 // follow prints a line for each step phase change of a run until the run
-// finishes, and fails unless it succeeded. It reads the run, then watches
-// it from that resourceVersion, so no change falls between the two; when
-// the server ends the watch it reads and watches again.
+// finishes, and fails unless it succeeded (followRun).
 func follow(ctx context.Context, w io.Writer, c client.WithWatch, key types.NamespacedName, now func() time.Time) error {
-	p := &progress{w: w, now: now, seen: map[string]v1alpha1.WorkflowStepPhase{}}
+	return followRun(ctx, c, key, &progress{w: w, now: now, seen: map[string]v1alpha1.WorkflowStepPhase{}}, nil)
+}
+
+// runView shows the states of a run that followRun reads.
+type runView interface {
+	// show shows a state of the run, whose steps (from its spec or its
+	// Workflow; nil when they could not be read) are steps, and reports
+	// whether the run has finished.
+	show(run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowStep) bool
+	// outcome ends the view of a finished run: nil if it succeeded (or was
+	// skipped), an error naming how it ended otherwise.
+	outcome(run *v1alpha1.WorkflowRun) error
+}
+
+// followRun shows each state of a run on v until the run finishes, and
+// returns v's outcome. It reads the run, then watches it from that
+// resourceVersion, so no change falls between the two; when the server
+// ends the watch it reads and watches again. At each tick, when tick is
+// not nil, it shows the last state again (durations grow).
+func followRun(ctx context.Context, c client.WithWatch, key types.NamespacedName, v runView, tick <-chan time.Time) error {
+	var steps []v1alpha1.WorkflowStep
+	resolved := false
 	for {
 		run, err := getRun(ctx, c, key)
 		if err != nil {
 			return err
 		}
-		if p.width == 0 {
-			p.width = nameWidth(ctx, c, run)
+		if !resolved {
+			// On error the status names the steps too.
+			steps, _, _ = runSteps(ctx, c, run)
+			resolved = true
 		}
-		if p.update(run) {
-			return p.outcome(run)
+		if v.show(run, steps) {
+			return v.outcome(run)
 		}
 		wi, err := c.Watch(ctx, &v1alpha1.WorkflowRunList{}, &client.ListOptions{
 			Namespace:     key.Namespace,
@@ -41,18 +62,19 @@ func follow(ctx context.Context, w io.Writer, c client.WithWatch, key types.Name
 		if err != nil {
 			return apiError(err, "watching "+described("workflowrun", key))
 		}
-		run, err = p.watch(ctx, wi, key)
+		run, err = watchRun(ctx, wi, key, run, steps, v, tick)
 		wi.Stop()
 		if err != nil {
 			return err
 		}
 		if run != nil {
-			return p.outcome(run)
+			return v.outcome(run)
 		}
 	}
 }
 
-// progress remembers the phase last printed for each step.
+// progress prints a line each time a step's phase changes, and remembers
+// the phase last printed for each step.
 type progress struct {
 	w     io.Writer
 	now   func() time.Time
@@ -60,21 +82,27 @@ type progress struct {
 	seen  map[string]v1alpha1.WorkflowStepPhase
 }
 
-// watch reads events until the run finishes (returning it) or the watch
-// ends (returning nil, to read the run again).
-func (p *progress) watch(ctx context.Context, wi watch.Interface, key types.NamespacedName) (*v1alpha1.WorkflowRun, error) {
+// watchRun shows the run of each event until the run finishes (returning
+// it) or the watch ends (returning nil, to read the run again).
+func watchRun(ctx context.Context, wi watch.Interface, key types.NamespacedName, last *v1alpha1.WorkflowRun,
+	steps []v1alpha1.WorkflowStep, v runView, tick <-chan time.Time) (*v1alpha1.WorkflowRun, error) {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-tick:
+			v.show(last, steps)
 		case ev, open := <-wi.ResultChan():
 			if !open {
 				return nil, nil
 			}
 			switch ev.Type {
 			case watch.Added, watch.Modified:
-				if run, ok := ev.Object.(*v1alpha1.WorkflowRun); ok && p.update(run) {
-					return run, nil
+				if run, ok := ev.Object.(*v1alpha1.WorkflowRun); ok {
+					last = run
+					if v.show(run, steps) {
+						return run, nil
+					}
 				}
 			case watch.Deleted:
 				return nil, fmt.Errorf("%s was deleted before it finished", described("workflowrun", key))
@@ -87,6 +115,14 @@ func (p *progress) watch(ctx context.Context, wi watch.Interface, key types.Name
 			}
 		}
 	}
+}
+
+// show prints the steps whose phase changed (runView).
+func (p *progress) show(run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowStep) bool {
+	if p.width == 0 {
+		p.width = nameWidth(steps, run)
+	}
+	return p.update(run)
 }
 
 // update prints the steps whose phase changed and reports whether the run
@@ -114,10 +150,20 @@ func (p *progress) update(run *v1alpha1.WorkflowRun) bool {
 	return run.Status.Finished
 }
 
-// outcome is nil for a run that succeeded (or was skipped), and an error
-// naming how it ended otherwise.
+// outcome prints how the run ended if it succeeded (or was skipped), and
+// returns runOutcome.
 func (p *progress) outcome(run *v1alpha1.WorkflowRun) error {
-	what := described("workflowrun", types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
+	if err := runOutcome(run); err != nil {
+		return err
+	}
+	fmt.Fprintf(p.w, "%s %s\n", described("workflowrun", client.ObjectKeyFromObject(run)), run.Status.Phase)
+	return nil
+}
+
+// runOutcome is nil for a finished run that succeeded (or was skipped),
+// and an error naming how it ended otherwise.
+func runOutcome(run *v1alpha1.WorkflowRun) error {
+	what := described("workflowrun", client.ObjectKeyFromObject(run))
 	switch {
 	case run.Status.Terminated || run.Status.Phase == v1alpha1.WorkflowRunTerminated:
 		return fmt.Errorf("%s was terminated", what)
@@ -127,7 +173,6 @@ func (p *progress) outcome(run *v1alpha1.WorkflowRun) error {
 		}
 		return fmt.Errorf("%s failed", what)
 	}
-	fmt.Fprintf(p.w, "%s %s\n", what, run.Status.Phase)
 	return nil
 }
 
@@ -143,14 +188,13 @@ func reasonMessage(s v1alpha1.StepStatus) string {
 
 // nameWidth is the width of the step name column: the longest name of the
 // run's steps and sub-steps.
-func nameWidth(ctx context.Context, c client.Reader, run *v1alpha1.WorkflowRun) int {
+func nameWidth(steps []v1alpha1.WorkflowStep, run *v1alpha1.WorkflowRun) int {
 	width := 12
 	fit := func(name string) {
 		if len(name) > width {
 			width = len(name)
 		}
 	}
-	steps, _, _ := runSteps(ctx, c, run) // the status names the steps too
 	for _, s := range steps {
 		fit(s.Name)
 		for _, sub := range s.SubSteps {
