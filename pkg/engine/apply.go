@@ -13,6 +13,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/graph"
 	"github.com/stepflow-dev/stepflow/pkg/journal"
 )
 
@@ -110,6 +111,12 @@ func (t *tick) apply(p *pending) {
 		ss.NextAttemptTime = &at
 		t.wakeAt(at.Time)
 	}
+	switch {
+	case out.Phase == eval.Failed, out.Phase == eval.Broken, out.Phase == eval.Terminating,
+		ss.Phase == v1alpha1.WorkflowStepPhaseFailed:
+		// Before the message is bounded: the debug value keeps more of it.
+		t.attemptFailed(s, before.ID, ss, out.Data)
+	}
 	if out.Phase != eval.Broken && out.Phase != eval.Interrupted {
 		ss.Retries = 0
 	}
@@ -120,6 +127,16 @@ func (t *tick) apply(p *pending) {
 	if changedStep(&before, ss) {
 		ss.LastExecuteTime = t.metaNow()
 	}
+}
+
+// attemptFailed records, for Result.Failed, that attempt id of step s
+// failed: ss is the step's status after the failure (a retried attempt's
+// says why, under its next attempt's id), value what its evaluation had.
+func (t *tick) attemptFailed(s *graph.Step, id string, ss *v1alpha1.StepStatus, value any) {
+	t.failed = append(t.failed, FailedAttempt{
+		Step: s.Name, StepID: id, Definition: s.Spec.Type, Reason: ss.Reason, Message: ss.Message,
+		Retry: ss.Phase != v1alpha1.WorkflowStepPhaseFailed, Value: value,
+	})
 }
 
 func changedStep(a, b *v1alpha1.StepStatus) bool {

@@ -77,6 +77,9 @@ type Input struct {
 	Debug   Debug
 	// Parallelism bounds the steps evaluated at once in DAG mode (default 8).
 	Parallelism int
+	// Limiter, when set, paces the starts of steps by type (ratelimit.go);
+	// nil starts every step when it is due.
+	Limiter Limiter
 }
 
 // Result is the outcome of a tick.
@@ -91,6 +94,24 @@ type Result struct {
 // Tick advances the run as far as it can go now.
 func Tick(ctx context.Context, in Input) (Result, error) {
 	if in.Parallelism <= 0 {
+	// Failed are the step attempts that failed in this tick, with what
+	// their last evaluation had, for debugging after the fact (whether or
+	// not the run is annotated with DebugAnnotation). nil when none did.
+	Failed []FailedAttempt
+}
+
+// FailedAttempt is a step attempt that failed: for good, or to be retried
+// (Retry).
+type FailedAttempt struct {
+	Step, StepID, Definition string
+	Reason, Message          string
+	// Retry says another attempt of the step follows.
+	Retry bool
+	// Value is the evaluated template as plain data (eval.Outcome.Data): nil
+	// when the attempt failed before it was evaluated (a timeout, an unknown
+	// definition, an input not available) or evaluation got no value (the
+	// template did not compile: Message names the CUE positions).
+	Value any
 		in.Parallelism = 8
 	}
 	if in.Now == nil {
@@ -138,7 +159,7 @@ func Tick(ctx context.Context, in Input) (Result, error) {
 	if t.st.Finished || SuspendedFromOutside(t.st) {
 		wake = time.Time{}
 	}
-	return Result{Status: *t.st, WakeAt: wake}, nil
+	return Result{Status: *t.st, WakeAt: wake, Failed: t.failed}, nil
 }
 
 type tick struct {
@@ -172,6 +193,8 @@ func (t *tick) wakeAt(w time.Time) {
 	if t.wake.IsZero() || w.Before(t.wake) {
 		t.wake = w
 	}
+	// failed are the step attempts that failed in this tick (Result.Failed).
+	failed []FailedAttempt
 }
 
 // invalid fails a run whose spec cannot run at all.

@@ -54,6 +54,7 @@ func (t *tick) visit(s *graph.Step, group deadline) (changed bool, ready []*pend
 			t.wakeAt(t.now.Add(interruptedDelay))
 			return false, nil
 		}
+		created := ss == nil
 		ss = t.ensure(s)
 		if !run {
 			t.finish(ss, v1alpha1.WorkflowStepPhaseSkipped, reason, msg)
@@ -64,7 +65,11 @@ func (t *tick) visit(s *graph.Step, group deadline) (changed bool, ready []*pend
 		}
 		if reason == ReasonCondition {
 			t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, reason, msg)
+			t.attemptFailed(s, ss.ID, ss, nil)
 			return true, nil
+		}
+		if wait, c := t.rateLimited(s, ss); wait {
+			return created || c, nil
 		}
 		t.start(ss, s)
 		changed = true
@@ -255,6 +260,7 @@ func (t *tick) timeout(s *graph.Step, ss *v1alpha1.StepStatus, d deadline) {
 		msg += " while it was suspended"
 	}
 	t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, ReasonTimeout, msg)
+	t.attemptFailed(s, ss.ID, ss, nil)
 	for _, c := range s.Children {
 		cs := t.ensure(c)
 		if finished(cs.Phase) {
@@ -265,6 +271,7 @@ func (t *tick) timeout(s *graph.Step, ss *v1alpha1.StepStatus, d deadline) {
 			continue
 		}
 		t.finish(cs, v1alpha1.WorkflowStepPhaseFailed, ReasonTimeout, fmt.Sprintf("its step group %q timed out", s.Name))
+		t.attemptFailed(c, cs.ID, cs, nil)
 	}
 }
 
@@ -305,6 +312,7 @@ func (t *tick) request(s *graph.Step, ss *v1alpha1.StepStatus) *pending {
 	p := &pending{step: s}
 	fail := func(reason, msg string) *pending {
 		t.finish(ss, v1alpha1.WorkflowStepPhaseFailed, reason, msg)
+		t.attemptFailed(s, ss.ID, ss, nil)
 		p.early = true
 		return p
 	}

@@ -421,6 +421,9 @@ func (ev *evaluation) prepare() {
 	}
 	if err := v.Validate(); err != nil {
 		if err := undecided(err, v, ev.req.Definition); err != nil {
+			// The value as far as it goes, for debugging the failure.
+			ev.v = v
+			ev.out.Value = ev.value()
 			ev.failf(ReasonTemplate, "%s", describe(err))
 			return
 		}

@@ -65,8 +65,21 @@ type Outcome struct {
 	// evaluated template when the step succeeded.
 	Outputs []OutputValue
 	// Data is the concrete part of Value as plain Go data (Value.Data),
-	// when Request.Data asked for it.
+	// when Request.Data asked for it, and for an outcome that failed
+	// (KeptOnFailure), so that the step can be debugged after the fact.
 	Data any
+}
+
+// KeptOnFailure reports whether an outcome's Data is read without
+// Request.Data asking for it: a failed, broken or terminating outcome,
+// except one that overran its time or memory bound (reading that value
+// could overrun again).
+func (o *Outcome) KeptOnFailure() bool {
+	switch o.Phase {
+	case Failed, Broken, Terminating:
+		return o.Reason != ReasonTimeout && o.Reason != ReasonMemory
+	}
+	return false
 }
 
 // ErrInterrupted is wrapped by the error of a Check or Condition that
@@ -99,7 +112,7 @@ func (o *Outcome) readValue(req Request) {
 	if o.Value == nil {
 		return
 	}
-	if req.Data {
+	if req.Data || o.KeptOnFailure() {
 		if d, err := o.Value.Data(); err == nil {
 			o.Data = d
 		}

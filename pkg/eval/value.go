@@ -94,7 +94,9 @@ func concrete(v cue.Value, depth int) any {
 		return nil
 	}
 	switch k := v.IncompleteKind(); {
-	case k&cue.StructKind != 0:
+	case k&cue.StructKind != 0, k == cue.BottomKind:
+		// A struct with an error in a field is bottom as a whole: its
+		// other fields are still kept (a failed step's value).
 		it, err := v.Fields()
 		if err != nil {
 			return nil

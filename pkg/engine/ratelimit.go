@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/graph"
+)
+
+// ReasonRateLimited: a pending step whose type's start rate limit holds it
+// (Input.Limiter); it starts, and the tick's WakeAt is, when its turn is due.
+const ReasonRateLimited = "RateLimited"
+
+// Limiter paces the starts of steps by type across runs: the controller's
+// rate limits (ratelimit.Starts). A step starts when it goes from pending
+// to running, once per attempt id: a retry of a running step is paced by
+// its backoff and is not asked about; a restart or a retry from a step
+// starts new attempts, which are.
+type Limiter interface {
+	// Reserve asks to start the step attempt stepID, of stepType, at now
+	// (the tick's time). A zero wait means start now. A positive wait
+	// means not before now+wait: the start is kept for stepID, so asking
+	// again then answers zero; limit describes the type's limit for the
+	// step's message.
+	Reserve(stepType, stepID string, now time.Time) (wait time.Duration, limit string)
+}
+
+// rateLimited asks the limiter whether the pending step s may start now.
+// One that may not stays pending with reason RateLimited and the tick
+// wakes when its turn is due; changed says its status changed.
+func (t *tick) rateLimited(s *graph.Step, ss *v1alpha1.StepStatus) (wait, changed bool) {
+	if t.in.Limiter == nil {
+		return false, false
+	}
+	d, limit := t.in.Limiter.Reserve(s.Spec.Type, t.stepID(s.Name, max(ss.Attempt, 1)), t.now)
+	if d <= 0 {
+		return false, false
+	}
+	t.wakeAt(t.now.Add(d))
+	// No time in it: a message that changed at every tick would cost a
+	// status write at every tick.
+	msg := fmt.Sprintf("waiting for its turn to start: steps of type %q are rate-limited to %s", s.Spec.Type, limit)
+	if ss.Reason == ReasonRateLimited && ss.Message == msg {
+		return true, false
+	}
+	ss.Reason, ss.Message = ReasonRateLimited, msg
+	return true, true
+}
