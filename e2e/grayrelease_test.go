@@ -33,7 +33,7 @@ import (
 // SREWorks' gray-release body, adapted only where it names SREWorks'
 // packages (the K8S_MICROSERVICE components take Stepflow's properties
 // kind, image and replicas). Each launch sets the global parameters image
-// and deployNamespace through --context.
+// and deployNamespace through --run-context.
 const grayRelease = "examples/gray-release.yaml"
 
 // remoteWorkflow deploys the whole application into the cluster "second".
@@ -74,7 +74,7 @@ var _ = Describe("the gray release (partition canary) of an application", Ordere
 	launch := func(version, name string) {
 		GinkgoHelper()
 		Expect(fw.Stepflow("-n", ns, "launch", "-f", filepath.Join(fw.Root, grayRelease), "--category", "DEPLOY", "--name", name,
-			"--context", "deployNamespace="+ns, "--context", "image=nginx:"+version).Err()).To(Succeed())
+			"--run-context", "deployNamespace="+ns, "--run-context", "image=nginx:"+version).Err()).To(Succeed())
 	}
 	statefulSet := func(c client.Client, namespace, name string) func() (*appsv1.StatefulSet, error) {
 		return func() (*appsv1.StatefulSet, error) {
@@ -263,7 +263,7 @@ var _ = Describe("the gray release (partition canary) of an application", Ordere
 		path, err := fw.WriteFile(ns+"/remote.yaml", app+remoteWorkflow)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(fw.Stepflow("-n", ns, "launch", "-f", path, "--category", "DEPLOY", "--name", "gray-remote",
-			"--context", "deployNamespace="+ns, "--context", "image=nginx:remote").Err()).To(Succeed())
+			"--run-context", "deployNamespace="+ns, "--run-context", "image=nginx:remote").Err()).To(Succeed())
 		Eventually(fw.Run(ns, "gray-remote")).Should(HavePhase(v1alpha1.WorkflowRunSucceeded))
 		s, err := statefulSet(second.Client, ns, "clustermanage")()
 		Expect(err).NotTo(HaveOccurred())

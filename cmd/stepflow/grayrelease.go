@@ -56,7 +56,7 @@ func runGrayRelease(ctx context.Context, c client.WithWatch, path, kubeconfig st
 	release := func(name, image, decision string, continueRollout, rollback bool) error {
 		say("")
 		say("▶ %s: DEPLOY %s as a partition canary, then %s", name, image, decision)
-		if err := cli("launch", "-f", path, "--category", "DEPLOY", "--name", name, "--context", "image="+image); err != nil {
+		if err := cli("launch", "-f", path, "--category", "DEPLOY", "--name", name, "--run-context", "image="+image); err != nil {
 			return err
 		}
 		suspended, err := follow(ctx, c, name, say, func(r *v1alpha1.WorkflowRun) bool { return r.Status.Phase == v1alpha1.WorkflowRunSuspending })

@@ -28,7 +28,7 @@ func TestLaunch(t *testing.T) {
 	if err := os.WriteFile(file, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := c.ok("launch", "-f", file, "--app", "testapp", "--category", "DEPLOY", "--name", "v1", "--context", "deployNamespace=abm-daily")
+	out := c.ok("launch", "-f", file, "--app", "testapp", "--category", "DEPLOY", "--name", "v1", "--run-context", "deployNamespace=abm-daily")
 	if out != "workflowrun.core.oam.dev/v1 created\n" {
 		t.Errorf("output %q", out)
 	}

@@ -160,7 +160,7 @@ spec:
         import "vela/op"
         msg: op.#Message & {message: "hello \(context.who) from \(context.stepName)"}
 `), 0o644)
-	res := stepRun(t, "-f", f, "--context", `{"who": "ops"}`)
+	res := stepRun(t, "-f", f, "--run-context", `{"who": "ops"}`)
 	if res.Outcome != "succeeded" || res.Message != "hello ops from hello" {
 		t.Fatalf("outcome %s: %q", res.Outcome, res.Message)
 	}

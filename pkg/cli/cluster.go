@@ -36,13 +36,14 @@ func newClusterCmd(deps Deps, g *globals) *cobra.Command {
 func newClusterJoinCmd(deps Deps, g *globals, systemNS *string) *cobra.Command {
 	var kubeconfig, kubeContext, hub string
 	cmd := &cobra.Command{
-		Use:   "join NAME --kubeconfig FILE [--context CTX]",
+		Use:   "join NAME --kubeconfig FILE [--join-context CTX]",
 		Short: "Store a cluster's endpoint and credentials from a kubeconfig as cluster NAME",
 		Long: `join reads the endpoint, CA and credentials (a bearer token or a client
 certificate) of a kubeconfig context and stores them as the cluster Secret
-NAME in the system namespace. Here --kubeconfig is the joined cluster's;
-the cluster that runs Stepflow is reached through --hub-kubeconfig, else
-$KUBECONFIG or ~/.kube/config.
+NAME in the system namespace. Here --kubeconfig is the joined cluster's, and
+--join-context picks its context; the cluster that runs Stepflow is reached
+through --hub-kubeconfig, else $KUBECONFIG or ~/.kube/config, in the context
+the global --context picks.
 
 Unless the controller runs single-tenant, steps act on the joined cluster
 by impersonating their ServiceAccount's user name, so these credentials
@@ -84,7 +85,7 @@ need the right to impersonate there.`,
 	f := cmd.Flags()
 	// This --kubeconfig shadows the global one: it names the joined cluster.
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to join")
-	f.StringVar(&kubeContext, "context", "", "context of that kubeconfig (default: its current context)")
+	f.StringVar(&kubeContext, "join-context", "", "context of the joined cluster's kubeconfig (default: its current context)")
 	f.StringVar(&hub, "hub-kubeconfig", "", "kubeconfig of the cluster that runs Stepflow (default: $KUBECONFIG or ~/.kube/config)")
 	return cmd
 }
@@ -115,7 +116,7 @@ func credentialsFrom(path, kubeContext string) (clusters.Credentials, error) {
 	}
 	if _, ok := raw.Contexts[ctxName]; !ok {
 		if ctxName == "" {
-			return clusters.Credentials{}, fmt.Errorf("kubeconfig %s has no current context: pass --context", path)
+			return clusters.Credentials{}, fmt.Errorf("kubeconfig %s has no current context: pass --join-context", path)
 		}
 		return clusters.Credentials{}, fmt.Errorf("kubeconfig %s: context %q does not exist", path, ctxName)
 	}

@@ -44,7 +44,7 @@ type defRenderFlags struct {
 func newDefRenderCmd(deps Deps, g *globals) *cobra.Command {
 	f := &defRenderFlags{}
 	cmd := &cobra.Command{
-		Use:   "render -f DEFINITION [-p PROPERTIES] [--context JSON] [--ops RECORDED.json]",
+		Use:   "render -f DEFINITION [-p PROPERTIES] [--run-context JSON] [--ops RECORDED.json]",
 		Short: "Print a step definition's evaluated template with its op calls shown, none run",
 		Long: `Evaluates a step definition (.cue in 'vela def' layout, a bare template, or a
 WorkflowStepDefinition YAML) with the given properties and context, without a
@@ -76,7 +76,7 @@ parameters need results that are absent cannot be shown.`,
 	}
 	cmd.Flags().StringVarP(&f.file, "file", "f", "", "step definition file (.cue, .yaml, .json)")
 	cmd.Flags().StringVarP(&f.properties, "properties", "p", "", "step properties: a JSON or YAML object, @FILE, or a FILE")
-	cmd.Flags().StringVar(&f.context, "context", "", "run context variables: a JSON or YAML object, @FILE, or a FILE")
+	cmd.Flags().StringVar(&f.context, "run-context", "", "run context variables: a JSON or YAML object, @FILE, or a FILE")
 	cmd.Flags().StringVar(&f.ops, "ops", "", `recorded op results by call path, a JSON file: {"<path>": {"returns": ..., "error": "..."}}`)
 	_ = cmd.MarkFlagRequired("file")
 	_ = cmd.MarkFlagFilename("file", "cue", "yaml", "yml", "json")
@@ -92,7 +92,7 @@ func renderDefinition(cmd *cobra.Command, deps Deps, g *globals, f *defRenderFla
 	if err != nil {
 		return DefRender{}, "", err
 	}
-	runCtx, err := readObjectArg("context", f.context)
+	runCtx, err := readObjectArg("run-context", f.context)
 	if err != nil {
 		return DefRender{}, "", err
 	}

@@ -37,9 +37,10 @@ stepflow.dev/category and stepflow.dev/scope say whose, what kind and where.
 The document is kept with the run byte for byte: in the run, or when larger
 than 32 KiB in an immutable ConfigMap the run owns.
 
---context KEY=VALUE (repeatable; VALUE is YAML) sets the run's initial
+--run-context KEY=VALUE (repeatable; VALUE is YAML) sets the run's initial
 context, whose keys override the configuration's spec.parameterValues in
-{{ Global.KEY }} placeholders. --app defaults to the configuration's appId
+{{ Global.KEY }} placeholders (--context is the global flag that picks the
+kubeconfig context). --app defaults to the configuration's appId
 annotation, --creator to the user the API server knows the kubeconfig's
 credentials as.
 
@@ -56,7 +57,7 @@ then exits non-zero if the run failed or was terminated.`,
 	fl.StringVar(&f.category, "category", "", "the kind of launch: DEPLOY, ROLLBACK, ...")
 	fl.StringVar(&f.creator, "creator", "", "who launches, recorded on the run (default: the kubeconfig's authenticated user)")
 	fl.StringVar(&f.name, "name", "", "the run's name (default: generated from the app id and category)")
-	fl.StringArrayVar(&f.context, "context", nil, "KEY=VALUE in the run's initial context (repeatable; VALUE is YAML)")
+	fl.StringArrayVar(&f.context, "run-context", nil, "KEY=VALUE in the run's initial context (repeatable; VALUE is YAML)")
 	fl.BoolVarP(&f.watch, "watch", "w", false, "follow the run's steps until it finishes")
 	_ = cmd.MarkFlagRequired("file")
 	_ = cmd.MarkFlagRequired("category")
@@ -121,11 +122,11 @@ func parseContext(pairs []string) (map[string]any, error) {
 	for _, p := range pairs {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--context %q: want KEY=VALUE", p)
+			return nil, fmt.Errorf("--run-context %q: want KEY=VALUE", p)
 		}
 		var val any
 		if err := yaml.Unmarshal([]byte(v), &val); err != nil {
-			return nil, fmt.Errorf("--context %s: value %q is not YAML: %w", k, v, err)
+			return nil, fmt.Errorf("--run-context %s: value %q is not YAML: %w", k, v, err)
 		}
 		out[k] = val
 	}

@@ -113,7 +113,12 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.AddCommand(newVersionCmd(deps, g), newDeleteCmd(deps, g), newWaitCmd(deps, g))
 	root.AddCommand(newWatchCmd(deps, g))
 	root.AddCommand(deps.Commands...)
-	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkCommandOutput(cmd, g.output) }
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkContextFlag(g); err != nil {
+			return err
+		}
+		return checkCommandOutput(cmd, g.output)
+	}
 	refuseUnknownVerbs(root)
 	return root
 }

@@ -57,7 +57,7 @@ type StepRunOp struct {
 func newStepRunCmd(deps Deps, g *globals) *cobra.Command {
 	f := &stepRunFlags{}
 	cmd := &cobra.Command{
-		Use:   "run -f DEFINITION [--properties JSON|@FILE] [--context JSON|@FILE]",
+		Use:   "run -f DEFINITION [--properties JSON|@FILE] [--run-context JSON|@FILE]",
 		Short: "Evaluate one step once, with real ops, and print its outcome",
 		Long: `Evaluates a step definition (CUE in 'vela def' layout, a bare CUE template,
 or WorkflowStepDefinition YAML) with the given properties, running its ops for
@@ -72,7 +72,7 @@ only when the command itself cannot run.`,
 	}
 	cmd.Flags().StringVarP(&f.file, "file", "f", "", "step definition file (.cue, .yaml, .json)")
 	cmd.Flags().StringVar(&f.properties, "properties", "", "step properties as JSON, or @FILE")
-	cmd.Flags().StringVar(&f.context, "context", "", "run context variables as JSON, or @FILE")
+	cmd.Flags().StringVar(&f.context, "run-context", "", "run context variables as JSON, or @FILE (--context picks the kubeconfig context)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "give up on the step after this long")
 	_ = cmd.MarkFlagRequired("file")
 	_ = cmd.MarkFlagFilename("file", "cue", "yaml", "yml", "json")
@@ -117,7 +117,7 @@ func runStep(ctx context.Context, deps Deps, g *globals, f *stepRunFlags) error 
 	if err != nil {
 		return err
 	}
-	runCtx, err := readJSONArg("context", f.context)
+	runCtx, err := readJSONArg("run-context", f.context)
 	if err != nil {
 		return err
 	}
@@ -129,10 +129,8 @@ func runStep(ctx context.Context, deps Deps, g *globals, f *stepRunFlags) error 
 	if err != nil {
 		return err
 	}
-	ns := g.namespace
-	if ns == "" {
-		ns = "default"
-	}
+	// -n, else the namespace of the kubeconfig's context, else default.
+	ns := g.ns()
 	step := op.Step{RunUID: "cli-" + randomID(), RunName: "stepflow-cli", Namespace: ns, StepName: def.Name}
 	// As the controller names an attempt: a DNS label, so a template may
 	// name objects after context.stepSessionID.

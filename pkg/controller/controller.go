@@ -89,6 +89,10 @@ type Controller struct {
 	Pool *sandbox.Pool
 	// OpsReader is what kube ops read the local cluster through.
 	OpsReader *opcache.Reader
+	// Schedules creates the runs of WorkflowSchedules.
+	Schedules *ScheduleReconciler
+	// Cleanup deletes finished runs by TTL and history limits.
+	Cleanup *CleanupReconciler
 }
 
 // NewManager returns a manager for the controller. It fills in what the
@@ -268,6 +272,9 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		return nil, err
 	}
 	if err := c.Components.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := c.setupSchedulesAndCleanup(mgr, o); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
