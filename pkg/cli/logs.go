@@ -3,8 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -18,14 +17,32 @@ import (
 )
 
 func newLogsCmd(deps Deps, g *globals) *cobra.Command {
-	var step string
+	var (
+		step       string
+		follow     bool
+		timestamps bool
+		since      time.Duration
+	)
 	cmd := &cobra.Command{
-		Use:   "logs RUN [--step STEP]",
+		Use:   "logs RUN [--step STEP] [-f] [--timestamps] [--since D]",
 		Short: "Print the #Log lines a run's steps wrote (the last ones of each step are kept)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Prints the #Log lines of the run's steps, each prefixed with its step's name
+(not with --step), steps in the order of the run's status. With -f it goes on
+printing new lines as the run's journal changes (it watches it) and exits when
+the run finishes, whatever its phase. --timestamps prefixes each line with the
+time it was written (RFC 3339, UTC; "-" for a line written by a controller
+that kept no times), and --since D prints only the lines written in the last
+D (e.g. 5m; lines without a time are left out).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(g.output, outYAML, outJSON); err != nil {
 				return err
+			}
+			if g.output != outTable && (follow || timestamps || since != 0) {
+				return fmt.Errorf("-o %s prints the kept lines as they are: -f, --timestamps and --since print text only", g.output)
+			}
+			if since < 0 {
+				return fmt.Errorf("--since %v: want a positive duration", since)
 			}
 			c, err := g.client()
 			if err != nil {
@@ -37,84 +54,55 @@ func newLogsCmd(deps Deps, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if step != "" && !hasStep(run, step) {
+				d, err := kubestore.New(c, run, nil).WithLive(c).Load(ctx)
+				if err != nil {
+					return fmt.Errorf("%s: %w", described("workflowrun", key), err)
+				}
+				if len(d.Logs[step]) == 0 {
+					return fmt.Errorf("%s has no step %q", described("workflowrun", key), step)
+				}
+			}
+			var from time.Time
+			if since > 0 {
+				from = time.Now().Add(-since)
+			}
+			view := newLogView(deps.Stdout, step, timestamps, from)
+			if follow {
+				return followLogs(ctx, c, key, view)
+			}
 			d, err := kubestore.New(c, run, nil).WithLive(c).Load(ctx)
 			if err != nil {
 				return fmt.Errorf("%s: %w", described("workflowrun", key), err)
 			}
-			logs := d.Logs
-			if step != "" {
-				if len(logs[step]) == 0 && !hasStep(run, step) {
-					return fmt.Errorf("%s has no step %q", described("workflowrun", key), step)
-				}
-				logs = map[string][]string{step: logs[step]}
-			}
 			if g.output != outTable {
+				logs := d.Logs
+				if step != "" {
+					logs = map[string][]string{step: logs[step]}
+				}
 				return printData(deps.Stdout, g.output, logs)
 			}
-			if noLines(logs) {
+			if view.print(run, d) == 0 {
 				// On stderr, as kubectl's "No resources found": a script
 				// reading stdout still gets no lines.
 				what := described("workflowrun", key)
 				if step != "" {
 					what = fmt.Sprintf("step %s of %s", step, what)
 				}
-				fmt.Fprintf(deps.Stderr, "No log lines: %s has written none yet (a step writes them with op.#Log).\n", what)
-				return nil
-			}
-			if step != "" {
-				for _, l := range logs[step] {
-					fmt.Fprintln(deps.Stdout, l)
+				if since > 0 {
+					fmt.Fprintf(deps.Stderr, "No log lines: %s has written none in the last %v.\n", what, since)
+					return nil
 				}
-				return nil
+				fmt.Fprintf(deps.Stderr, "No log lines: %s has written none yet (a step writes them with op.#Log).\n", what)
 			}
-			printLogs(deps.Stdout, run, logs)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&step, "step", "", "print only this step's lines")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "go on printing new lines until the run finishes")
+	cmd.Flags().BoolVar(&timestamps, "timestamps", false, "prefix each line with the time it was written (RFC 3339)")
+	cmd.Flags().DurationVar(&since, "since", 0, "print only the lines written in the last D (e.g. 5m, 1h)")
 	return cmd
-}
-
-// noLines reports whether logs hold no line.
-func noLines(logs map[string][]string) bool {
-	for _, ls := range logs {
-		if len(ls) > 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// printLogs prints each step's lines prefixed with its name, steps in the
-// order of the run's status.
-func printLogs(w io.Writer, run *v1alpha1.WorkflowRun, logs map[string][]string) {
-	var order []string
-	listed := map[string]bool{}
-	add := func(name string) {
-		if !listed[name] && len(logs[name]) > 0 {
-			order = append(order, name)
-			listed[name] = true
-		}
-	}
-	for _, s := range run.Status.Steps {
-		add(s.Name)
-		for _, sub := range s.SubStepsStatus {
-			add(sub.Name)
-		}
-	}
-	rest := make([]string, 0, len(logs))
-	for name := range logs {
-		rest = append(rest, name)
-	}
-	sort.Strings(rest)
-	for _, name := range rest {
-		add(name)
-	}
-	for _, name := range order {
-		for _, l := range logs[name] {
-			fmt.Fprintf(w, "[%s] %s\n", name, l)
-		}
-	}
 }
 
 // hasStep reports whether the run's status or inline spec names step.
