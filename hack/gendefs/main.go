@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -135,6 +136,9 @@ func manifest(source string, def eval.DefinitionSource) ([]byte, error) {
 	switch obj := want.(type) {
 	case *v1beta1.WorkflowStepDefinition:
 		obj.Spec.Schematic = schematic
+		if c := def.Compensate; c != nil {
+			obj.Spec.Compensate = &v1beta1.DefaultCompensation{Type: c.Type}
+		}
 	case *v1beta1.ComponentDefinition:
 		obj.Spec.Schematic = schematic
 	}
@@ -157,7 +161,11 @@ func manifest(source string, def eval.DefinitionSource) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	body := append(head, "spec:\n  schematic:\n    cue:\n      template: "...)
+	body := append(head, "spec:\n"...)
+	if c := def.Compensate; c != nil && kind == definition.StepKind {
+		body = append(body, "  compensate:\n    type: "+strconv.Quote(c.Type)+"\n"...)
+	}
+	body = append(body, "  schematic:\n    cue:\n      template: "...)
 	body = append(body, literal(def.Manifest, "        ")...)
 
 	// Keep the literal block only if it reads back as the same object;

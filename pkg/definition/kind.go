@@ -1,6 +1,7 @@
 package definition
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -65,9 +66,13 @@ func FromObject(obj client.Object) (eval.DefinitionSource, error) {
 		return eval.DefinitionSource{}, err
 	}
 	var schematic *v1beta1.Schematic
+	var compensate *eval.Compensation
 	switch def := obj.(type) {
 	case *v1beta1.WorkflowStepDefinition:
 		schematic = def.Spec.Schematic
+		if compensate, err = compensationOf(def); err != nil {
+			return eval.DefinitionSource{}, err
+		}
 	case *v1beta1.ComponentDefinition:
 		schematic = def.Spec.Schematic
 	}
@@ -75,10 +80,26 @@ func FromObject(obj client.Object) (eval.DefinitionSource, error) {
 		return eval.DefinitionSource{}, fmt.Errorf("%s %q has no spec.schematic.cue.template", kind, obj.GetName())
 	}
 	return eval.DefinitionSource{
-		Definition:  eval.Definition{Name: obj.GetName(), Template: schematic.CUE.Template},
+		Definition:  eval.Definition{Name: obj.GetName(), Template: schematic.CUE.Template, Compensate: compensate},
 		Type:        kind.sourceType(),
 		Description: obj.GetAnnotations()["definition.oam.dev/description"],
 	}, nil
+}
+
+// compensationOf reads a step definition's default compensation
+// (spec.compensate), nil when it declares none.
+func compensationOf(def *v1beta1.WorkflowStepDefinition) (*eval.Compensation, error) {
+	c := def.Spec.Compensate
+	if c == nil {
+		return nil, nil
+	}
+	out := &eval.Compensation{Type: c.Type}
+	if c.Properties != nil && len(c.Properties.Raw) > 0 {
+		if err := json.Unmarshal(c.Properties.Raw, &out.Properties); err != nil {
+			return nil, fmt.Errorf("%s %q: spec.compensate.properties is not a JSON object: %v", StepKind, def.Name, err)
+		}
+	}
+	return out, nil
 }
 
 // Status is what the controller reports on a definition: pointers into

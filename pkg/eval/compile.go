@@ -27,6 +27,18 @@ type Definition struct {
 	// File is the file name positions in the template's errors give
 	// (default NAME.cue): a definition read from a file names the file.
 	File string `json:",omitempty"`
+	// Compensate is the definition's default compensation (a
+	// WorkflowStepDefinition's spec.compensate): the step type that undoes
+	// a step of this type when its run rolls back. It is not part of the
+	// compiled template.
+	Compensate *Compensation `json:",omitempty"`
+}
+
+// Compensation is a definition's default compensation: the compensating
+// step's type, and its properties (nil: the original step's).
+type Compensation struct {
+	Type       string
+	Properties map[string]any `json:",omitempty"`
 }
 
 // cacheKey identifies a compiled template: the same text under another

@@ -54,6 +54,7 @@ func ParseDefinitionSource(filename string, src []byte) (DefinitionSource, error
 				out.Name = label
 				out.Type = stringField(st, "type")
 				out.Description = stringField(st, "description")
+				out.Compensate = compensateField(st)
 			}
 		}
 	}
@@ -111,6 +112,30 @@ func inPlace(src []byte, imports []ast.Decl, template *ast.StructLit) string {
 		lines[i] = strings.TrimRight(l, " \t\r")
 	}
 	return strings.TrimRight(strings.Join(lines, "\n"), "\n") + "\n"
+}
+
+// compensateField reads the metadata's default compensation,
+// compensate: type: "NAME" (or compensate: {type: "NAME"}): only its type;
+// the compensating step then gets the original step's properties.
+func compensateField(st *ast.StructLit) *Compensation {
+	for _, d := range st.Elts {
+		f, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		if l, _, _ := ast.LabelName(f.Label); l != "compensate" {
+			continue
+		}
+		// The shorthand compensate: type: "NAME" is a struct too.
+		body, ok := f.Value.(*ast.StructLit)
+		if !ok {
+			return nil
+		}
+		if t := stringField(body, "type"); t != "" {
+			return &Compensation{Type: t}
+		}
+	}
+	return nil
 }
 
 func stringField(st *ast.StructLit, name string) string {
