@@ -374,7 +374,9 @@ func (c *Callbacks) deliver(ctx context.Context, name types.NamespacedName) deli
 		logger.Error(err, "writing callback delivery state")
 		return deliveryBackoff
 	}
-	if c.markOwn != nil {
+	if c.markOwn != nil && !run.Status.Finished {
+		// A finished run is not ticked anyway, and the reconciler keeps
+		// no entry for it that this would have to be dropped from.
 		c.markOwn(name, run.UID, run.ResourceVersion)
 	}
 	if failed != nil {

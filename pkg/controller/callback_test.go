@@ -7,6 +7,7 @@ import (
 	"io"
 	nethttp "net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -295,5 +297,38 @@ spec:
 	}
 	if events, _ := own.events(t); len(events) != 4 {
 		t.Errorf("the run's own callback heard %v, want its 4 transitions", events)
+	}
+}
+
+func TestCallbackConfigFile(t *testing.T) {
+	path := t.TempDir() + "/config.yaml"
+	if err := os.WriteFile(path, []byte(`callback:
+  url: https://hooks.example/stepflow
+  headersFromSecret: hook
+  events: [runSucceeded, runFailed]
+  timeout: 3s
+  minBackoff: 200ms
+  maxBackoff: 1m
+  workers: 2
+  maxPending: 10
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := controller.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &controller.CallbackConfig{URL: "https://hooks.example/stepflow", HeadersFromSecret: "hook",
+		Events:  []v1alpha1.CallbackEvent{v1alpha1.CallbackRunSucceeded, v1alpha1.CallbackRunFailed},
+		Timeout: metav1.Duration{Duration: 3 * time.Second}, MinBackoff: metav1.Duration{Duration: 200 * time.Millisecond},
+		MaxBackoff: metav1.Duration{Duration: time.Minute}, Workers: 2, MaxPending: 10}
+	if d := cmp.Diff(want, c.Callback); d != "" {
+		t.Errorf("callback section (-want +got):\n%s", d)
+	}
+	if err := os.WriteFile(path, []byte("callback: {uri: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controller.LoadConfig(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("a misspelt callback key: %v, want an error naming the file", err)
 	}
 }
