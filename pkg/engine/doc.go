@@ -60,6 +60,12 @@
 //	                                      Terminate; the run's message is the
 //	                                      template's)
 //
+// A run whose onFailure (or, once terminated, onTerminate) is Compensate
+// does not end failed (terminated): it goes on rollingBack while the
+// compensations of its succeeded steps run in reverse dependency order,
+// and ends rolledBack or rollbackFailed (status.rollbackError);
+// compensate.go states that model.
+//
 // status.suspend is true while the run is suspending, as KubeVela's:
 // suspended from outside (Suspend, or a tool setting status.suspend), when
 // nothing is evaluated until a resume, or held by a suspending step, when

@@ -80,6 +80,11 @@ type Input struct {
 	// Limiter, when set, paces the starts of steps by type (ratelimit.go);
 	// nil starts every step when it is due.
 	Limiter Limiter
+	// Orchestration is the run's, with its Workflow's fields under it, as
+	// the caller resolved them; nil means the run's own spec. Its
+	// onFailure and onTerminate decide whether the run rolls back
+	// (compensate.go).
+	Orchestration *v1alpha1.Orchestration
 }
 
 // Result is the outcome of a tick.
@@ -89,11 +94,6 @@ type Result struct {
 	// timed suspend ends, a timeout or a retry is due, a wait is polled.
 	// Zero means only an outside event (resume, ...) moves the run.
 	WakeAt time.Time
-}
-
-// Tick advances the run as far as it can go now.
-func Tick(ctx context.Context, in Input) (Result, error) {
-	if in.Parallelism <= 0 {
 	// Failed are the step attempts that failed in this tick, with what
 	// their last evaluation had, for debugging after the fact (whether or
 	// not the run is annotated with DebugAnnotation). nil when none did.
@@ -112,6 +112,11 @@ type FailedAttempt struct {
 	// definition, an input not available) or evaluation got no value (the
 	// template did not compile: Message names the CUE positions).
 	Value any
+}
+
+// Tick advances the run as far as it can go now.
+func Tick(ctx context.Context, in Input) (Result, error) {
+	if in.Parallelism <= 0 {
 		in.Parallelism = 8
 	}
 	if in.Now == nil {
@@ -128,7 +133,9 @@ type FailedAttempt struct {
 	}
 	t.g = g
 	t.st.Mode = g.Mode
-	if !t.st.Finished && !t.st.Terminated && !SuspendedFromOutside(t.st) {
+	// A run terminated but not finished is one TerminateRollingBack left
+	// for this tick to roll back, if its onTerminate says so.
+	if !t.st.Finished && (!t.st.Terminated || t.rollsBackOnTerminate()) && !SuspendedFromOutside(t.st) {
 		t.retainJournal()
 		if err := t.loadContext(); err != nil {
 			t.invalid(err)
@@ -143,7 +150,10 @@ type FailedAttempt struct {
 			t.invalid(err)
 			return Result{Status: *t.st}, nil
 		default:
-			t.advance(ctx)
+			if !t.st.Terminated {
+				t.advance(ctx)
+			}
+			t.rollback(ctx)
 		}
 	}
 	t.summarize()
@@ -183,6 +193,8 @@ type tick struct {
 	// invalidErr says why the run's spec cannot run, once invalid found
 	// it: its Ready condition is False.
 	invalidErr error
+	// failed are the step attempts that failed in this tick (Result.Failed).
+	failed []FailedAttempt
 }
 
 // wakeAt records that the run needs a tick at w.
@@ -193,8 +205,6 @@ func (t *tick) wakeAt(w time.Time) {
 	if t.wake.IsZero() || w.Before(t.wake) {
 		t.wake = w
 	}
-	// failed are the step attempts that failed in this tick (Result.Failed).
-	failed []FailedAttempt
 }
 
 // invalid fails a run whose spec cannot run at all.
@@ -237,6 +247,7 @@ func (t *tick) retainJournal() {
 			live[t.stepID(s.Name, max(ss.Attempt, 1))] = true
 		}
 	}
+	t.liveCompensations(live)
 	j.Retain(func(id string) bool { return live[id] })
 	// A finished attempt keeps its context snapshot while the status names
 	// it: a retry from its step restores it (RetryFrom). Built only for a

@@ -172,6 +172,10 @@ func Terminate(st *v1alpha1.WorkflowRunStatus, step string, now time.Time) error
 	}
 	at := metav1.NewTime(now.Truncate(time.Second))
 	stop := func(ss *v1alpha1.StepStatus) { terminateStep(ss, at) }
+	if step == "" && st.Phase == v1alpha1.WorkflowRunRollingBack {
+		terminateRollback(st, at)
+		return nil
+	}
 	if step == "" {
 		terminateRun(st, at)
 		return nil
@@ -265,6 +269,9 @@ func Retry(st *v1alpha1.WorkflowRunStatus) error {
 func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *journal.Journal) error {
 	if !st.Finished {
 		return fmt.Errorf("%w (it is %s): retry from step %q once it is finished, or terminate it first", ErrNotFinished, phaseOf(st), step)
+	}
+	if rollingBack(st.Phase) {
+		return fmt.Errorf("retry from step %q: the run rolled back (%s), so what its steps did was undone: retry it from the start", step, st.Phase)
 	}
 	s, ok := g.Step(step)
 	if !ok {

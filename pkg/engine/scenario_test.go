@@ -178,6 +178,8 @@ func (sc *scenario) tick(t *testing.T) engine.Result {
 //	http-error PATH MESSAGE  fail HTTP calls whose URL ends in PATH
 //	crash                    drop the journal's memory and reload it from its store
 //	hits                     print how often each URL path was called, and the Idempotency-Keys
+//	order                    print the op calls of the last tick in the order they were made
+//	conditions               print the run's conditions
 func (sc *scenario) runScript(t *testing.T, script string) string {
 	var b strings.Builder
 	for _, line := range strings.Split(script, "\n") {
@@ -223,7 +225,13 @@ func (sc *scenario) runScript(t *testing.T, script string) string {
 		case "suspend":
 			opErr = engine.Suspend(&sc.run.Status, arg(1))
 		case "terminate":
-			opErr = engine.Terminate(&sc.run.Status, arg(1), sc.now)
+			// As the CLI and REST API do: a run whose onTerminate is
+			// Compensate is left for its next tick to roll back.
+			if sc.run.Spec.OnTerminate == v1alpha1.FailurePolicyCompensate {
+				opErr = engine.TerminateRollingBack(&sc.run.Status, arg(1), sc.now)
+			} else {
+				opErr = engine.Terminate(&sc.run.Status, arg(1), sc.now)
+			}
 		case "restart":
 			engine.Restart(&sc.run.Status)
 		case "retry-from":
@@ -253,6 +261,12 @@ func (sc *scenario) runScript(t *testing.T, script string) string {
 			sc.j = j
 		case "hits":
 			b.WriteString(sc.stub.renderHits())
+		case "order":
+			fmt.Fprintf(&b, "order %s\n", strings.Join(sc.stub.inOrder(), " "))
+		case "conditions":
+			for _, c := range sc.run.Status.Conditions {
+				fmt.Fprintf(&b, "condition %s=%s (%s)\n", c.Type, c.Status, c.Reason)
+			}
 		default:
 			t.Fatalf("unknown command %q", line)
 		}
@@ -280,6 +294,9 @@ func (sc *scenario) render() string {
 	if st.Message != "" {
 		fmt.Fprintf(&b, " %q", st.Message)
 	}
+	if st.RollbackError != "" {
+		fmt.Fprintf(&b, " rollbackError=%q", st.RollbackError)
+	}
 	b.WriteString("\n")
 	line := func(indent string, ss v1alpha1.StepStatus) {
 		fmt.Fprintf(&b, "%s%s %s", indent, ss.Name, ss.Phase)
@@ -305,6 +322,22 @@ func (sc *scenario) render() string {
 			fmt.Fprintf(&b, " %q", ss.Message)
 		}
 		b.WriteString("\n")
+		if cs := ss.Compensation; cs != nil {
+			fmt.Fprintf(&b, "%s  compensation %s %s", indent, cs.Type, cs.Phase)
+			if cs.Reason != "" {
+				fmt.Fprintf(&b, " (%s)", cs.Reason)
+			}
+			if cs.Attempt > 1 {
+				fmt.Fprintf(&b, " attempt=%d", cs.Attempt)
+			}
+			if cs.NextAttemptTime != nil {
+				fmt.Fprintf(&b, " next@%s", sc.rel(cs.NextAttemptTime.Time))
+			}
+			if cs.Message != "" {
+				fmt.Fprintf(&b, " %q", cs.Message)
+			}
+			b.WriteString("\n")
+		}
 	}
 	for _, s := range st.Steps {
 		line("  ", s.StepStatus)
@@ -360,6 +393,13 @@ func (s *stubOps) calls() []string {
 	out := append([]string(nil), s.made...)
 	sort.Strings(out)
 	return out
+}
+
+// inOrder lists the calls made since resetCalls in the order they were made.
+func (s *stubOps) inOrder() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.made...)
 }
 
 func (s *stubOps) renderHits() string {

@@ -191,7 +191,9 @@ func (t *tick) summarize() {
 	st := t.st
 	t.boundMessages()
 	outside := SuspendedFromOutside(st)
-	if st.Terminated {
+	if rollingBack(st.Phase) {
+		// compensate.go decided the phase (rollback).
+	} else if st.Terminated {
 		st.Phase = v1alpha1.WorkflowRunTerminated
 		st.Finished = true
 	} else if !st.Finished && t.g != nil {
@@ -303,7 +305,8 @@ func setConditions(st *v1alpha1.WorkflowRunStatus, gen int64, now metav1.Time, i
 	}
 	reason := upperFirst(phase)
 	cond(v1alpha1.ConditionSucceeded, st.Phase == v1alpha1.WorkflowRunSucceeded, reason, st.Message)
-	cond(v1alpha1.ConditionFailed, st.Phase == v1alpha1.WorkflowRunFailed || st.Phase == v1alpha1.WorkflowRunTerminated, reason, st.Message)
+	cond(v1alpha1.ConditionFailed, st.Phase == v1alpha1.WorkflowRunFailed || st.Phase == v1alpha1.WorkflowRunTerminated ||
+		rollingBack(st.Phase), reason, st.Message)
 	cond(v1alpha1.ConditionSuspended, st.Phase == v1alpha1.WorkflowRunSuspending, reason, st.Message)
 }
 

@@ -1,0 +1,145 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/engine"
+	"github.com/stepflow-dev/stepflow/pkg/eval"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
+	"github.com/stepflow-dev/stepflow/pkg/op"
+	"github.com/stepflow-dev/stepflow/pkg/op/builtin"
+	httpop "github.com/stepflow-dev/stepflow/pkg/op/http"
+)
+
+// undoServer counts POST /do and POST /undo; GET /undone answers "no" until done is set.
+type undoServer struct {
+	*httptest.Server
+	dos, undos atomic.Int32
+	done       atomic.Bool
+}
+
+func newUndoServer(t *testing.T) *undoServer {
+	s := &undoServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/do":
+			s.dos.Add(1)
+		case r.Method == http.MethodPost && r.URL.Path == "/undo":
+			s.undos.Add(1)
+		case r.URL.Path == "/undone" && !s.done.Load():
+			_, _ = w.Write([]byte("no"))
+			return
+		}
+		_, _ = w.Write([]byte("yes"))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+const (
+	doDefinition = `
+import "vela/op"
+
+do: op.#HTTPPost & {url: parameter.url + "/do"}
+parameter: url: string
+`
+	// undoDefinition POSTs the undo once per attempt, then waits until the
+	// server says it is done.
+	undoDefinition = `
+import "vela/op"
+
+undo: op.#HTTPPost & {url: parameter.url + "/undo"}
+check: op.#HTTPGet & {url: parameter.url + "/undone?after=\(undo.response.statusCode)"}
+wait: op.#ConditionalWait & {continue: check.response.body == "yes"}
+parameter: url: string
+`
+	failDefinition = `
+import "vela/op"
+
+fail: op.#Fail & {message: "it broke"}
+`
+)
+
+// TestCompensationEffectsOnceUnderLostStatus: a run with onFailure:
+// Compensate fails; in the same tick its rollback begins and the
+// compensation POSTs its undo, then waits; that tick's status write is
+// lost. Ticks on the saved status (nothing began, as far as it says) run
+// the step again (replayed) and begin the rollback again: the undo is
+// replayed from the journal, not sent again; repeated ticks while it
+// waits send nothing either.
+func TestCompensationEffectsOnceUnderLostStatus(t *testing.T) {
+	srv := newUndoServer(t)
+	reg := op.NewRegistry().Add(builtin.New(), builtin.NewLog(), httpop.New(httpop.Options{}))
+	ev, err := eval.New(eval.Options{Ops: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	props, _ := json.Marshal(map[string]string{"url": srv.URL})
+	saved := v1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Name: "saga", Namespace: "ns", UID: "uid-saga"}}
+	saved.Spec.OnFailure = v1alpha1.FailurePolicyCompensate
+	saved.Spec.WorkflowSpec = &v1alpha1.WorkflowSpec{Steps: []v1alpha1.WorkflowStep{
+		{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "a", Type: "do", Properties: &runtime.RawExtension{Raw: props}}},
+		{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "b", Type: "fail"}},
+	}}
+	defs := engine.DefinitionMap{
+		"do":   {Name: "do", Template: doDefinition, Compensate: &eval.Compensation{Type: "undo"}},
+		"undo": {Name: "undo", Template: undoDefinition},
+		"fail": {Name: "fail", Template: failDefinition},
+	}
+	store := journal.NewMemory()
+	now := t0
+	tick := func(save bool) v1alpha1.WorkflowRunStatus {
+		t.Helper()
+		run := saved.DeepCopy()
+		j, err := journal.Open(context.Background(), store, journal.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := engine.Tick(context.Background(), engine.Input{
+			Run: run, Steps: run.Spec.WorkflowSpec.Steps, Definitions: defs, Evaluator: ev,
+			Ops: op.Direct, Journal: j, Now: func() time.Time { return now },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if save {
+			saved.Status = res.Status
+		}
+		return res.Status
+	}
+
+	st := tick(false)
+	if st.Phase != v1alpha1.WorkflowRunRollingBack || srv.undos.Load() != 1 {
+		t.Fatalf("first tick: run %s, %d undos; want rollingBack after 1 undo", st.Phase, srv.undos.Load())
+	}
+	for i := 0; i < 3; i++ {
+		now = now.Add(time.Second)
+		st = tick(true)
+	}
+	cs := st.Steps[0].Compensation
+	if st.Phase != v1alpha1.WorkflowRunRollingBack || cs == nil || cs.Reason != engine.ReasonWait {
+		t.Fatalf("run %s, compensation %+v; want rollingBack, the compensation waiting", st.Phase, cs)
+	}
+	if srv.dos.Load() != 1 || srv.undos.Load() != 1 {
+		t.Fatalf("after the lost status and 3 ticks: %d dos, %d undos; want 1 and 1 (replayed from the journal)", srv.dos.Load(), srv.undos.Load())
+	}
+	if cs.ID != engine.CompensationID(st.Steps[0].ID, 1) || cs.ID == st.Steps[0].ID {
+		t.Errorf("compensation id %q; want CompensationID of the step's id %q, distinct from it", cs.ID, st.Steps[0].ID)
+	}
+	srv.done.Store(true)
+	now = now.Add(time.Minute)
+	st = tick(true)
+	if st.Phase != v1alpha1.WorkflowRunRolledBack || !st.Finished || srv.undos.Load() != 1 {
+		t.Fatalf("run %s (finished %v), %d undos; want rolledBack after 1 undo", st.Phase, st.Finished, srv.undos.Load())
+	}
+}
