@@ -16,9 +16,9 @@ func TestParseContext(t *testing.T) {
 		{in: nil, want: nil},
 		{in: []string{"ns=prod", "n=3", "ok=true", "l=[a, b]", "eq=a=b", "empty="},
 			want: map[string]any{"ns": "prod", "n": float64(3), "ok": true, "l": []any{"a", "b"}, "eq": "a=b", "empty": nil}},
-		{in: []string{"noequals"}, wantErr: `--context "noequals": want KEY=VALUE`},
-		{in: []string{"=v"}, wantErr: `--context "=v": want KEY=VALUE`},
-		{in: []string{"k=[a"}, wantErr: `--context k: value "[a" is not YAML`},
+		{in: []string{"noequals"}, wantErr: `--run-context "noequals": want KEY=VALUE`},
+		{in: []string{"=v"}, wantErr: `--run-context "=v": want KEY=VALUE`},
+		{in: []string{"k=[a"}, wantErr: `--run-context k: value "[a" is not YAML`},
 	}
 	for _, tc := range cases {
 		got, err := parseContext(tc.in)
