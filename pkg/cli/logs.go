@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -123,22 +124,23 @@ func hasStep(run *v1alpha1.WorkflowRun, step string) bool {
 }
 
 // DebugValue is what `debug -o json|yaml` prints: a step's evaluated value
-// as the controller kept it.
+// as the debug ConfigMap keeps it (controller.DebugRecord), with its step.
 type DebugValue struct {
-	Step  string `json:"step"`
-	ID    string `json:"id"`
-	Value any    `json:"value,omitempty"`
-	Error string `json:"error,omitempty"`
+	Step string `json:"step"`
+	controller.DebugRecord
 }
 
 func newDebugCmd(deps Deps, g *globals) *cobra.Command {
 	var step string
 	cmd := &cobra.Command{
 		Use:   "debug RUN --step STEP",
-		Short: "Print a step's evaluated value, kept for runs annotated " + engine.DebugAnnotation + `: "true"`,
-		Long: `Prints the value a step's template evaluated to at its last evaluation (as
-JSON; -o yaml|json print it with the step attempt's id). The controller keeps
-these values only for runs annotated ` + engine.DebugAnnotation + `: "true".`,
+		Short: "Print a step's evaluated value: kept when it failed, or for runs annotated " + engine.DebugAnnotation + `: "true"`,
+		Long: `Prints the value a step's template evaluated to (as JSON; -o yaml|json print
+it with the step attempt's id and how it failed). The controller keeps the
+value of every evaluation of runs annotated ` + engine.DebugAnnotation + `: "true",
+and, for every run, the last evaluated value of a step attempt that failed,
+with its error (and its CUE positions). A value is kept up to 32 KiB (a longer
+one is cut, and says how much), Secrets' data and passwords redacted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(g.output, outYAML, outJSON); err != nil {
@@ -162,33 +164,71 @@ these values only for runs annotated ` + engine.DebugAnnotation + `: "true".`,
 			}
 			raw, found := cm.Data[step]
 			switch {
-			case !found && !annotated:
-				return fmt.Errorf("%s keeps no debug values: annotate it with %s: \"true\" "+
-					"(kubectl annotate workflowrun %s -n %s %s=true); each step then keeps its value when it is next evaluated",
-					described("workflowrun", key), engine.DebugAnnotation, key.Name, key.Namespace, engine.DebugAnnotation)
 			case !found && !hasStep(run, step):
 				return fmt.Errorf("%s has no step %q", described("workflowrun", key), step)
+			case !found && !annotated:
+				return fmt.Errorf("%s keeps no debug value of step %q: annotate it with %s: \"true\" "+
+					"(kubectl annotate workflowrun %s -n %s %s=true); each step then keeps its value when it is next evaluated "+
+					"(without it, a step keeps its value only when it fails)",
+					described("workflowrun", key), step, engine.DebugAnnotation, key.Name, key.Namespace, engine.DebugAnnotation)
 			case !found:
 				return fmt.Errorf("no value kept for step %q of %s yet: a step keeps one each time it is evaluated", step, described("workflowrun", key))
-			case !annotated:
-				fmt.Fprintf(deps.Stderr, "note: %s is no longer annotated %s: \"true\"; this value may be old\n",
-					described("workflowrun", key), engine.DebugAnnotation)
 			}
 			v := DebugValue{Step: step}
-			if err := json.Unmarshal([]byte(raw), &v); err != nil {
+			if err := json.Unmarshal([]byte(raw), &v.DebugRecord); err != nil {
 				return fmt.Errorf("the debug value of step %q is not JSON: %w", step, err)
 			}
-			v.Step = step
+			debugNotes(deps.Stderr, run, key, step, annotated, &v.DebugRecord)
 			if g.output != outTable {
 				return printData(deps.Stdout, g.output, v)
 			}
-			if v.Error != "" {
-				return fmt.Errorf("step %q (attempt %s): its value could not be kept: %s", step, v.ID, v.Error)
-			}
-			return printData(deps.Stdout, outJSON, v.Value)
+			return printDebugValue(deps.Stdout, step, &v.DebugRecord)
 		},
 	}
 	cmd.Flags().StringVar(&step, "step", "", "the step whose value to print")
 	_ = cmd.MarkFlagRequired("step")
 	return cmd
+}
+
+// debugNotes says on w why the value of step was kept and how old it is.
+func debugNotes(w io.Writer, run *v1alpha1.WorkflowRun, key types.NamespacedName, step string, annotated bool, r *controller.DebugRecord) {
+	if f := r.Failure; f != nil {
+		what := "failed"
+		if f.Retry {
+			what = "failed and was retried"
+		}
+		why := "because it failed"
+		if !annotated {
+			why += fmt.Sprintf(" (%s is not annotated %s: \"true\")", described("workflowrun", key), engine.DebugAnnotation)
+		}
+		fmt.Fprintf(w, "note: attempt %s of step %q %s (%s) at %s; its last evaluated value is kept %s\n", r.ID, step, what, f.Reason, r.At, why)
+		if f.Message != "" {
+			fmt.Fprintf(w, "error: %s\n", f.Message)
+		}
+	} else if !annotated {
+		fmt.Fprintf(w, "note: %s is no longer annotated %s: \"true\"; this value may be old\n",
+			described("workflowrun", key), engine.DebugAnnotation)
+	}
+	for _, row := range stepRows(nil, run.Status) {
+		if row.name == step && row.status.ID != "" && row.status.ID != r.ID {
+			fmt.Fprintf(w, "note: this value is of attempt %s; step %q is now at attempt %s (%s)\n", r.ID, step, row.status.ID, row.phase())
+		}
+	}
+}
+
+// printDebugValue prints the value of step as JSON, or what is left of it.
+func printDebugValue(w io.Writer, step string, r *controller.DebugRecord) error {
+	switch {
+	case r.Error != "":
+		return fmt.Errorf("step %q (attempt %s): its value could not be kept: %s", step, r.ID, r.Error)
+	case r.Dropped != "":
+		return fmt.Errorf("step %q (attempt %s): %s", step, r.ID, r.Dropped)
+	case r.ValueJSON != "":
+		_, err := fmt.Fprintf(w, "%s\n... %d bytes cut: a value is kept up to %d bytes\n", r.ValueJSON, r.Cut, controller.MaxDebugValueBytes)
+		return err
+	case r.Value == nil && r.Failure != nil:
+		_, err := fmt.Fprintf(w, "(no value: attempt %s failed before its template had one)\n", r.ID)
+		return err
+	}
+	return printData(w, outJSON, r.Value)
 }

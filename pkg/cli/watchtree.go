@@ -40,9 +40,13 @@ Interrupting it (Ctrl-C) stops the watching only, not the run.`,
 			if !deps.stdoutIsTerminal() {
 				return follow(cmd.Context(), deps.Stdout, c, key, time.Now)
 			}
+			t := &tree{w: deps.Stdout, now: time.Now}
+			if f, ok := deps.Stdout.(*os.File); ok {
+				t.width, t.height, _ = term.GetSize(int(f.Fd()))
+			}
 			tick := time.NewTicker(redrawEvery)
 			defer tick.Stop()
-			return followRun(cmd.Context(), c, key, &tree{w: deps.Stdout, now: time.Now}, tick.C)
+			return followRun(cmd.Context(), c, key, t, tick.C)
 		},
 	}
 }
@@ -70,6 +74,10 @@ const (
 type tree struct {
 	w   io.Writer
 	now func() time.Time
+	// width and height are the terminal's, when known (else 0): a frame's
+	// lines are cut to fit, since a line that wraps, or a frame taller than
+	// the screen, would leave the cursor short of the frame's top.
+	width, height int
 	// lines is the height of the last frame.
 	lines int
 }
@@ -81,7 +89,7 @@ func (t *tree) show(run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowStep) bo
 	if t.lines > 0 {
 		fmt.Fprintf(&out, cursorUp, t.lines)
 	}
-	lines := strings.Split(strings.TrimSuffix(frame.String(), "\n"), "\n")
+	lines := fitScreen(strings.Split(strings.TrimSuffix(frame.String(), "\n"), "\n"), t.width, t.height)
 	for _, l := range lines {
 		out.WriteString(clearLine + l + "\n")
 	}
@@ -89,6 +97,25 @@ func (t *tree) show(run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowStep) bo
 	t.lines = len(lines)
 	_, _ = io.WriteString(t.w, out.String())
 	return run.Status.Finished
+}
+
+// fitScreen cuts lines to width-1 runes and keeps the first height-1 of
+// them, the last kept saying how many more there are; 0 leaves a bound
+// out. (The frame's characters, box drawing included, are one column
+// wide.)
+func fitScreen(lines []string, width, height int) []string {
+	if height > 1 && len(lines) > height-1 {
+		more := len(lines) - (height - 2)
+		lines = append(lines[:height-2:height-2], fmt.Sprintf("… %d more lines", more))
+	}
+	if width > 1 {
+		for i, l := range lines {
+			if r := []rune(l); len(r) > width-1 {
+				lines[i] = string(r[:width-1])
+			}
+		}
+	}
+	return lines
 }
 
 // outcome: the last frame shows how the run ended.

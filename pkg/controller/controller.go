@@ -264,6 +264,9 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		Pool:        pool,
 		OpsReader:   opsReader,
 	}
+	if c.Runs.Limiter, err = o.Config.RateLimits.stepLimiter(o.Now); err != nil {
+		return nil, err
+	}
 	if err := c.Runs.setup(mgr, o.MaxConcurrentReconciles); err != nil {
 		return nil, err
 	}

@@ -59,6 +59,9 @@ type RunReconciler struct {
 	Now func() time.Time
 	// Parallelism bounds the steps of one run evaluated at once.
 	Parallelism int
+	// Limiter, when step rate limits are configured, paces the starts of
+	// steps by type (ratelimit.go).
+	Limiter engine.Limiter
 	// DefaultServiceAccount is the identity of a run that names none and
 	// whose Workflow names none.
 	DefaultServiceAccount string
@@ -134,7 +137,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		Run: &run, Steps: steps, Mode: mode, ServiceAccount: sa,
 		Definitions: r.Definitions.For(ctx, run.Namespace),
 		Evaluator:   r.Evaluator, Ops: r.Ops, Journal: j, Now: now,
-		Logs: logSink(r.Logs, j), Debug: debug, Parallelism: r.Parallelism,
+		Logs: logSink(r.Logs, j), Debug: debug, Parallelism: r.Parallelism, Limiter: r.Limiter,
 	})
 	if refusedForSize(err) {
 		return r.failRefused(ctx, &run, "journal", j.Size(), err)
