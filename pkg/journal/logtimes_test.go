@@ -151,3 +151,29 @@ func TestLogTimesRunBound(t *testing.T) {
 		}
 	}
 }
+
+// TestLogTimesOnConflict: a writer whose Save conflicts puts its steps'
+// lines over the other writer's with their times, and keeps the other's.
+func TestLogTimesOnConflict(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	m := journal.NewMemory()
+	mine := open(t, m, journal.Limits{}).WithClock(ticking(t0))
+	theirs := open(t, m.Writer(), journal.Limits{}).WithClock(ticking(t0.Add(time.Minute)))
+	theirs.StepLog(op.Step{StepName: "theirs"}, 0, "first")
+	if err := theirs.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mine.StepLog(op.Step{StepName: "mine"}, 0, "second")
+	if err := mine.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]int{"mine": logTimes(d, "mine", t0), "theirs": logTimes(d, "theirs", t0)}
+	if diff := cmp.Diff(map[string][]int{"mine": {1}, "theirs": {61}}, got); diff != "" {
+		t.Errorf("times in seconds after t0 (-want +got):\n%s", diff)
+	}
+}
