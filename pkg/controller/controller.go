@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -263,6 +264,12 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 		Metrics:     metrics,
 		Pool:        pool,
 		OpsReader:   opsReader,
+	}
+	if err := o.Config.Queues.Validate(); err != nil {
+		return nil, fmt.Errorf("controller configuration: %w", err)
+	}
+	if o.Config.Queues.Enabled() {
+		c.Runs.queue = newAdmission(o.Config.Queues, metrics, o.Now)
 	}
 	if c.Runs.Limiter, err = o.Config.RateLimits.stepLimiter(o.Now); err != nil {
 		return nil, err

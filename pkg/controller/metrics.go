@@ -33,6 +33,12 @@ type Metrics struct {
 	// journal), by op and outcome; OpDuration is their latency.
 	OpCalls    *prometheus.CounterVec
 	OpDuration *prometheus.HistogramVec
+	// QueueWaiting and QueueRunning are the runs waiting in and running
+	// from each queue; QueueWait is how long runs waited, from entering
+	// their queue to admission. Set only when queue caps are configured.
+	QueueWaiting *prometheus.GaugeVec
+	QueueRunning *prometheus.GaugeVec
+	QueueWait    *prometheus.HistogramVec
 }
 
 // durationBuckets run from 1 ms to about 3 days, by factors of 4.
@@ -64,8 +70,19 @@ func NewMetrics(reg prometheus.Registerer, reader ...client.Reader) (*Metrics, e
 			Name: "stepflow_op_call_duration_seconds", Help: "Latency of op calls made, by op and outcome.",
 			Buckets: durationBuckets,
 		}, []string{"op", "outcome"}),
+		QueueWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stepflow_queue_waiting_runs", Help: "WorkflowRuns waiting for a running slot, by queue.",
+		}, []string{"queue"}),
+		QueueRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stepflow_queue_running_runs", Help: "WorkflowRuns holding a running slot, by queue.",
+		}, []string{"queue"}),
+		QueueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "stepflow_queue_wait_seconds", Help: "Time from a run entering its queue to its admission, by queue.",
+			Buckets: durationBuckets,
+		}, []string{"queue"}),
 	}
-	collectors := []prometheus.Collector{m.RunsFinished, m.StepTransitions, m.StepDuration, m.RunDuration, m.OpCalls, m.OpDuration}
+	collectors := []prometheus.Collector{m.RunsFinished, m.StepTransitions, m.StepDuration, m.RunDuration, m.OpCalls, m.OpDuration,
+		m.QueueWaiting, m.QueueRunning, m.QueueWait}
 	for _, r := range reader {
 		collectors = append(collectors, newInventory(r, time.Now))
 	}

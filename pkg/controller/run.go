@@ -55,6 +55,8 @@ type RunReconciler struct {
 	// Callbacks, when set, records the transitions of runs with a
 	// callback in the status write that makes them (callback.go).
 	Callbacks *Callbacks
+	// queue, when queue caps are configured, admits runs (queue.go).
+	queue *admission
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Parallelism bounds the steps of one run evaluated at once.
@@ -101,6 +103,11 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		r.forget(req.NamespacedName, run.UID)
 		return ctrl.Result{}, nil
 	}
+	if r.queue != nil {
+		if res, wait, err := r.queueWait(ctx, &run); wait || err != nil {
+			return res, err
+		}
+	}
 	steps, mode, sa, err := r.resolve(ctx, &run)
 	if errors.Is(err, errNoWorkflow) {
 		before := run.DeepCopy()
@@ -145,6 +152,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.queue.admitted(&run, &res.Status, metav1.NewTime(now()))
 	if err := values.save(ctx, r.Client, &run, res.Failed, now()); err != nil {
 		log.FromContext(ctx).Error(err, "keeping debug values")
 	}

@@ -103,6 +103,10 @@ func (r *RunReconciler) forget(name types.NamespacedName, uid types.UID) {
 	if r.Waker != nil {
 		r.Waker.forget(name)
 	}
+	if uid == "" && r.queue != nil {
+		// Not found: whatever slot it held is free.
+		r.queue.forget(name)
+	}
 }
 
 // runEvents filters the run's watch events: an update that is this
@@ -141,6 +145,11 @@ func (r *RunReconciler) setup(mgr ctrl.Manager, maxConcurrent int) error {
 		Build(r)
 	if err != nil {
 		return err
+	}
+	if r.queue != nil {
+		if err := r.setupQueue(mgr, c); err != nil {
+			return err
+		}
 	}
 	if r.Waker != nil {
 		// The waker enqueues the runs its objects' events concern.
