@@ -332,3 +332,42 @@ func TestCallbackConfigFile(t *testing.T) {
 		t.Errorf("a misspelt callback key: %v, want an error naming the file", err)
 	}
 }
+
+// TestCallbackSecretReadAsTheRun: a run's headersFromSecret is read as the
+// run's ServiceAccount, not with the controller's rights: a run acting as
+// a ServiceAccount that may not read the Secret gets no POST, and its
+// status says why.
+func TestCallbackSecretReadAsTheRun(t *testing.T) {
+	ns := namespace(t, "callback-identity")
+	sys := namespace(t, "sys-callback-identity")
+	recv := newReceiver(t)
+	startCallbackController(t, sys, &controller.CallbackConfig{MinBackoff: metav1.Duration{Duration: 50 * time.Millisecond}})
+	stepDef(t, sys, "pass", passStep)
+	if err := env.Client.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hook-auth"},
+		StringData: map[string]string{"Authorization": "Bearer run-token"}}); err != nil {
+		t.Fatal(err)
+	}
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+apiVersion: core.oam.dev/v1alpha1
+kind: WorkflowRun
+metadata: {name: nobody, namespace: %s}
+spec:
+  serviceAccountName: nobody
+  callback: {url: %q, headersFromSecret: hook-auth}
+  workflowSpec:
+    steps:
+    - {name: one, type: pass}
+`, ns, recv.URL))
+	run := waitRun(t, ns, "nobody", 60*time.Second, func(r *v1alpha1.WorkflowRun) bool {
+		return r.Status.Finished && r.Status.Callback != nil && r.Status.Callback.LastError != ""
+	})
+	if msg := run.Status.Callback.LastError; !strings.Contains(msg, "hook-auth") || !strings.Contains(msg, "serviceaccount "+ns+"/nobody") {
+		t.Errorf("lastError %q, want it to name the Secret and the run's ServiceAccount", msg)
+	}
+	if run.Status.Callback.Pending == 0 {
+		t.Errorf("pending 0: the transitions were dropped, want them kept for when the Secret can be read")
+	}
+	if events, _ := recv.events(t); len(events) != 0 {
+		t.Errorf("the receiver got %v without the run's headers", events)
+	}
+}
