@@ -108,7 +108,7 @@ func TestCLIOutputFlag(t *testing.T) {
 		"version": {"json", "yaml"}, "get": {"wide", "json", "yaml"}, "list": {"wide", "json", "yaml"},
 		"logs": {"json", "yaml"}, "debug": {"json", "yaml"}, "context get": {"json", "yaml"},
 		"def get": {"json", "yaml", "cue"}, "def list": {"wide", "json", "yaml"}, "def render": {"cue", "json", "yaml"},
-		"def doc": {"markdown", "json"}, "step run": {"json", "yaml"},
+		"def doc": {"markdown", "json"}, "step run": {"json", "yaml"}, "submit": {"name", "json", "yaml"},
 	}
 	n := 0
 	commands(t, func(path []string, cmd *cobra.Command) {

@@ -112,6 +112,7 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.AddCommand(newDescribeCmd(deps, g))
 	root.AddCommand(newVersionCmd(deps, g), newDeleteCmd(deps, g), newWaitCmd(deps, g))
 	root.AddCommand(newWatchCmd(deps, g))
+	root.AddCommand(newSubmitCmd(deps, g))
 	root.AddCommand(deps.Commands...)
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if err := checkContextFlag(g); err != nil {
