@@ -371,3 +371,32 @@ spec:
 		t.Errorf("the receiver got %v without the run's headers", events)
 	}
 }
+
+// TestCallbackOfARunWithoutItsWorkflow: a run that fails because its
+// Workflow does not exist still tells its callback.
+func TestCallbackOfARunWithoutItsWorkflow(t *testing.T) {
+	ns := namespace(t, "callback-noworkflow")
+	sys := namespace(t, "sys-callback-noworkflow")
+	recv := newReceiver(t)
+	startCallbackController(t, sys, nil)
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+apiVersion: core.oam.dev/v1alpha1
+kind: WorkflowRun
+metadata: {name: orphan, namespace: %s}
+spec:
+  workflowRef: gone
+  callback: {url: %q}
+`, ns, recv.URL))
+	waitRun(t, ns, "orphan", 60*time.Second, delivered)
+	events, _ := recv.events(t)
+	if !slices.Equal(events, []string{"runFailed"}) {
+		t.Fatalf("events %v, want runFailed", events)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(recv.bodies[recv.order[0]], &body); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(fmt.Sprint(body["runError"]), "no Workflow") {
+		t.Errorf("runError %v, want the missing Workflow named", body["runError"])
+	}
+}

@@ -122,6 +122,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 			meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{Type: c.typ, Status: c.status,
 				Reason: "WorkflowNotFound", Message: err.Error(), ObservedGeneration: run.Generation})
 		}
+		r.Callbacks.record(ctx, before, &run.Status, now())
 		return ctrl.Result{}, r.Client.Status().Patch(ctx, &run, client.MergeFrom(before))
 	}
 	if err != nil {
