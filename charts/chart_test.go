@@ -41,9 +41,10 @@ const (
 // controllerRules are the controller's own rights, as README.md documents
 // them; they do not depend on values.
 var controllerRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns", "workflows", "workflowstepdefinitions", "componentdefinitions"}, Verbs: []string{"get", "list", "watch"}},
-	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/status", "workflowstepdefinitions/status", "componentdefinitions/status"}, Verbs: []string{"patch", "update"}},
-	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/finalizers"}, Verbs: []string{"update"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns", "workflows", "workflowschedules", "workflowstepdefinitions", "componentdefinitions"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns"}, Verbs: []string{"create", "patch", "delete"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/status", "workflowschedules/status", "workflowstepdefinitions/status", "componentdefinitions/status"}, Verbs: []string{"patch", "update"}},
+	{APIGroups: []string{"core.oam.dev"}, Resources: []string{"workflowruns/finalizers", "workflowschedules/finalizers"}, Verbs: []string{"update"}},
 	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "get", "list", "watch", "patch", "update"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, ResourceNames: []string{"kubernetes"}, Verbs: []string{"get"}},
