@@ -114,6 +114,7 @@ func NewRoot(deps Deps) *cobra.Command {
 	root.AddCommand(newWatchCmd(deps, g))
 	root.AddCommand(newSubmitCmd(deps, g))
 	root.AddCommand(deps.Commands...)
+	registerCompletions(root, g)
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if err := checkContextFlag(g); err != nil {
 			return err
