@@ -180,6 +180,11 @@ type CallbackStatus struct {
 	// delivered.
 	// +optional
 	Dropped int32 `json:"dropped,omitempty"`
+	// Suspended is status.suspend as the callback last heard it: a
+	// suspend or resume written by anyone (stepflow suspend, the API) is
+	// a transition once the controller sees status.suspend differ.
+	// +optional
+	Suspended bool `json:"suspended,omitempty"`
 }
 
 // CallbackTransition is one transition waiting to be POSTed: what the

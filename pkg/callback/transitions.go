@@ -52,8 +52,23 @@ func Transitions(uid types.UID, before, after *v1alpha1.WorkflowRunStatus, now t
 	if !after.StartTime.IsZero() && (before.StartTime.IsZero() || restarted) {
 		b.run(v1alpha1.CallbackRunStarted, fmt.Sprintf("r%d", after.RestartCount))
 	}
-	if before.Suspend && !after.Suspend && !after.Terminated && !after.Finished {
-		b.run(v1alpha1.CallbackRunResumed, fmt.Sprintf("t%d", now.UnixNano()))
+	// status.suspend as the callback last heard it, as the write before
+	// this one left it (a suspend or resume from outside), and after it.
+	heard := before.Suspend
+	if before.Callback != nil {
+		heard = before.Callback.Suspended
+	}
+	suspension := func(from, to bool) {
+		switch {
+		case from && !to && !after.Terminated:
+			b.run(v1alpha1.CallbackRunResumed, fmt.Sprintf("t%d", now.UnixNano()))
+		case !from && to && !after.Finished:
+			b.run(v1alpha1.CallbackRunSuspended, fmt.Sprintf("t%d", now.UnixNano()))
+		}
+	}
+	suspension(heard, before.Suspend)
+	if before.Suspend && !after.Suspend {
+		suspension(true, false)
 	}
 	old := map[string]*v1alpha1.StepStatus{}
 	if !restarted {
@@ -63,8 +78,8 @@ func Transitions(uid types.UID, before, after *v1alpha1.WorkflowRunStatus, now t
 		prev := old[stepKey(name, s)]
 		b.step(name, prev, s)
 	})
-	if !before.Suspend && after.Suspend && !after.Finished {
-		b.run(v1alpha1.CallbackRunSuspended, fmt.Sprintf("t%d", now.UnixNano()))
+	if !before.Suspend && after.Suspend {
+		suspension(false, true)
 	}
 	if after.Phase != before.Phase || restarted {
 		if ev, ok := runEvent(after.Phase); ok {
@@ -247,6 +262,19 @@ func Record(st *v1alpha1.WorkflowRunStatus, ts []v1alpha1.CallbackTransition, ev
 	}
 	st.Callback.Pending = int32(len(st.Callback.Outbox))
 	return true
+}
+
+// NoteSuspend records st's status.suspend as heard by its callback, so a
+// suspend or resume written from outside (not by a tick) is a transition
+// once the controller's next write sees it differ.
+func NoteSuspend(st *v1alpha1.WorkflowRunStatus) {
+	if st.Callback == nil {
+		if !st.Suspend {
+			return
+		}
+		st.Callback = &v1alpha1.CallbackStatus{}
+	}
+	st.Callback.Suspended = st.Suspend
 }
 
 // Phase is the run's phase as the callback body spells it: capitalised,

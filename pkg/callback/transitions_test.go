@@ -63,6 +63,25 @@ func TestTransitions(t *testing.T) {
 		after:  v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunExecuting, StartTime: start, Steps: []v1alpha1.WorkflowStepStatus{suspendedAgain}},
 		want:   []string{"runResumed t200000000000", "stepSuspended g1/second"},
 	}, {
+		name:   "suspended from outside since the callback last heard",
+		before: v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Suspend: true, StartTime: start, Callback: &v1alpha1.CallbackStatus{}},
+		after:  v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Suspend: true, StartTime: start, Callback: &v1alpha1.CallbackStatus{}},
+		want:   []string{"runSuspended t200000000000"},
+	}, {
+		name:   "resumed from outside, then held again by the next step in the same write",
+		before: v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, StartTime: start, Callback: &v1alpha1.CallbackStatus{Suspended: true}},
+		after:  v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Suspend: true, StartTime: start, Callback: &v1alpha1.CallbackStatus{Suspended: true}},
+		want:   []string{"runResumed t200000000000", "runSuspended t200000000000"},
+	}, {
+		name:   "heard suspended and still suspended",
+		before: v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Suspend: true, StartTime: start, Callback: &v1alpha1.CallbackStatus{Suspended: true}},
+		after:  v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Suspend: true, StartTime: start, Callback: &v1alpha1.CallbackStatus{Suspended: true}},
+	}, {
+		name:   "terminated while suspended is no resume",
+		before: v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSuspending, Suspend: true, StartTime: start, Callback: &v1alpha1.CallbackStatus{Suspended: true}},
+		after:  v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunTerminated, Terminated: true, Finished: true, StartTime: start, Callback: &v1alpha1.CallbackStatus{Suspended: true}},
+		want:   []string{"runTerminated r0"},
+	}, {
 		name:   "sub-steps are named group/sub",
 		before: v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunExecuting, StartTime: start},
 		after:  v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunExecuting, StartTime: start, Steps: []v1alpha1.WorkflowStepStatus{group}},
@@ -155,5 +174,23 @@ func TestPhase(t *testing.T) {
 		if got := Phase(p); got != want {
 			t.Errorf("Phase(%q) = %q, want %q", p, got, want)
 		}
+	}
+}
+
+func TestNoteSuspend(t *testing.T) {
+	var st v1alpha1.WorkflowRunStatus
+	NoteSuspend(&st)
+	if st.Callback != nil {
+		t.Fatalf("a run never suspended got status.callback %+v", st.Callback)
+	}
+	st.Suspend = true
+	NoteSuspend(&st)
+	if st.Callback == nil || !st.Callback.Suspended {
+		t.Fatalf("suspended not noted: %+v", st.Callback)
+	}
+	st.Suspend = false
+	NoteSuspend(&st)
+	if st.Callback.Suspended {
+		t.Fatal("resume not noted")
 	}
 }

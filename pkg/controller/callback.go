@@ -159,10 +159,12 @@ func newCallbacks(mgr ctrl.Manager, o Options, hop httpop.Options) (*Callbacks, 
 }
 
 // record adds the transitions from run's status to after, which the
-// caller is about to write, to after's outbox, when the run has a
-// callback: its own, its Workflow's, or the controller's. A run without
-// one costs a nil check (and, for a workflowRef, a cached read of the
-// Workflow).
+// caller writes if it differs from run's, to after's outbox, when the run
+// has a callback: its own, its Workflow's, or the controller's. Called on
+// every tick, so a suspend or resume written from outside, which a tick
+// of the suspended run may not change anything after, is heard. A run
+// without a callback costs a nil check (and, for a workflowRef, a cached
+// read of the Workflow).
 func (c *Callbacks) record(ctx context.Context, run *v1alpha1.WorkflowRun, after *v1alpha1.WorkflowRunStatus, now time.Time) {
 	if c == nil {
 		return
@@ -175,6 +177,7 @@ func (c *Callbacks) record(ctx context.Context, run *v1alpha1.WorkflowRun, after
 	if len(ts) > 0 {
 		callback.Record(after, ts, cb.Events, c.cfg.MaxPending)
 	}
+	callback.NoteSuspend(after)
 }
 
 // target is the callback of run (its own, else its Workflow's, else the

@@ -26,6 +26,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/controller"
+	"github.com/stepflow-dev/stepflow/pkg/engine"
 )
 
 // receiver is a callback receiver that counts POSTs per Idempotency-Key.
@@ -398,5 +399,50 @@ spec:
 	}
 	if !strings.Contains(fmt.Sprint(body["runError"]), "no Workflow") {
 		t.Errorf("runError %v, want the missing Workflow named", body["runError"])
+	}
+}
+
+// TestCallbackHearsSuspendAndResumeFromOutside: a resume written by the
+// CLI (engine.Resume on the status), which the controller's own writes
+// never show changing, is heard, as is the suspension a step makes.
+func TestCallbackHearsSuspendAndResumeFromOutside(t *testing.T) {
+	ns := namespace(t, "callback-suspend")
+	shippedStepDef(t, ns, "suspend")
+	recv := newReceiver(t)
+	startCallbackController(t, "vela-system", nil)
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: gates, namespace: %s}
+spec:
+  callback: {url: %q, events: [runSuspended, runResumed, runSucceeded]}
+  workflowSpec:
+    steps:
+    - {name: first, type: suspend}
+    - {name: second, type: suspend}
+`, ns, recv.URL))
+	heard := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if events, _ := recv.events(t); len(events) >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				events, _ := recv.events(t)
+				t.Fatalf("heard %v, want %d events", events, n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	heard(1) // held by first
+	operate(t, ns, "gates", func(st *v1alpha1.WorkflowRunStatus) error { return engine.Resume(st, "") })
+	heard(3) // resumed, then held by second
+	operate(t, ns, "gates", func(st *v1alpha1.WorkflowRunStatus) error { return engine.Resume(st, "") })
+	waitRun(t, ns, "gates", 30*time.Second, delivered)
+	events, counts := recv.events(t)
+	if want := []string{"runSuspended", "runResumed", "runSuspended", "runResumed", "runSucceeded"}; !slices.Equal(events, want) {
+		t.Errorf("events %v, want %v", events, want)
+	}
+	if len(counts) != 5 {
+		t.Errorf("%d keys for 5 transitions", len(counts))
 	}
 }
