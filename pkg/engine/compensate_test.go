@@ -143,3 +143,65 @@ func TestCompensationEffectsOnceUnderLostStatus(t *testing.T) {
 		t.Fatalf("run %s (finished %v), %d undos; want rolledBack after 1 undo", st.Phase, st.Finished, srv.undos.Load())
 	}
 }
+
+func TestResolveOrchestration(t *testing.T) {
+	cb := &v1alpha1.Callback{URL: "http://wf.example"}
+	wf := &v1alpha1.Workflow{Orchestration: v1alpha1.Orchestration{
+		Queue: "wf-q", OnFailure: v1alpha1.FailurePolicyCompensate, OnTerminate: v1alpha1.FailurePolicyCompensate, Callback: cb}}
+	for _, tc := range []struct {
+		name string
+		own  v1alpha1.Orchestration
+		wf   *v1alpha1.Workflow
+		want v1alpha1.Orchestration
+	}{
+		{"own spec only", v1alpha1.Orchestration{OnFailure: v1alpha1.FailurePolicyCompensate}, nil,
+			v1alpha1.Orchestration{OnFailure: v1alpha1.FailurePolicyCompensate}},
+		{"workflow's under an empty run", v1alpha1.Orchestration{}, wf, wf.Orchestration},
+		{"run's fields win one by one", v1alpha1.Orchestration{Queue: "mine", OnFailure: v1alpha1.FailurePolicyNone}, wf,
+			v1alpha1.Orchestration{Queue: "mine", OnFailure: v1alpha1.FailurePolicyNone, OnTerminate: v1alpha1.FailurePolicyCompensate, Callback: cb}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := &v1alpha1.WorkflowRun{}
+			run.Spec.Orchestration = tc.own
+			got := engine.ResolveOrchestration(run, tc.wf)
+			if got.Queue != tc.want.Queue || got.OnFailure != tc.want.OnFailure || got.OnTerminate != tc.want.OnTerminate || got.Callback != tc.want.Callback {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A Workflow's onFailure applies to a run that names it (Input.Orchestration
+// as the controller resolves it); without it, the run fails as usual.
+func TestOrchestrationFromInput(t *testing.T) {
+	defs := engine.DefinitionMap{
+		"do":   {Name: "do", Template: "parameter: {}\n", Compensate: &eval.Compensation{Type: "undo"}},
+		"undo": {Name: "undo", Template: "parameter: {}\n"},
+		"fail": {Name: "fail", Template: failDefinition},
+	}
+	ev, err := eval.New(eval.Options{Ops: op.NewRegistry().Add(builtin.New())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []v1alpha1.WorkflowStep{
+		{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "a", Type: "do"}},
+		{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "b", Type: "fail"}},
+	}
+	for _, tc := range []struct {
+		orch *v1alpha1.Orchestration
+		want v1alpha1.WorkflowRunPhase
+	}{
+		{nil, v1alpha1.WorkflowRunFailed},
+		{&v1alpha1.Orchestration{OnFailure: v1alpha1.FailurePolicyCompensate}, v1alpha1.WorkflowRunRolledBack},
+	} {
+		run := &v1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns", UID: "u"}}
+		res, err := engine.Tick(context.Background(), engine.Input{Run: run, Steps: steps, Definitions: defs,
+			Evaluator: ev, Ops: op.Direct, Now: func() time.Time { return t0 }, Orchestration: tc.orch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status.Phase != tc.want || !res.Status.Finished {
+			t.Errorf("orchestration %+v: run %s (finished %v), want %s", tc.orch, res.Status.Phase, res.Status.Finished, tc.want)
+		}
+	}
+}

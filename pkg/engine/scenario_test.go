@@ -227,11 +227,7 @@ func (sc *scenario) runScript(t *testing.T, script string) string {
 		case "terminate":
 			// As the CLI and REST API do: a run whose onTerminate is
 			// Compensate is left for its next tick to roll back.
-			if sc.run.Spec.OnTerminate == v1alpha1.FailurePolicyCompensate {
-				opErr = engine.TerminateRollingBack(&sc.run.Status, arg(1), sc.now)
-			} else {
-				opErr = engine.Terminate(&sc.run.Status, arg(1), sc.now)
-			}
+			opErr = engine.TerminateFor(&sc.run.Status, engine.ResolveOrchestration(sc.run, nil), arg(1), sc.now)
 		case "restart":
 			engine.Restart(&sc.run.Status)
 		case "retry-from":
