@@ -214,8 +214,10 @@ type admission struct {
 	// synced: the informer has delivered every run that existed at start,
 	// so counts are whole and admission may begin.
 	synced bool
-	// wake enqueues a run for a reconcile (nil until bound).
+	// wake enqueues a run for a reconcile (nil until bound), except skip:
+	// the run whose reconcile is asking.
 	wake    func(types.NamespacedName)
+	skip    types.NamespacedName
 	metrics *Metrics
 }
 
@@ -260,10 +262,21 @@ func (a *admission) free(queue string) bool {
 // queue is its queue name. Copies older than one seen are ignored. A
 // change that frees a slot admits the next runs.
 func (a *admission) observe(run *v1alpha1.WorkflowRun, queue string) {
+	a.see(run, queue, false)
+}
+
+// see is observe; reconciling says the copy comes from the run's own
+// reconcile, which goes on to tick it if it is admitted here: it is not
+// woken for another.
+func (a *admission) see(run *v1alpha1.WorkflowRun, queue string, reconciling bool) {
 	key := types.NamespacedName{Namespace: run.Namespace, Name: run.Name}
 	rv, _ := strconv.ParseUint(run.ResourceVersion, 10, 64)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if reconciling {
+		a.skip = key
+		defer func() { a.skip = types.NamespacedName{} }()
+	}
 	e := a.runs[key]
 	if e != nil && e.uid == run.UID && rv != 0 && rv < e.rv {
 		return
@@ -436,7 +449,7 @@ func (a *admission) dispatch() {
 		if a.metrics != nil && a.metrics.QueueWait != nil {
 			a.metrics.QueueWait.WithLabelValues(e.queue).Observe(a.now().Sub(e.since).Seconds())
 		}
-		if a.wake != nil {
+		if a.wake != nil && e.key != a.skip {
 			a.wake(e.key)
 		}
 	}
@@ -445,7 +458,7 @@ func (a *admission) dispatch() {
 	}
 	for name := range moved {
 		for i, e := range a.queues[name].waiting {
-			if refreshDue(int32(i+1), e.shown) {
+			if refreshDue(int32(i+1), e.shown) && e.key != a.skip {
 				a.wake(e.key)
 			}
 		}

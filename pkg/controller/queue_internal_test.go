@@ -176,6 +176,26 @@ func TestAdmissionCaps(t *testing.T) {
 	}
 }
 
+// TestAdmissionWakesOthers: a run admitted on its own reconcile's copy is
+// not woken for a second reconcile (that one ticks it); a run admitted on
+// an informer event is.
+func TestAdmissionWakesOthers(t *testing.T) {
+	a := newAdmission(QueueConfig{MaxRunning: 1}, nil, nil)
+	log := &admitLog{}
+	a.bind(log.wake)
+	a.markSynced()
+	x, y := qrun("x", "", 1, 1), qrun("y", "", 2, 2)
+	a.see(x, DefaultQueue, true)
+	a.see(y, DefaultQueue, true)
+	if len(log.woken) != 0 || a.admittedNames() != "x" {
+		t.Fatalf("admitted %s, woke %v; want x admitted on its own reconcile, none woken", a.admittedNames(), log.woken)
+	}
+	a.observe(finish(x), DefaultQueue)
+	if d := cmp.Diff([]string{"y"}, log.woken); d != "" {
+		t.Fatalf("woken when x finished (-want +got):\n%s", d)
+	}
+}
+
 // TestAdmissionRebuild: before the informer has delivered every run,
 // nothing is admitted; runs that had started count against the caps
 // (even above them), so after a restart no new run starts until enough

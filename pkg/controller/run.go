@@ -160,8 +160,8 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if store.Created() || (store.Exists() && run.Status.ContextBackend == nil) {
 		res.Status.ContextBackend = store.Reference()
 	}
+	r.Callbacks.record(ctx, &run, &res.Status, now())
 	if !equality.Semantic.DeepEqual(run.Status, res.Status) {
-		r.Callbacks.record(ctx, &run, &res.Status, now())
 		before := run.DeepCopy()
 		run.Status = res.Status
 		// Optimistic lock: a status changed since we read it (a resume, a
