@@ -181,6 +181,7 @@ func TestCLIDescribe(t *testing.T) {
 		"      Started:        2026-01-02T03:04:10Z",
 		"      Last Executed:  2026-01-02T03:04:14Z",
 		"      Duration:       4s",
+		"      Debug:          stepflow debug -n " + c.ns + " tree --step b",
 		"      Inputs:",
 		`        url = "http://x"`,
 		"  deploy:",

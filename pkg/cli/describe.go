@@ -187,6 +187,10 @@ func (d runDescription) print(w io.Writer) {
 			field(indent, "Last Executed", timestamp(r.status.LastExecuteTime))
 			field(indent, "Duration", stepDuration(r.status, d.now))
 		}
+		if r.phase() == v1alpha1.WorkflowStepPhaseFailed && r.typ != "step-group" {
+			// The controller keeps a failed step's last evaluated value.
+			field(indent, "Debug", fmt.Sprintf("stepflow debug -n %s %s --step %s", run.Namespace, run.Name, r.name))
+		}
 		printValues(w, indent, "Inputs", r.status.Inputs, specInputs[r.name])
 		printValues(w, indent, "Outputs", r.status.Outputs, nil)
 	}
