@@ -225,6 +225,11 @@ func (c *Callbacks) Start(ctx context.Context) error {
 		UpdateFunc: func(oldObj, newObj any) {
 			run, ok := newObj.(*v1alpha1.WorkflowRun)
 			old, ok2 := oldObj.(*v1alpha1.WorkflowRun)
+			if ok && run.Status.Callback != nil && len(run.Status.Callback.Outbox) == 0 {
+				// The cache holds the emptied outbox: no read can show
+				// the keys sent any more.
+				c.forgetSent(run.UID)
+			}
 			// Only a new transition: the delivery's own status patch
 			// (fewer pending, lastError) must not skip the backoff.
 			if ok && ok2 && lastPending(run) != "" && lastPending(run) != lastPending(old) {
@@ -236,9 +241,7 @@ func (c *Callbacks) Start(ctx context.Context) error {
 				obj = d.Obj
 			}
 			if run, ok := obj.(*v1alpha1.WorkflowRun); ok {
-				c.mu.Lock()
-				delete(c.sent, run.UID)
-				c.mu.Unlock()
+				c.forgetSent(run.UID)
 			}
 		},
 	})
@@ -449,6 +452,19 @@ func (c *Callbacks) sentFor(uid types.UID, outbox []v1alpha1.CallbackTransition)
 		}
 	}
 	return s
+}
+
+func (c *Callbacks) forgetSent(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sent, uid)
+}
+
+// heldSent counts the runs whose sent keys are kept.
+func (c *Callbacks) heldSent() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sent)
 }
 
 func (c *Callbacks) isSent(s map[string]bool, key string) bool {

@@ -96,7 +96,7 @@ func (r *receiver) events(t *testing.T) (events []string, counts map[string]int)
 }
 
 // startCallbackController runs a controller with callback configuration cb.
-func startCallbackController(t *testing.T, systemNS string, cb *controller.CallbackConfig) {
+func startCallbackController(t *testing.T, systemNS string, cb *controller.CallbackConfig) *controller.Controller {
 	t.Helper()
 	skip := true
 	mgr, err := controller.NewManager(env.Config, ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"},
@@ -104,14 +104,16 @@ func startCallbackController(t *testing.T, systemNS string, cb *controller.Callb
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := controller.Setup(mgr, controller.Options{SystemNamespace: systemNS, Metrics: prometheus.NewRegistry(),
-		Sandbox: testSandbox(), HTTP: loopbackHTTP, Config: controller.Config{Callback: cb}}); err != nil {
+	c, err := controller.Setup(mgr, controller.Options{SystemNamespace: systemNS, Metrics: prometheus.NewRegistry(),
+		Sandbox: testSandbox(), HTTP: loopbackHTTP, Config: controller.Config{Callback: cb}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return c
 }
 
 // loopbackHTTP is testHTTP with loopback allowed, where the receivers are.
@@ -138,7 +140,7 @@ func TestCallbackEachTransitionOncePerKey(t *testing.T) {
 	ns := namespace(t, "callback-once")
 	sys := namespace(t, "sys-callback-once")
 	recv := newReceiver(t)
-	startCallbackController(t, sys, &controller.CallbackConfig{MinBackoff: metav1.Duration{Duration: 50 * time.Millisecond}})
+	ctl := startCallbackController(t, sys, &controller.CallbackConfig{MinBackoff: metav1.Duration{Duration: 50 * time.Millisecond}})
 	stepDef(t, sys, "pass", passStep)
 	if err := env.Client.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hook-auth"},
 		StringData: map[string]string{"Authorization": "Bearer run-token"}}); err != nil {
@@ -157,6 +159,13 @@ spec:
     - {name: three, type: pass}
 `, ns, recv.URL+"/hook"))
 	run := waitRun(t, ns, "steps", 60*time.Second, delivered)
+	// What the delivery kept in memory for the run goes once the cache
+	// shows its outbox empty.
+	for deadline := time.Now().Add(10 * time.Second); ctl.HeldCallbackRuns() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivery still keeps the sent keys of %d runs", ctl.HeldCallbackRuns())
+		}
+	}
 	events, counts := recv.events(t)
 	want := []string{"runStarted", "stepStarted one", "stepSucceeded one", "stepStarted two", "stepSucceeded two",
 		"stepStarted three", "stepSucceeded three", "runSucceeded"}

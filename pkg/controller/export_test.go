@@ -17,3 +17,7 @@ func (c *Controller) Held() (journals, ownWrites, waking int) {
 // RefusedForSize is refusedForSize, for the table test against the API
 // server's real answers.
 var RefusedForSize = refusedForSize
+
+// HeldCallbackRuns counts the runs whose delivered callback keys the
+// delivery keeps in memory.
+func (c *Controller) HeldCallbackRuns() int { return c.Runs.Callbacks.heldSent() }
