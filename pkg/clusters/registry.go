@@ -20,6 +20,7 @@ import (
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/opcache"
+	"github.com/stepflow-dev/stepflow/pkg/ratelimit"
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
 )
 
@@ -56,6 +57,14 @@ type Options struct {
 	// Cache, when set, makes reads go through a watched cache per cluster
 	// connection once Start runs (see Cache).
 	Cache *Cache
+	// Limits paces the requests sent to named clusters, by name (see
+	// throttle); a cluster without one is not paced. The local names
+	// cannot be limited here.
+	Limits map[string]ratelimit.Limit
+	// MaxWait is how long a request waits for its turn under its
+	// cluster's limit (default DefaultMaxWait); one further away fails,
+	// retryable.
+	MaxWait time.Duration
 }
 
 // Registry resolves cluster names to clients: local names to Options.Local,
@@ -66,6 +75,8 @@ type Registry struct {
 	mu       sync.Mutex
 	ctx      context.Context // Start's, nil before it
 	clusters map[string]*connection
+	// throttles are Options.Limits', by cluster name; fixed after New.
+	throttles map[string]*throttle
 }
 
 var _ kube.Clusters = (*Registry)(nil)
@@ -84,7 +95,22 @@ func New(o Options) (*Registry, error) {
 	if o.MaxClients <= 0 {
 		o.MaxClients = DefaultMaxClients
 	}
-	return &Registry{o: o, clusters: map[string]*connection{}}, nil
+	if o.MaxWait <= 0 {
+		o.MaxWait = DefaultMaxWait
+	}
+	r := &Registry{o: o, clusters: map[string]*connection{}, throttles: map[string]*throttle{}}
+	now := time.Now()
+	for name, l := range o.Limits {
+		if name == "" || name == kube.LocalCluster {
+			return nil, fmt.Errorf("clusters: rate limit of cluster %q: the local cluster cannot be limited here", name)
+		}
+		t, err := newThrottle(name, l, o.MaxWait, now)
+		if err != nil {
+			return nil, fmt.Errorf("clusters: %w", err)
+		}
+		r.throttles[name] = t
+	}
+	return r, nil
 }
 
 // connection is one cluster as one version of its Secret describes it.
@@ -223,8 +249,13 @@ func (r *Registry) connect(name string, creds Credentials, resourceVersion strin
 	cfg := creds.restConfig()
 	cfg.Timeout = r.o.Timeout
 	endpoint := creds.Endpoint
+	throttle := r.throttles[name]
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return unreachable{name: name, endpoint: endpoint, next: rt}
+		rt = unreachable{name: name, endpoint: endpoint, next: rt}
+		if throttle != nil {
+			rt = throttled{t: throttle, next: rt}
+		}
+		return rt
 	}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {

@@ -50,6 +50,9 @@ type fixture struct {
 	registry           *clusters.Registry
 	// newRegistry builds another registry of the same controller, with cache.
 	newRegistry func(cache *clusters.Cache) (*clusters.Registry, error)
+	// newRegistryWith builds another registry of the same controller, with
+	// the options more changes.
+	newRegistryWith func(more func(*clusters.Options)) (*clusters.Registry, error)
 }
 
 func newFixture(t *testing.T, singleTenant bool) *fixture {
@@ -84,14 +87,18 @@ func newFixture(t *testing.T, singleTenant bool) *fixture {
 	local := kube.LocalAs(func(_ context.Context, step op.Step) (client.Client, error) {
 		return ids.For(tenancy.Of(step, ids.DefaultServiceAccount()))
 	})
-	f.newRegistry = func(cache *clusters.Cache) (*clusters.Registry, error) {
-		return clusters.New(clusters.Options{
+	f.newRegistryWith = func(more func(*clusters.Options)) (*clusters.Registry, error) {
+		o := clusters.Options{
 			SystemNamespace: f.systemNS, Local: local, SingleTenant: singleTenant,
 			Secrets: func(_ context.Context, step op.Step) (client.Reader, error) {
 				return ids.For(tenancy.Of(step, ids.DefaultServiceAccount()))
 			},
-			Cache: cache,
-		})
+		}
+		more(&o)
+		return clusters.New(o)
+	}
+	f.newRegistry = func(cache *clusters.Cache) (*clusters.Registry, error) {
+		return f.newRegistryWith(func(o *clusters.Options) { o.Cache = cache })
 	}
 	f.registry, err = f.newRegistry(nil)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stepflow-dev/stepflow/pkg/engine"
+	"github.com/stepflow-dev/stepflow/pkg/op/kube"
 	"github.com/stepflow-dev/stepflow/pkg/ratelimit"
 )
 
@@ -31,9 +32,27 @@ import (
 // start in any window spanning it. Waiting steps keep their turn only while
 // the controller runs; after a restart they ask again, in the order their
 // runs are ticked.
+//
+// Clusters limits the requests the controller sends to named clusters
+// (cluster Secrets, `cluster: NAME` in kube ops; not the local cluster):
+// a request waits for its turn in the op, up to 10s; one whose turn is
+// further away fails, retryable, naming the cluster and its limit (see
+// pkg/clusters).
 type RateLimitConfig struct {
 	// Steps limits starts per step type.
 	Steps []StepRateLimit `json:"steps,omitempty"`
+	// Clusters limits requests per named cluster.
+	Clusters []ClusterRateLimit `json:"clusters,omitempty"`
+}
+
+// ClusterRateLimit limits how fast requests go to one named cluster.
+type ClusterRateLimit struct {
+	// Name is the cluster's name (its Secret's); not "local".
+	Name string `json:"name"`
+	// QPS is requests per second on average; above 0.
+	QPS float64 `json:"qps"`
+	// Burst is how many may go at once after a quiet while; default 1.
+	Burst int `json:"burst,omitempty"`
 }
 
 // StepRateLimit limits how fast steps of one type start.
@@ -61,7 +80,45 @@ func (l StepRateLimit) stepType() string {
 // Validate checks every limit, naming the one at fault.
 func (c RateLimitConfig) Validate() error {
 	_, err := c.stepLimits()
-	return err
+	_, cerr := c.clusterLimits()
+	return errors.Join(err, cerr)
+}
+
+// clusterLimits are the cluster limits by name, for clusters.Options.
+func (c RateLimitConfig) clusterLimits() (map[string]ratelimit.Limit, error) {
+	limits := map[string]ratelimit.Limit{}
+	var errs []error
+	for i, l := range c.Clusters {
+		where := fmt.Sprintf("rateLimits.clusters[%d]", i)
+		switch {
+		case l.Name == "":
+			errs = append(errs, fmt.Errorf("%s: no name", where))
+			continue
+		case l.Name == kube.LocalCluster:
+			errs = append(errs, fmt.Errorf("%s: the local cluster cannot be limited here, only named clusters", where))
+			continue
+		}
+		if _, dup := limits[l.Name]; dup {
+			errs = append(errs, fmt.Errorf("%s: cluster %q is limited twice", where, l.Name))
+			continue
+		}
+		lim := ratelimit.Limit{QPS: l.QPS, Burst: l.Burst}
+		if lim.Burst == 0 {
+			lim.Burst = 1
+		}
+		if err := lim.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s (cluster %q): %w", where, l.Name, err))
+			continue
+		}
+		limits[l.Name] = lim
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("controller configuration: %w", err)
+	}
+	if len(limits) == 0 {
+		return nil, nil
+	}
+	return limits, nil
 }
 
 func (c RateLimitConfig) stepLimits() (map[string]ratelimit.Limit, error) {

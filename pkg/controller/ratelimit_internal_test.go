@@ -73,3 +73,48 @@ func TestNoRateLimitNoLimiter(t *testing.T) {
 		t.Error("stepLimiter of a limit without qps: no error")
 	}
 }
+
+// The section's cluster limits, as clusters.Options takes them.
+func TestClusterRateLimitConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		want       map[string]ratelimit.Limit
+		err        string
+	}{
+		{name: "none", file: "rateLimits: {steps: [{type: a, qps: 1}]}\n"},
+		{name: "default burst", file: "rateLimits:\n  clusters:\n  - {name: edge, qps: 20, burst: 40}\n  - {name: prod, qps: 2}\n",
+			want: map[string]ratelimit.Limit{"edge": {QPS: 20, Burst: 40}, "prod": {QPS: 2, Burst: 1}}},
+		{name: "no name", file: "rateLimits:\n  clusters:\n  - {qps: 1}\n", err: "rateLimits.clusters[0]: no name"},
+		{name: "local", file: "rateLimits:\n  clusters:\n  - {name: local, qps: 1}\n", err: "rateLimits.clusters[0]: the local cluster cannot be limited here"},
+		{name: "twice", file: "rateLimits:\n  clusters:\n  - {name: a, qps: 1}\n  - {name: a, qps: 2}\n", err: `rateLimits.clusters[1]: cluster "a" is limited twice`},
+		{name: "no qps", file: "rateLimits:\n  clusters:\n  - {name: a}\n", err: `rateLimits.clusters[0] (cluster "a"): qps 0`},
+		{name: "misspelt", file: "rateLimits:\n  clusters:\n  - {cluster: a, qps: 1}\n", err: `unknown field "cluster"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := LoadConfig(path)
+			var got map[string]ratelimit.Limit
+			if err == nil {
+				got, err = c.RateLimits.clusterLimits()
+			}
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				if c.RateLimits.Validate() == nil && !strings.Contains(tc.err, "unknown field") {
+					t.Errorf("Validate passed")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("limits (-want +got):\n%s", d)
+			}
+		})
+	}
+}

@@ -26,8 +26,12 @@ func opsClusters(mgr ctrl.Manager, shared client.Client, o Options, waker *Waker
 	if err != nil {
 		return nil, err
 	}
+	limits, err := o.Config.RateLimits.clusterLimits()
+	if err != nil {
+		return nil, err
+	}
 	reg, err := clusters.New(clusters.Options{
-		SystemNamespace: o.SystemNamespace, Local: local, SingleTenant: o.SingleTenant,
+		SystemNamespace: o.SystemNamespace, Local: local, SingleTenant: o.SingleTenant, Limits: limits,
 		Secrets: func(ctx context.Context, step op.Step) (client.Reader, error) {
 			if o.SingleTenant {
 				return mgr.GetAPIReader(), nil // uncached: no Secret lands in a cache
