@@ -99,11 +99,11 @@ type Controller struct {
 // NewManager returns a manager for the controller. It fills in what the
 // controller depends on: the API scheme (when mo.Scheme is nil), and a
 // cache that holds only the controller's own objects: WorkflowRuns,
-// Workflows, WorkflowStepDefinitions, ComponentDefinitions and the
-// journal ConfigMaps (selected by kubestore.RunLabel), all without
-// managedFields. Secrets are never cached; nor is any kind read
-// unstructured. What ops read goes through the ops' reader that Setup
-// builds (pkg/opcache).
+// Workflows, WorkflowSchedules, WorkflowStepDefinitions,
+// ComponentDefinitions and the journal ConfigMaps (selected by
+// kubestore.RunLabel), all without managedFields. Secrets are never
+// cached; nor is any kind read unstructured. What ops read goes through
+// the ops' reader that Setup builds (pkg/opcache).
 func NewManager(cfg *rest.Config, mo ctrl.Options) (ctrl.Manager, error) {
 	if mo.Scheme == nil {
 		s, err := api.NewScheme()

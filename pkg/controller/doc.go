@@ -18,8 +18,8 @@
 // cluster:
 //
 //   - The manager's cache (NewManager) holds the controller's own objects
-//     only: WorkflowRuns, Workflows, WorkflowStepDefinitions,
-//     ComponentDefinitions, and the ConfigMaps that carry
+//     only: WorkflowRuns, Workflows, WorkflowSchedules,
+//     WorkflowStepDefinitions, ComponentDefinitions, and the ConfigMaps that carry
 //     kubestore.RunLabel (the journals). No other
 //     ConfigMap, no Secret, and no kind read unstructured is ever cached
 //     there; such reads through the manager's client go to the API server.
@@ -38,6 +38,24 @@
 // Options.SingleTenant gives every op the controller's own identity
 // instead. The controller's own objects (status, journals, events) are
 // always written as the controller.
+//
+// The schedule reconciler (ScheduleReconciler) creates the runs of
+// WorkflowSchedules as Kubernetes' CronJob controller creates Jobs: at
+// each reconcile it decides from the schedule, its time zone, its
+// status.lastScheduleTime and the starting deadline which owed time, if
+// any, to run now (only the most recent), applies the concurrency policy
+// (Replace terminates through pkg/runop, as the CLI does), creates the
+// run under a name derived from the scheduled time (so it is created
+// once), and asks to be woken exactly at the next time by the injected
+// clock.
+//
+// The cleanup reconciler (CleanupReconciler) acts only on finished runs.
+// Its requests name a run ("run/NAME": its TTL, woken exactly at expiry)
+// or a group ("workflow/NAME", "schedule/NAME": history limits;
+// "app/ID/SCOPE": rollback targets that stopped being ones), so the
+// workqueue folds the events of a group's runs into one reconcile. It
+// never deletes the newest succeeded DEPLOY runs of an application and
+// scope, the runs a rollback returns to.
 //
 // Setup builds the whole controller in a manager made by NewManager: the
 // op set, the evaluator, the waker, the metrics, both reconcilers and the
