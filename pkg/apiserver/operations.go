@@ -243,7 +243,7 @@ func (s *server) terminate(r *http.Request, u User) (any, error) {
 		return nil, err
 	}
 	done, err := s.operateOn(r, u, run, operation{verb: "terminate", apply: func(ch *runop.Change) error {
-		return engine.Terminate(ch.Status, "", s.o.Now())
+		return ch.Terminate("", s.o.Now())
 	}}, "")
 	var refused *runop.RefusedError
 	if errors.As(err, &refused) && errors.Is(err, engine.ErrFinished) {

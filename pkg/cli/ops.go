@@ -34,10 +34,8 @@ func newOpCmds(deps Deps, g *globals) []*cobra.Command {
 		}),
 		newStepOpCmd(deps, g, stepOp{
 			verb: "terminate", done: "terminated",
-			short: "Stop a run for good, or fail one unfinished step",
-			apply: func(st *v1alpha1.WorkflowRunStatus, step string) error {
-				return engine.Terminate(st, step, time.Now())
-			},
+			short: "Stop a run for good (a run whose onTerminate is Compensate rolls back), or fail one unfinished step",
+			change: func(ch *runop.Change, step string) error { return ch.Terminate(step, time.Now()) },
 		}),
 		newRestartCmd(deps, g),
 		newRetryCmd(deps, g),
@@ -49,6 +47,9 @@ func newOpCmds(deps Deps, g *globals) []*cobra.Command {
 type stepOp struct {
 	verb, done, short string
 	apply             func(st *v1alpha1.WorkflowRunStatus, step string) error
+	// change, when set, is used instead of apply: for an operation that
+	// needs the run itself.
+	change func(ch *runop.Change, step string) error
 }
 
 func newStepOpCmd(deps Deps, g *globals, o stepOp) *cobra.Command {
@@ -60,6 +61,9 @@ func newStepOpCmd(deps Deps, g *globals, o stepOp) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := types.NamespacedName{Namespace: g.ns(), Name: args[0]}
 			err := operate(cmd.Context(), g, key, o.verb, func(ch *runop.Change) error {
+				if o.change != nil {
+					return o.change(ch, step)
+				}
 				return o.apply(ch.Status, step)
 			})
 			if err != nil {

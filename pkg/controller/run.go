@@ -108,7 +108,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 			return res, err
 		}
 	}
-	steps, mode, sa, err := r.resolve(ctx, &run)
+	steps, mode, sa, orch, err := r.resolve(ctx, &run)
 	if errors.Is(err, errNoWorkflow) {
 		before := run.DeepCopy()
 		run.Status.Phase, run.Status.Finished = v1alpha1.WorkflowRunFailed, true
@@ -146,6 +146,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		Definitions: r.Definitions.For(ctx, run.Namespace),
 		Evaluator:   r.Evaluator, Ops: r.Ops, Journal: j, Now: now,
 		Logs: logSink(r.Logs, j), Debug: debug, Parallelism: r.Parallelism, Limiter: r.Limiter,
+		Orchestration: &orch,
 	})
 	if refusedForSize(err) {
 		return r.failRefused(ctx, &run, "journal", j.Size(), err)
@@ -200,28 +201,30 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 
 // resolve returns the run's steps: its own workflowSpec, or the Workflow
 // named by workflowRef in its namespace; and the ServiceAccount its ops
-// act as: its own, else the Workflow's, else the default.
-func (r *RunReconciler) resolve(ctx context.Context, run *v1alpha1.WorkflowRun) ([]v1alpha1.WorkflowStep, *v1alpha1.WorkflowExecuteMode, string, error) {
+// act as: its own, else the Workflow's, else the default; and its
+// orchestration (onFailure, ...), its own fields over the Workflow's.
+func (r *RunReconciler) resolve(ctx context.Context, run *v1alpha1.WorkflowRun) ([]v1alpha1.WorkflowStep, *v1alpha1.WorkflowExecuteMode, string, v1alpha1.Orchestration, error) {
 	own := tenancy.Resolve(run.Spec.ServiceAccountName, "", r.DefaultServiceAccount)
 	if run.Spec.WorkflowSpec != nil {
-		return run.Spec.WorkflowSpec.Steps, run.Spec.Mode, own, nil
+		return run.Spec.WorkflowSpec.Steps, run.Spec.Mode, own, run.Spec.Orchestration, nil
 	}
 	if run.Spec.WorkflowRef == "" {
-		return nil, run.Spec.Mode, own, nil
+		return nil, run.Spec.Mode, own, run.Spec.Orchestration, nil
 	}
 	var wf v1alpha1.Workflow
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Spec.WorkflowRef}, &wf)
 	if apierrors.IsNotFound(err) {
-		return nil, nil, "", fmt.Errorf("%w: workflowRef %q: no Workflow %s/%s", errNoWorkflow, run.Spec.WorkflowRef, run.Namespace, run.Spec.WorkflowRef)
+		return nil, nil, "", v1alpha1.Orchestration{}, fmt.Errorf("%w: workflowRef %q: no Workflow %s/%s", errNoWorkflow, run.Spec.WorkflowRef, run.Namespace, run.Spec.WorkflowRef)
 	}
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", v1alpha1.Orchestration{}, err
 	}
 	mode := run.Spec.Mode
 	if mode == nil {
 		mode = wf.Mode
 	}
-	return wf.Steps, mode, tenancy.Resolve(run.Spec.ServiceAccountName, wf.ServiceAccountName, r.DefaultServiceAccount), nil
+	return wf.Steps, mode, tenancy.Resolve(run.Spec.ServiceAccountName, wf.ServiceAccountName, r.DefaultServiceAccount),
+		engine.ResolveOrchestration(run, &wf), nil
 }
 
 // recordTransitions emits at most one event per tick: when the tick

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/engine"
 	"github.com/stepflow-dev/stepflow/pkg/graph"
 	"github.com/stepflow-dev/stepflow/pkg/journal"
 	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
@@ -129,6 +130,28 @@ func (ch *Change) Graph() (*graph.Graph, error) {
 		return nil, fmt.Errorf("workflowrun %s/%s: its steps: %w", ch.Run.Namespace, ch.Run.Name, err)
 	}
 	return g, nil
+}
+
+// Orchestration is the run's onFailure, onTerminate, ...: its own fields
+// over those of the Workflow it names (engine.ResolveOrchestration). A
+// Workflow that cannot be read leaves the run's own.
+func (ch *Change) Orchestration() v1alpha1.Orchestration {
+	run := ch.Run
+	if run.Spec.WorkflowSpec != nil || run.Spec.WorkflowRef == "" {
+		return engine.ResolveOrchestration(run, nil)
+	}
+	var wf v1alpha1.Workflow
+	if err := ch.r.Reader.Get(ch.Ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Spec.WorkflowRef}, &wf); err != nil {
+		return engine.ResolveOrchestration(run, nil)
+	}
+	return engine.ResolveOrchestration(run, &wf)
+}
+
+// Terminate terminates the run, or one step, as its onTerminate says:
+// a run that rolls back when terminated is left for the controller's next
+// tick to roll back (engine.TerminateFor).
+func (ch *Change) Terminate(step string, now time.Time) error {
+	return engine.TerminateFor(ch.Status, ch.Orchestration(), step, now)
 }
 
 // Runs changes runs: Reader reads them from the API server itself (not a
