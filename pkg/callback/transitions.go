@@ -221,6 +221,15 @@ func truncate(s string) string {
 
 func utf8Start(c byte) bool { return c&0xC0 != 0x80 }
 
+// Events are all the events, in the order docs/controller.md lists them.
+var Events = []v1alpha1.CallbackEvent{
+	v1alpha1.CallbackRunStarted, v1alpha1.CallbackRunSucceeded, v1alpha1.CallbackRunFailed, v1alpha1.CallbackRunTerminated,
+	v1alpha1.CallbackRunRollingBack, v1alpha1.CallbackRunRolledBack, v1alpha1.CallbackRunRollbackFailed,
+	v1alpha1.CallbackRunSuspended, v1alpha1.CallbackRunResumed,
+	v1alpha1.CallbackStepStarted, v1alpha1.CallbackStepSucceeded, v1alpha1.CallbackStepFailed, v1alpha1.CallbackStepSkipped,
+	v1alpha1.CallbackStepSuspended,
+}
+
 // Wants reports whether a callback that asks for events hears ev: all
 // events when it names none.
 func Wants(events []v1alpha1.CallbackEvent, ev v1alpha1.CallbackEvent) bool {

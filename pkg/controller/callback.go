@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	nethttp "net/http"
+	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,6 +51,27 @@ type CallbackConfig struct {
 	// MaxPending bounds each run's outbox (default 64); past it the
 	// oldest transitions are dropped and counted in status.callback.dropped.
 	MaxPending int `json:"maxPending,omitempty"`
+}
+
+// validate reports a setting that cannot work: a URL that is not http(s),
+// an event no run has, a negative bound.
+func (c CallbackConfig) validate() error {
+	if c.URL != "" {
+		if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("callback.url %q: not an http(s) URL", c.URL)
+		}
+	} else if c.HeadersFromSecret != "" || len(c.Events) > 0 {
+		return errors.New("callback: headersFromSecret and events need a url")
+	}
+	for _, e := range c.Events {
+		if !slices.Contains(callback.Events, e) {
+			return fmt.Errorf("callback.events: %q is not an event (%v)", e, callback.Events)
+		}
+	}
+	if c.Timeout.Duration < 0 || c.MinBackoff.Duration < 0 || c.MaxBackoff.Duration < 0 || c.Workers < 0 || c.MaxPending < 0 {
+		return errors.New("callback: timeout, minBackoff, maxBackoff, workers and maxPending cannot be negative")
+	}
+	return nil
 }
 
 func (c CallbackConfig) withDefaults() CallbackConfig {
@@ -103,6 +126,9 @@ func newCallbacks(mgr ctrl.Manager, o Options, hop httpop.Options) (*Callbacks, 
 	cfg := CallbackConfig{}
 	if o.Config.Callback != nil {
 		cfg = *o.Config.Callback
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("controller configuration: %w", err)
 	}
 	cfg = cfg.withDefaults()
 	c := &Callbacks{

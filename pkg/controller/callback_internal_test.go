@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,5 +38,28 @@ func TestCallbackRecordCostsNothingWithoutACallback(t *testing.T) {
 	c.record(context.Background(), run, after, now)
 	if after.Callback == nil || after.Callback.Pending != 4 {
 		t.Errorf("status.callback %+v, want runStarted, stepStarted, stepSucceeded and runSucceeded pending", after.Callback)
+	}
+}
+
+func TestCallbackConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    CallbackConfig
+		err  string
+	}{
+		{"empty", CallbackConfig{}, ""},
+		{"full", CallbackConfig{URL: "https://h.example/x", HeadersFromSecret: "s", Events: []v1alpha1.CallbackEvent{"runFailed", "stepSuspended"}}, ""},
+		{"not http", CallbackConfig{URL: "ftp://h.example"}, `callback.url "ftp://h.example"`},
+		{"no host", CallbackConfig{URL: "http://"}, "not an http(s) URL"},
+		{"events without url", CallbackConfig{Events: []v1alpha1.CallbackEvent{"runFailed"}}, "need a url"},
+		{"unknown event", CallbackConfig{URL: "http://h", Events: []v1alpha1.CallbackEvent{"runFail"}}, `"runFail" is not an event`},
+		{"negative", CallbackConfig{Workers: -1}, "cannot be negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.c.validate()
+			if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("validate() = %v, want %q", err, tc.err)
+			}
+		})
 	}
 }
