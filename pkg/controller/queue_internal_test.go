@@ -2,6 +2,8 @@ package controller
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -284,5 +286,40 @@ func TestQueueConfigValidate(t *testing.T) {
 		if tc.cfg.Enabled() != tc.enabled {
 			t.Errorf("%+v: Enabled() = %v, want %v", tc.cfg, !tc.enabled, tc.enabled)
 		}
+	}
+}
+
+// TestQueueConfigFromFile: the queues section as docs/controller.md shows
+// it loads into QueueConfig; a misspelt key is refused.
+func TestQueueConfigFromFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	c, err := LoadConfig(write("ok.yaml", `queues:
+  strategy: FAIR
+  maxRunning: 50
+  maxRunningPerQueue: 10
+  queues:
+  - {name: nightly, maxRunning: 2}
+  suspendedHoldSlots: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := QueueConfig{Strategy: QueueFAIR, MaxRunning: 50, MaxRunningPerQueue: 10,
+		Queues: []QueueLimit{{Name: "nightly", MaxRunning: 2}}, SuspendedHoldSlots: true}
+	if d := cmp.Diff(want, c.Queues); d != "" {
+		t.Fatalf("queues (-want +got):\n%s", d)
+	}
+	if err := c.Queues.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(write("bad.yaml", "queues: {maxRuning: 5}\n")); err == nil || !strings.Contains(err.Error(), "maxRuning") {
+		t.Fatalf("a misspelt queues key: %v, want an error naming it", err)
 	}
 }

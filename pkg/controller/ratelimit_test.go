@@ -86,6 +86,7 @@ func TestStepRateLimit(t *testing.T) {
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
+	before := reconciles(t)
 	run := func(name, typ, path string) {
 		applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
 metadata: {name: %s, namespace: %s, labels: {%s: %s}}
@@ -114,6 +115,7 @@ spec:
 		}
 	}
 
+	t.Logf("%.0f reconciles for %d runs", reconciles(t)-before, n+3)
 	limited, free := log.of("/limited"), log.of("/free")
 	if len(limited) != n || len(free) != 3 {
 		t.Fatalf("receiver got %d limited and %d free POSTs, want %d and 3", len(limited), len(free), n)

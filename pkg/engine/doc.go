@@ -29,6 +29,11 @@
 // SuspendStep, ResumeStep) record the operator's message on the step
 // (extMessage); operations.go has their table.
 //
+// A step ready to start whose type is rate-limited (Input.Limiter, the
+// controller's rateLimits) and whose turn has not come stays pending with
+// reason RateLimited; the tick's WakeAt is its turn, and at that tick it
+// starts (ratelimit.go). Its timeout counts from that start.
+//
 // A step group's phase follows its sub-steps: suspending if one is, failed
 // (reason SubStepFailed, naming the sub-step and its reason) once all are
 // finished and one failed, succeeded once all are finished. A skipped group
