@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -453,5 +455,78 @@ spec:
 	}
 	if len(counts) != 5 {
 		t.Errorf("%d keys for 5 transitions", len(counts))
+	}
+}
+
+// statusPatches counts the PATCHes of workflowruns/status the API server
+// has served (apiserver_request_total).
+func statusPatches(t *testing.T) int {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Get(strings.TrimSuffix(env.Config.Host, "/") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="workflowruns"`) ||
+			!strings.Contains(line, `verb="PATCH"`) || !strings.Contains(line, `subresource="status"`) {
+			continue
+		}
+		fields := strings.Fields(line)
+		n, err := strconv.Atoi(fields[len(fields)-1])
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		total += n
+	}
+	return total
+}
+
+// TestCallbackRequestCost measures the status writes of a five-step run
+// without a callback and with one: the delivery adds at most one status
+// patch per write of the run (its transitions are in the run's own
+// writes), and one POST per transition.
+func TestCallbackRequestCost(t *testing.T) {
+	ns := namespace(t, "callback-cost")
+	sys := namespace(t, "sys-callback-cost")
+	recv := newReceiver(t)
+	startCallbackController(t, sys, nil)
+	stepDef(t, sys, "pass", passStep)
+	patchesOf := func(name, callback string, done func(*v1alpha1.WorkflowRun) bool) int {
+		before := statusPatches(t)
+		applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: %s, namespace: %s}
+spec:
+  %s
+  workflowSpec:
+    steps:
+    - {name: s1, type: pass}
+    - {name: s2, type: pass}
+    - {name: s3, type: pass}
+    - {name: s4, type: pass}
+    - {name: s5, type: pass}
+`, name, ns, callback))
+		waitRun(t, ns, name, 60*time.Second, done)
+		time.Sleep(time.Second) // the counter counts a request once it has ended
+		return statusPatches(t) - before
+	}
+	plain := patchesOf("plain", "", finishedRun)
+	with := patchesOf("with", fmt.Sprintf("callback: {url: %q}", recv.URL), delivered)
+	events, _ := recv.events(t)
+	t.Logf("a 5-step run: %d status patches without a callback, %d with one (%d POSTs)", plain, with, len(events))
+	if len(events) != 12 {
+		t.Errorf("%d POSTs, want 12: runStarted, 5 × stepStarted and stepSucceeded, runSucceeded", len(events))
+	}
+	if with > 2*plain {
+		t.Errorf("%d status patches with a callback, more than one delivery patch per write of the run (%d without)", with, plain)
 	}
 }
