@@ -128,6 +128,14 @@ func namespace(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	waitRunnerRights(t, name)
+	// envtest runs no namespace controller: without this, the runs a test
+	// leaves (waiting, or hundreds of them) would be reconciled by every
+	// later test's controller, which watches all namespaces, and slow it.
+	t.Cleanup(func() {
+		if err := env.Client.DeleteAllOf(context.Background(), &v1alpha1.WorkflowRun{}, client.InNamespace(name)); err != nil {
+			t.Errorf("deleting the runs of namespace %s: %v", name, err)
+		}
+	})
 	return name
 }
 
