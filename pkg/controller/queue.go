@@ -286,7 +286,10 @@ func (a *admission) see(run *v1alpha1.WorkflowRun, queue string, reconciling boo
 		e = nil
 	}
 	st := &run.Status
-	if st.Finished || st.Terminated || !run.DeletionTimestamp.IsZero() {
+	// A terminated run that holds a slot keeps it until it finishes (it
+	// may roll back first); one that holds none ticks to its end without.
+	holding := e != nil && e.uid == run.UID && e.state == slotRunning
+	if st.Finished || !run.DeletionTimestamp.IsZero() || (st.Terminated && !holding) {
 		if e == nil {
 			e = &queuedRun{key: key, uid: run.UID, queue: queue, state: slotDone}
 			a.runs[key] = e

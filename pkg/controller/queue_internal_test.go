@@ -178,6 +178,37 @@ func TestAdmissionCaps(t *testing.T) {
 	}
 }
 
+// TestAdmissionTerminated: a waiting run that is terminated leaves its
+// queue and may tick (to end) without a slot; a running run that is
+// terminated keeps its slot until it finishes (it may roll back first).
+func TestAdmissionTerminated(t *testing.T) {
+	a := newAdmission(QueueConfig{MaxRunning: 1}, nil, nil)
+	a.markSynced()
+	x, y, z := qrun("x", "", 1, 1), qrun("y", "", 2, 2), qrun("z", "", 3, 3)
+	for _, r := range []*v1alpha1.WorkflowRun{x, y, z} {
+		a.observe(r, DefaultQueue)
+	}
+	yt := y.DeepCopy()
+	yt.Status.Terminated, yt.ResourceVersion = true, "20"
+	a.observe(yt, DefaultQueue)
+	if ok, _, _, _ := a.gate(types.NamespacedName{Namespace: "ns", Name: "y"}); !ok {
+		t.Fatal("terminated waiting run y may not tick")
+	}
+	if ok, _, pos, _ := a.gate(types.NamespacedName{Namespace: "ns", Name: "z"}); ok || pos != 1 {
+		t.Fatalf("z: gate %v at %d, want waiting at 1 (y left the queue)", ok, pos)
+	}
+	xt := x.DeepCopy()
+	xt.Status.StartTime, xt.Status.Terminated, xt.ResourceVersion = metav1.NewTime(time.Unix(5000, 0)), true, "21"
+	a.observe(xt, DefaultQueue)
+	if got := a.admittedNames(); got != "x" {
+		t.Fatalf("x terminated, rolling back: admitted %s, want x still", got)
+	}
+	a.observe(finish(xt), DefaultQueue)
+	if got := a.admittedNames(); got != "z" {
+		t.Fatalf("x finished: admitted %s, want z", got)
+	}
+}
+
 // TestAdmissionWakesOthers: a run admitted on its own reconcile's copy is
 // not woken for a second reconcile (that one ticks it); a run admitted on
 // an informer event is.
