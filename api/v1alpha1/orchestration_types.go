@@ -100,7 +100,10 @@ type Compensation struct {
 	// +optional
 	Type string `json:"type,omitempty"`
 
-	// Properties are the compensating step's parameters.
+	// Properties are the compensating step's parameters. Without them:
+	// for the definition's default type, the default's properties; else
+	// the original step's properties, with its inputs at their
+	// parameterKeys.
 	// +optional
 	// +kubebuilder:pruning:PreserveUnknownFields
 	Properties *runtime.RawExtension `json:"properties,omitempty"`
@@ -110,11 +113,13 @@ type Compensation struct {
 	// +optional
 	Disabled bool `json:"disabled,omitempty"`
 
-	// Timeout bounds the compensating step, as a Go duration.
+	// Timeout bounds the compensating step, as a Go duration counted from
+	// its first attempt; past it, the compensation fails (reason Timeout).
 	// +optional
 	Timeout string `json:"timeout,omitempty"`
 
-	// Retry is the compensating step's own retry policy.
+	// Retry is the compensating step's own retry policy; without one, the
+	// default of steps.
 	// +optional
 	Retry *RetryPolicy `json:"retry,omitempty"`
 }

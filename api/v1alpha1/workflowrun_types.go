@@ -162,7 +162,10 @@ type WorkflowRunStatus struct {
 	RestartCount int32 `json:"restartCount,omitempty"`
 
 	// RollbackError says why the rollback failed or stopped, once the run
-	// rolled back with phase rollbackFailed (Stepflow extension).
+	// rolled back with phase rollbackFailed: the step whose compensation
+	// failed, the compensation's type and its error, or that the rollback
+	// was terminated and which step was being compensated (Stepflow
+	// extension).
 	// +optional
 	RollbackError string `json:"rollbackError,omitempty"`
 
