@@ -48,6 +48,63 @@ func (h *hitLog) of(path string) []time.Time {
 	return out
 }
 
+// startRateLimitedController runs a controller with rate limits that sees
+// only the runs of ns labelled by oneStepRun; stop ends it, as a killed
+// controller.
+func startRateLimitedController(t *testing.T, ns string, limits controller.RateLimitConfig) (stop func()) {
+	t.Helper()
+	skip := true
+	mgr, err := controller.NewManager(env.Config, ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.WorkflowRun{}: {Label: labels.SelectorFromSet(labels.Set{rateLimitTestLabel: ns})},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controller.Setup(mgr, controller.Options{SystemNamespace: ns, Metrics: prometheus.NewRegistry(),
+		Sandbox: testSandbox(), HTTP: testHTTP, Config: controller.Config{RateLimits: limits}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// oneStepRun creates a run whose one step, of type typ, POSTs to url.
+func oneStepRun(t *testing.T, ns, name, typ, url string) {
+	t.Helper()
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: %s, namespace: %s, labels: {%s: %s}}
+spec:
+  workflowSpec:
+    steps:
+    - {name: only, type: %s, properties: {url: %q}}
+`, name, ns, rateLimitTestLabel, ns, typ, url))
+}
+
+// checkBucket checks starts (in time order) against a token bucket's
+// bound: between any two of them, no more than burst + qps × the time
+// between, with half an interval to spare for the delivery of the POSTs.
+func checkBucket(t *testing.T, starts []time.Time, qps float64, burst int) {
+	t.Helper()
+	slack := time.Second / time.Duration(2*qps)
+	for i := range starts {
+		for j := i + burst; j < len(starts); j++ {
+			// starts i..j are j-i+1 starts: burst of them free, the rest
+			// one interval each.
+			min := time.Duration(float64(j-i+1-burst)/qps*float64(time.Second)) - slack
+			if d := starts[j].Sub(starts[i]); d < min {
+				t.Errorf("starts %d to %d (%d) within %v, want at least %v apart", i, j, j-i+1, d.Round(time.Millisecond), min)
+			}
+		}
+	}
+}
+
 // TestStepRateLimit: the real controller, limited to 2 starts per second
 // (burst 1) for one step type. Six runs, each with one step of that type
 // that POSTs to a receiver, are created at once, with three runs of a
@@ -66,36 +123,11 @@ func TestStepRateLimit(t *testing.T) {
 	srv := httptest.NewServer(log)
 	t.Cleanup(srv.Close)
 
-	skip := true
-	mgr, err := controller.NewManager(env.Config, ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&v1alpha1.WorkflowRun{}: {Label: labels.SelectorFromSet(labels.Set{rateLimitTestLabel: ns})},
-		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := controller.Setup(mgr, controller.Options{SystemNamespace: ns, Metrics: prometheus.NewRegistry(),
-		Sandbox: testSandbox(), HTTP: testHTTP, Config: controller.Config{RateLimits: controller.RateLimitConfig{
-			Steps: []controller.StepRateLimit{{Type: "limited-post", QPS: qps, Burst: burst}},
-		}}}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
+	startRateLimitedController(t, ns, controller.RateLimitConfig{
+		Steps: []controller.StepRateLimit{{Type: "limited-post", QPS: qps, Burst: burst}},
+	})
 	before := reconciles(t)
-	run := func(name, typ, path string) {
-		applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
-metadata: {name: %s, namespace: %s, labels: {%s: %s}}
-spec:
-  workflowSpec:
-    steps:
-    - {name: only, type: %s, properties: {url: %q}}
-`, name, ns, rateLimitTestLabel, ns, typ, srv.URL+path))
-	}
+	run := func(name, typ, path string) { oneStepRun(t, ns, name, typ, srv.URL+path) }
 	for i := 0; i < n; i++ {
 		run(fmt.Sprintf("limited-%d", i), "limited-post", "/limited")
 	}
@@ -137,13 +169,57 @@ spec:
 			t.Errorf("%d limited starts within a second from %v, want at most %d", in, limited[i].Sub(limited[0]), max)
 		}
 	}
-	// n starts need at least (n-burst)/qps; less half an interval for the
-	// delivery of the first and last POSTs.
-	if min := time.Duration(float64(n-burst)/qps*float64(time.Second)) - time.Second/(2*qps); span < min {
-		t.Errorf("%d limited starts over %v, want at least %v", n, span, min)
-	}
+	checkBucket(t, limited, qps, burst)
 	// The type without a limit is not held back behind the limited one.
 	if last := free[len(free)-1]; !last.Before(limited[n-1]) {
 		t.Errorf("the last unlimited step started %v after the last limited one", last.Sub(limited[n-1]))
 	}
+}
+
+// TestStepRateLimitAcrossRestart: a controller whose bucket filled while
+// idle lets a burst through; killed right after and started again, the new
+// controller's bucket starts empty, so the starts on both sides of the
+// restart stay within one token bucket's bound (a full bucket at start
+// would let a second burst through at once).
+func TestStepRateLimitAcrossRestart(t *testing.T) {
+	const (
+		qps   = 2.0
+		burst = 4
+	)
+	ns := namespace(t, "ratelimit-restart")
+	stepDef(t, ns, "limited-post", notify)
+	log := &hitLog{hits: map[string][]time.Time{}}
+	srv := httptest.NewServer(log)
+	t.Cleanup(srv.Close)
+	limits := controller.RateLimitConfig{Steps: []controller.StepRateLimit{{Type: "limited-post", QPS: qps, Burst: burst}}}
+
+	stop := startRateLimitedController(t, ns, limits)
+	time.Sleep(time.Duration(float64(burst) / qps * float64(time.Second))) // the bucket fills
+	for i := 0; i < burst; i++ {
+		oneStepRun(t, ns, fmt.Sprintf("before-%d", i), "limited-post", srv.URL+"/limited")
+	}
+	for i := 0; i < burst; i++ {
+		waitRun(t, ns, fmt.Sprintf("before-%d", i), time.Minute, finishedRun)
+	}
+	stop()
+	restarted := time.Now()
+	for i := 0; i < burst; i++ {
+		oneStepRun(t, ns, fmt.Sprintf("after-%d", i), "limited-post", srv.URL+"/limited")
+	}
+	startRateLimitedController(t, ns, limits)
+	for i := 0; i < burst; i++ {
+		if r := waitRun(t, ns, fmt.Sprintf("after-%d", i), time.Minute, finishedRun); r.Status.Phase != v1alpha1.WorkflowRunSucceeded {
+			t.Fatalf("run %s is %s: %s", r.Name, r.Status.Phase, r.Status.Message)
+		}
+	}
+	hits := log.of("/limited")
+	if len(hits) != 2*burst {
+		t.Fatalf("receiver got %d POSTs, want %d", len(hits), 2*burst)
+	}
+	var rel []string
+	for _, h := range hits {
+		rel = append(rel, h.Sub(hits[0]).Round(10*time.Millisecond).String())
+	}
+	t.Logf("starts at %v; the controller was stopped at %v", rel, restarted.Sub(hits[0]).Round(10*time.Millisecond))
+	checkBucket(t, hits, qps, burst)
 }
