@@ -282,8 +282,8 @@ func reconciles(t *testing.T) float64 {
 	return sum
 }
 
-// TestQueueWakesOnFinish: a run waiting for the one slot is not looked at
-// while it waits (no reconcile at all over two seconds: nothing polls),
+// TestQueueWakesOnFinish: a waiting run that is terminated ends at once;
+// a run waiting for the one slot is not looked at while it waits (no reconcile at all over two seconds: nothing polls),
 // survives a controller restart still waiting (the started run holding
 // the slot is counted again before anything is admitted), and starts once
 // the run holding the slot finishes, woken by that finish.
@@ -296,6 +296,14 @@ func TestQueueWakesOnFinish(t *testing.T) {
 	queuedRun(t, ns, "holder", "", "suspend")
 	waitRun(t, ns, "holder", 30*time.Second, suspended)
 	queuedRun(t, ns, "waiter", "", "noop")
+	queuedRun(t, ns, "x-doomed", "", "noop")
+	waitRun(t, ns, "x-doomed", 20*time.Second, waitingAt(controller.DefaultQueue, 2))
+	// A waiting run that is terminated ends without a slot, and leaves
+	// its place to the runs behind it.
+	operate(t, ns, "x-doomed", func(st *v1alpha1.WorkflowRunStatus) error { return engine.Terminate(st, "", time.Now()) })
+	if got := waitRun(t, ns, "x-doomed", 20*time.Second, finishedRun); got.Status.Phase != v1alpha1.WorkflowRunTerminated {
+		t.Fatalf("a waiting run terminated: phase %s, want terminated", got.Status.Phase)
+	}
 	waiting := waitRun(t, ns, "waiter", 20*time.Second, waitingAt(controller.DefaultQueue, 1))
 
 	// The reconcile that wrote the position may be followed by one more
