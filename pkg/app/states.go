@@ -88,6 +88,13 @@ func InstanceState(run *v1alpha1.WorkflowRun) string {
 		return InstanceTerminated
 	case v1alpha1.WorkflowRunFailed:
 		return failedState(st)
+	case v1alpha1.WorkflowRunRolledBack, v1alpha1.WorkflowRunRollbackFailed:
+		// Rolled back after a failure, or after a terminate (which a
+		// terminate during the rollback also ends as).
+		if st.Terminated {
+			return InstanceTerminated
+		}
+		return failedState(st)
 	}
 	// A phase this version does not know: not finished, as far as it can
 	// tell.

@@ -109,6 +109,13 @@ func TestInstanceState(t *testing.T) {
 		{"skipped", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunSkipped, Finished: true}, InstanceSuccess},
 		{"terminated", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunTerminated, Terminated: true, Finished: true}, InstanceTerminated},
 		{"unknown phase", v1alpha1.WorkflowRunStatus{Phase: "someday"}, InstanceRunning},
+		{"rolling back", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunRollingBack, Steps: []v1alpha1.WorkflowStepStatus{
+			step("a", done, ""), step("b", failed, "Fail")}}, InstanceRunning},
+		{"rolled back after a failure", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunRolledBack, Finished: true, Steps: []v1alpha1.WorkflowStepStatus{
+			step("a", done, ""), step("b", failed, "Fail")}}, InstanceFailure},
+		{"rollback failed", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunRollbackFailed, Finished: true, RollbackError: "x", Steps: []v1alpha1.WorkflowStepStatus{
+			step("a", done, ""), step("b", failed, "Fail")}}, InstanceFailure},
+		{"rolled back after a terminate", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunRolledBack, Finished: true, Terminated: true}, InstanceTerminated},
 
 		{"failed: a step's own failure", v1alpha1.WorkflowRunStatus{Phase: v1alpha1.WorkflowRunFailed, Steps: []v1alpha1.WorkflowStepStatus{
 			step("a", done, ""), step("b", failed, "FailedAfterRetries"), step("c", skipped, "UpstreamNotSucceeded")}}, InstanceFailure},
