@@ -408,6 +408,10 @@ func (t *tick) collectCompensations(order *rollbackOrder, done map[*graph.Step]b
 			continue
 		}
 		if cs.Phase == v1alpha1.WorkflowStepPhasePending {
+			if wait, moved := t.compensationRateLimited(c.typ, ss, cs); wait {
+				changed = changed || moved
+				continue
+			}
 			cs.Phase, cs.Reason, cs.Message = v1alpha1.WorkflowStepPhaseRunning, "", ""
 			if cs.Attempt == 0 {
 				cs.Attempt = 1

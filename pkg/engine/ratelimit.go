@@ -38,12 +38,36 @@ func (t *tick) rateLimited(s *graph.Step, ss *v1alpha1.StepStatus) (wait, change
 		return false, false
 	}
 	t.wakeAt(t.now.Add(d))
-	// No time in it: a message that changed at every tick would cost a
-	// status write at every tick.
-	msg := fmt.Sprintf("waiting for its turn to start: steps of type %q are rate-limited to %s", s.Spec.Type, limit)
+	msg := rateLimitedMessage(s.Spec.Type, limit)
 	if ss.Reason == ReasonRateLimited && ss.Message == msg {
 		return true, false
 	}
 	ss.Reason, ss.Message = ReasonRateLimited, msg
 	return true, true
+}
+
+// compensationRateLimited is rateLimited for the compensation cs, of type
+// typ, of step status ss, that has not started: it counts as a start of a
+// step of its type, under its own attempt id.
+func (t *tick) compensationRateLimited(typ string, ss *v1alpha1.StepStatus, cs *v1alpha1.CompensationStatus) (wait, changed bool) {
+	if t.in.Limiter == nil {
+		return false, false
+	}
+	d, limit := t.in.Limiter.Reserve(typ, CompensationID(ss.ID, max(cs.Attempt, 1)), t.now)
+	if d <= 0 {
+		return false, false
+	}
+	t.wakeAt(t.now.Add(d))
+	msg := rateLimitedMessage(typ, limit)
+	if cs.Reason == ReasonRateLimited && cs.Message == msg {
+		return true, false
+	}
+	cs.Reason, cs.Message = ReasonRateLimited, msg
+	return true, true
+}
+
+// rateLimitedMessage has no time in it: a message that changed at every
+// tick would cost a status write at every tick.
+func rateLimitedMessage(typ, limit string) string {
+	return fmt.Sprintf("waiting for its turn to start: steps of type %q are rate-limited to %s", typ, limit)
 }

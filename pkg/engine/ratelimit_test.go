@@ -222,3 +222,64 @@ func TestRateLimitedMessage(t *testing.T) {
 		t.Errorf("at its turn the run is %s: %+v", done.Status.Phase, done.Status.Steps)
 	}
 }
+
+// A compensation starts as a step of its type does: over its type's limit
+// it stays pending with reason RateLimited until its turn, and the run
+// stays rollingBack meanwhile.
+func TestRateLimitedCompensation(t *testing.T) {
+	ev, err := eval.New(eval.Options{Ops: scenarioCatalog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs := engine.DefinitionMap{
+		"post":   {Name: "post", Template: "import \"vela/op\"\nparameter: path: string\nreq: op.#HTTPPost & {url: \"http://x/\" + parameter.path}\n"},
+		"undo":   {Name: "undo", Template: "import \"vela/op\"\nparameter: path: string\nreq: op.#HTTPPost & {url: \"http://x/undo/\" + parameter.path}\n"},
+		"broken": {Name: "broken", Template: "import \"vela/op\"\nfail: op.#Fail & {message: \"broken on purpose\"}\n"},
+	}
+	lim, err := ratelimit.NewStarts(map[string]ratelimit.Limit{"undo": {QPS: 1, Burst: 1}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []v1alpha1.WorkflowStep{
+		{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "a", Type: "post", Properties: &runtime.RawExtension{Raw: []byte(`{"path": "a"}`)},
+			Compensate: &v1alpha1.Compensation{Type: "undo"}}},
+		{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "b", Type: "broken"}},
+	}
+	run := &v1alpha1.WorkflowRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "default", UID: "uid-c"},
+		Spec: v1alpha1.WorkflowRunSpec{Orchestration: v1alpha1.Orchestration{OnFailure: v1alpha1.FailurePolicyCompensate},
+			WorkflowSpec: &v1alpha1.WorkflowSpec{Steps: steps}},
+	}
+	j := journal.New(journal.Data{}, journal.NewMemory(), journal.Limits{})
+	ops := newStubOps()
+	var got []string
+	now := t0
+	for i := 0; i < 5 && !run.Status.Finished; i++ {
+		ops.resetCalls()
+		res, err := engine.Tick(context.Background(), engine.Input{
+			Run: run, Steps: steps, Definitions: defs, Evaluator: ev, Ops: ops, Journal: j, Limiter: lim,
+			Now: func() time.Time { return now },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run.Status = res.Status
+		line := fmt.Sprintf("%s %s", now.Sub(t0), run.Status.Phase)
+		if c := run.Status.Steps[0].Compensation; c != nil {
+			line += fmt.Sprintf(" a's compensation %s (%s)", c.Phase, c.Reason)
+		}
+		line += fmt.Sprintf("; ops %v", ops.calls())
+		if !run.Status.Finished {
+			line += "; wake " + res.WakeAt.Sub(t0).String()
+			now = res.WakeAt
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"0s rollingBack a's compensation pending (RateLimited); ops [a/req]; wake 1s",
+		"1s rolledBack a's compensation succeeded (); ops [a/req]",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("transcript (-want +got):\n%s", d)
+	}
+}
