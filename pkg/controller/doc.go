@@ -73,4 +73,12 @@
 // again, so it is not retried: the run ends failed with reason
 // WriteRefused in its Failed condition and a Warning event, both naming
 // the write and its size.
+//
+// Callbacks (callback.go, pkg/callback) hear a run's transitions. Each
+// tick, before its status write, the reconciler derives the transitions
+// from the status it read to the one it writes and adds them to
+// status.callback.outbox in that same write; Callbacks, a Runnable with
+// its own workqueue and workers fed by the WorkflowRun informer, POSTs
+// them and removes them in a status patch of its own, which causes no
+// tick. A run without a callback costs a nil check.
 package controller
