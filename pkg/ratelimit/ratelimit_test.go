@@ -121,3 +121,28 @@ func TestLimitValidate(t *testing.T) {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }
+
+// What a step start costs the engine with a limiter configured: a type
+// without a limit (the load benchmark's steps), and one within its limit.
+func BenchmarkReserve(b *testing.B) {
+	s, err := ratelimit.NewStarts(map[string]ratelimit.Limit{"post": {QPS: 1e9, Burst: 1 << 30}}, t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("unlimited type", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			s.Reserve("apply", "abcdefghij", t0)
+		}
+	})
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = fmt.Sprint(i)
+	}
+	b.Run("limited type, within its limit", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			s.Reserve("post", keys[i%len(keys)], t0.Add(time.Duration(i)*time.Millisecond))
+		}
+	})
+}
