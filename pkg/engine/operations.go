@@ -231,11 +231,14 @@ func terminateStep(ss *v1alpha1.StepStatus, at metav1.Time) {
 // old attempts' entries and the variables set before the restart
 // (journal.Retain, journal.Restarted). Dropping them before the status is
 // saved would let a lost status write re-send the old attempts' effects.
+// The callback's status stays too: the transitions it has not been told
+// yet are still owed.
 func Restart(st *v1alpha1.WorkflowRunStatus) {
 	restarts := st.RestartCount + 1
 	// The journal's ConfigMap stays, with the old attempts' records until
 	// then.
-	*st = v1alpha1.WorkflowRunStatus{RestartCount: restarts, Conditions: st.Conditions, ContextBackend: st.ContextBackend}
+	*st = v1alpha1.WorkflowRunStatus{RestartCount: restarts, Conditions: st.Conditions, ContextBackend: st.ContextBackend,
+		Callback: st.Callback}
 }
 
 // Retry runs a finished run (succeeded, failed, terminated) again from its

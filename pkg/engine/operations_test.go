@@ -416,3 +416,16 @@ func TestRetryFromGroupRestoresFirstSubStepSnapshot(t *testing.T) {
 		t.Errorf("b sent %v, want a second time with flag one", b)
 	}
 }
+
+// A restart keeps what the run's callback has not been told yet: the
+// transitions before the restart are still owed to it.
+func TestRestartKeepsTheCallbackOutbox(t *testing.T) {
+	owed := &v1alpha1.CallbackStatus{Outbox: []v1alpha1.CallbackTransition{{Key: "uid/runFailed/0", Event: v1alpha1.CallbackRunFailed}}, LastError: "503"}
+	st := v1alpha1.WorkflowRunStatus{Finished: true, Phase: v1alpha1.WorkflowRunFailed, Callback: owed.DeepCopy()}
+	if err := engine.Retry(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Callback == nil || len(st.Callback.Outbox) != 1 || st.Callback.Outbox[0].Key != "uid/runFailed/0" {
+		t.Errorf("after a retry the callback status is %+v, want the outbox kept: %+v", st.Callback, owed)
+	}
+}
