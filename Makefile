@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help test unit control-plane helm generate build bench vet run fuzz
+.PHONY: help test unit control-plane helm generate build bench vet run fuzz ui ui-test
 
 # The packages whose tests also run with the race detector in make test:
 # the engine and the evaluator run steps concurrently, the journal is
@@ -16,6 +16,8 @@ help:
 	@echo "                    API_LISTEN=127.0.0.1:PORT: where the REST API listens (default 127.0.0.1:8080, else a free port)"
 	@echo "                    AUTO_APPROVE=1: approve the demo's approval step for you (it waits for the printed resume command)"
 	@echo "make build          build bin/stepflow"
+	@echo "make ui             build the web UI into web/dist (npm ci first when needed); make build then embeds it"
+	@echo "make ui-test        the web UI's Vitest tests, and its size budget checked on a build outside web/dist"
 	@echo "make image          the container image, no Docker needed: bin/stepflow-image.tar (OCI layout + docker archive)"
 	@echo "                    REGISTRY=host/repo: push it there too; GOARCH=arm64: another architecture; prints the image name"
 	@echo "make bench          evaluator and engine benchmarks"
@@ -47,6 +49,23 @@ unit: helm
 
 vet:
 	$(GO) vet ./...
+
+# The web UI (web/, docs/ui.md). npm ci runs again only when the lockfile
+# changed; `go build` never needs Node (a clean clone embeds a placeholder).
+# make ui overwrites web/dist/index.html, the committed placeholder: don't
+# commit it (`git show HEAD:web/dist/index.html > web/dist/index.html`
+# puts it back).
+web/node_modules/.package-lock.json: web/package-lock.json web/package.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+ui: web/node_modules/.package-lock.json
+	cd web && npm run build
+	cd web && node scripts/size.mjs dist
+
+ui-test: web/node_modules/.package-lock.json
+	cd web && npx tsc --noEmit && npx vitest run
+	d="$$(mktemp -d)" && trap 'rm -rf "$$d"' EXIT && cd web && npx vite build --logLevel warn --outDir "$$d" --emptyOutDir && node scripts/size.mjs "$$d"
 
 # `stepflow version` prints these; set VERSION to name a release.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)

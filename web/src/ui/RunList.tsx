@@ -1,0 +1,168 @@
+// The run list: filters in the query string, the list from /ui/api/runs,
+// kept live by /ui/api/events.
+import { useEffect, useState } from "preact/hooks";
+import { type Api, ApiError } from "../api/client";
+import type { RunSummary } from "../api/types";
+import { type Filters, filtersFromQuery, filtersToQuery, parseSelector } from "../state/filters";
+import { elapsedSeconds, formatDuration } from "../state/format";
+import { runPath } from "../state/route";
+import { applyDeleted, applyRunEvent, sortRuns } from "../state/runlist";
+import { ErrorNote, Link, Phase, When } from "./bits";
+import { useNow } from "./hooks";
+
+interface Props {
+  api: Api;
+  search: string;
+  go(href: string, replace?: boolean): void;
+  askToken(): void;
+}
+
+type Live = "connecting" | "live" | "reconnecting";
+
+export function RunList({ api, search, go, askToken }: Props) {
+  const filters = filtersFromQuery(search);
+  const fkey = filtersToQuery(filters);
+  const [runs, setRuns] = useState<RunSummary[] | undefined>(undefined);
+  const [error, setError] = useState("");
+  const [live, setLive] = useState<Live>("connecting");
+  const now = useNow(5000);
+
+  useEffect(() => {
+    const ac = new AbortController();
+    setRuns(undefined);
+    setError("");
+    // Events that arrive before the list are merged once it is there.
+    let loaded: RunSummary[] | undefined;
+    const pending: ((l: RunSummary[]) => RunSummary[])[] = [];
+    const update = (fn: (l: RunSummary[]) => RunSummary[]) => {
+      if (!loaded) pending.push(fn);
+      else setRuns((l) => (l ? fn(l) : l));
+    };
+    const close = api.events(
+      { namespace: filters.namespace },
+      {
+        run: (r) => update((l) => applyRunEvent(l, r, filters)),
+        deleted: (d) => update((l) => applyDeleted(l, d)),
+        open: () => setLive("live"),
+        error: () => setLive("reconnecting"),
+      },
+    );
+    api
+      .listRuns(filters, ac.signal)
+      .then((items) => {
+        loaded = pending.reduce((l, fn) => fn(l), sortRuns(items));
+        setRuns(loaded);
+      })
+      .catch((e: unknown) => {
+        if (ac.signal.aborted) return;
+        setError((e as Error).message);
+        if (e instanceof ApiError && e.status === 401) askToken();
+      });
+    return () => {
+      ac.abort();
+      close();
+    };
+  }, [api, fkey]);
+
+  return (
+    <section aria-labelledby="runs-h">
+      <div class="title">
+        <h1 id="runs-h">Runs</h1>
+        <span class={`live live-${live}`} role="status">
+          {live === "live" ? "live" : live === "connecting" ? "connecting…" : "reconnecting…"}
+        </span>
+      </div>
+      <FilterForm filters={filters} apply={(f) => go(`/${filtersToQuery(f)}`, true)} />
+      <ErrorNote error={error} />
+      {runs === undefined && !error && <p class="muted">Loading…</p>}
+      {runs !== undefined && runs.length === 0 && <p class="muted">No runs match.</p>}
+      {runs !== undefined && runs.length > 0 && (
+        <table class="runs">
+          <thead>
+            <tr>
+              <th scope="col">Run</th>
+              <th scope="col">Phase</th>
+              <th scope="col">Progress</th>
+              <th scope="col">Waiting on</th>
+              <th scope="col">Duration</th>
+              <th scope="col">Created</th>
+              <th scope="col">App</th>
+            </tr>
+          </thead>
+          <tbody>
+            {runs.map((r) => (
+              <tr key={`${r.namespace}/${r.name}`}>
+                <td>
+                  <Link href={runPath(r.namespace, r.name)} go={go}>
+                    <span class="muted">{r.namespace}/</span>
+                    {r.name}
+                  </Link>
+                  {r.message && <div class="msg">{r.message}</div>}
+                </td>
+                <td>
+                  <Phase phase={r.phase} />
+                </td>
+                <td>{r.progress}</td>
+                <td>
+                  {r.waitingOn ? (
+                    <Link href={runPath(r.namespace, r.name, r.waitingOn)} go={go}>
+                      {r.waitingOn}
+                    </Link>
+                  ) : (
+                    <span class="muted">—</span>
+                  )}
+                </td>
+                <td>{formatDuration(r.started ? elapsedSeconds(r.started, r.finished, now) : r.durationSeconds)}</td>
+                <td>
+                  <When t={r.created} now={now} />
+                </td>
+                <td>
+                  {r.appId || <span class="muted">—</span>}
+                  {r.category && <span class="muted"> · {r.category}</span>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function FilterForm({ filters, apply }: { filters: Filters; apply(f: Filters): void }) {
+  const [f, setF] = useState(filters);
+  useEffect(() => setF(filters), [filtersToQuery(filters)]);
+  const sel = parseSelector(f.label);
+  const field = (k: keyof Filters, label: string, placeholder: string) => (
+    <label>
+      {label}
+      <input
+        name={k}
+        value={f[k]}
+        placeholder={placeholder}
+        onInput={(e) => setF({ ...f, [k]: (e.target as HTMLInputElement).value })}
+        aria-invalid={k === "label" && !sel.ok}
+      />
+    </label>
+  );
+  return (
+    <form
+      class="filters"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (sel.ok) apply(f);
+      }}
+    >
+      {field("namespace", "Namespace", "all")}
+      {field("app", "App", "any")}
+      {field("category", "Category", "any")}
+      {field("phase", "Phase", "any")}
+      {field("label", "Labels", "tier=web,!canary")}
+      <button type="submit" disabled={!sel.ok}>
+        Filter
+      </button>
+      {!sel.ok && <span class="error">{sel.error}</span>}
+    </form>
+  );
+}
