@@ -18,6 +18,7 @@ import (
 
 	"github.com/stepflow-dev/stepflow/pkg/apiserver"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/web"
 )
 
 // serverOptions are the flags of `stepflow server`.
@@ -153,6 +154,10 @@ func serveAPI(ctx context.Context, o *serverOptions, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	runs, err := apiserver.NewRunInformer(ctx, conn)
+	if err != nil {
+		return err
+	}
 	var auth apiserver.Authenticator = apiserver.Anonymous{Name: "local"}
 	if o.auth == "kubernetes" {
 		auth = apiserver.NewKubernetes(conn.GetClient(), o.reviewTTL, time.Now)
@@ -164,6 +169,7 @@ func serveAPI(ctx context.Context, o *serverOptions, ln net.Listener) error {
 		Events:    conn.GetEventRecorderFor("stepflow-server"),
 		RateLimit: o.rateLimit, Burst: o.burst,
 		Watch: watch,
+		Runs:  runs, UI: web.Dist(),
 		Ready: func(context.Context) error {
 			select {
 			case <-synced:

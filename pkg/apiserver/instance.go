@@ -89,10 +89,19 @@ func detail(ctx context.Context, c client.Client, run *v1alpha1.WorkflowRun) (In
 	}
 	doc := string(stored.Raw)
 	in.WorkflowConfiguration = &doc
-	in.WorkflowContext = map[string]any{}
+	if in.WorkflowContext, err = runContext(ctx, c, run); err != nil {
+		return Instance{}, err
+	}
+	return in, nil
+}
+
+// runContext is run's context as its steps see it: spec.context, and
+// over it the variables its journal holds.
+func runContext(ctx context.Context, c client.Client, run *v1alpha1.WorkflowRun) (map[string]any, error) {
+	vars := map[string]any{}
 	if run.Spec.Context != nil && len(run.Spec.Context.Raw) > 0 {
-		if err := json.Unmarshal(run.Spec.Context.Raw, &in.WorkflowContext); err != nil {
-			return Instance{}, fmt.Errorf("workflowrun %s/%s: spec.context: %w", run.Namespace, run.Name, err)
+		if err := json.Unmarshal(run.Spec.Context.Raw, &vars); err != nil {
+			return nil, fmt.Errorf("workflowrun %s/%s: spec.context: %w", run.Namespace, run.Name, err)
 		}
 	}
 	// Variables set while the run runs (stepflow context set, the
@@ -101,13 +110,13 @@ func detail(ctx context.Context, c client.Client, run *v1alpha1.WorkflowRun) (In
 	// restart are gone.
 	j, err := journal.Open(ctx, kubestore.New(c, run, nil).WithLive(c), journal.Limits{})
 	if err != nil {
-		return Instance{}, fmt.Errorf("workflowrun %s/%s: its context variables: %w", run.Namespace, run.Name, err)
+		return nil, fmt.Errorf("workflowrun %s/%s: its context variables: %w", run.Namespace, run.Name, err)
 	}
 	j.Restarted(run.Status.RestartCount)
 	for k, v := range j.Vars() {
-		in.WorkflowContext[k] = v
+		vars[k] = v
 	}
-	return in, nil
+	return vars, nil
 }
 
 // lockVersion is the run's resourceVersion as a number (the API server's

@@ -166,6 +166,9 @@ func OpenAPI() (*openapi3.T, error) {
 		}
 		doc.AddOperation(e.path, e.method, op)
 	}
+	if err := addUIPaths(doc); err != nil {
+		return nil, err
+	}
 	return doc, nil
 }
 

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"io/fs"
 	"net"
 	"net/http"
 	"sync"
@@ -50,6 +51,17 @@ type Options struct {
 	// once; 0: DefaultMaxStreams.
 	MaxFollow  time.Duration
 	MaxStreams int
+	// Runs is the cache's informer of WorkflowRuns that the UI's event
+	// stream (GET /ui/api/events) follows; nil: the stream is a 501.
+	// UIPing is how often an idle stream gets a comment (0:
+	// DefaultUIPing), UIEventBuffer how many events a stream's client may
+	// fall behind before it is dropped (0: DefaultUIEventBuffer).
+	Runs          RunInformer
+	UIPing        time.Duration
+	UIEventBuffer int
+	// UI is the single-page app served at / and every path not the API's
+	// (web.Dist() in the binary); nil: none, those paths are 404s.
+	UI fs.FS
 }
 
 // server is the API's state, shared by its handlers.
@@ -86,6 +98,9 @@ func New(o Options) http.Handler {
 	r := chi.NewRouter()
 	r.Use(withRequestID)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if s.spa(w, r) {
+			return
+		}
 		s.out.fail(w, r, errorf(http.StatusNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
@@ -102,6 +117,7 @@ func New(o Options) http.Handler {
 		s.routeTasks(wf)
 		s.routeLogs(r, wf)
 	})
+	r.Route("/ui/api", s.routeUI)
 	return r
 }
 
@@ -144,10 +160,15 @@ func (s *server) handle(f call) http.HandlerFunc {
 // that write their own answer (log streams): false once it has answered
 // the failure.
 func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (User, bool) {
+	return s.authenticateTo(w, r, s.out.fail)
+}
+
+// authenticateTo is authenticate answering failures with fail.
+func (s *server) authenticateTo(w http.ResponseWriter, r *http.Request, fail func(http.ResponseWriter, *http.Request, error)) (User, bool) {
 	anon := "\x00" + clientHost(r) // no user name starts with NUL
 	if s.limits != nil && s.limits.empty(anon) {
 		w.Header().Set("Retry-After", "1")
-		s.out.fail(w, r, errorf(http.StatusTooManyRequests, "too many requests that failed authentication from %s: slow down", clientHost(r)))
+		fail(w, r, errorf(http.StatusTooManyRequests, "too many requests that failed authentication from %s: slow down", clientHost(r)))
 		return User{}, false
 	}
 	u, err := s.o.Auth.Authenticate(r)
@@ -155,12 +176,12 @@ func (s *server) authenticate(w http.ResponseWriter, r *http.Request) (User, boo
 		if s.limits != nil {
 			s.limits.allow(anon)
 		}
-		s.out.fail(w, r, err)
+		fail(w, r, err)
 		return User{}, false
 	}
 	if s.limits != nil && !s.limits.allow(u.Name) {
 		w.Header().Set("Retry-After", "1")
-		s.out.fail(w, r, errorf(http.StatusTooManyRequests, "%s sent more than %g requests a second (burst %d): slow down", u.Name, s.o.RateLimit, s.limits.burst))
+		fail(w, r, errorf(http.StatusTooManyRequests, "%s sent more than %g requests a second (burst %d): slow down", u.Name, s.o.RateLimit, s.limits.burst))
 		return User{}, false
 	}
 	return u, true
