@@ -18,7 +18,7 @@ export default defineConfig({
     proxy: { "/ui/api": { target: api, changeOrigin: false } },
   },
   test: {
-    include: ["src/**/*.test.ts"],
+    include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
     environment: "node",
   },
 });

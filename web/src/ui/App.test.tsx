@@ -1,0 +1,136 @@
+// @vitest-environment happy-dom
+// The views rendered in a DOM with contract answers: the list shows runs and
+// takes a run event live; the run view draws the graph, opens a step from a
+// deep link and reloads on the run's event. (The HTTP client itself is
+// tested against a real server in api/client.test.ts; here fetch answers
+// from a table and counts the requests. Real-browser tests with Chromium are
+// the next step, see docs/ui.md.)
+import { render } from "preact";
+import { act } from "preact/test-utils";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Api } from "../api/client";
+import type { RunDetail, RunSummary } from "../api/types";
+import { run, step } from "../state/testdata";
+import { App } from "./App";
+
+class FakeES {
+  static all: FakeES[] = [];
+  listeners = new Map<string, ((e: Event) => void)[]>();
+  closed = false;
+  constructor(readonly url: string) {
+    FakeES.all.push(this);
+  }
+  addEventListener(type: string, fn: (e: Event) => void) {
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), fn]);
+  }
+  emit(type: string, data: unknown) {
+    for (const fn of this.listeners.get(type) ?? []) fn(new MessageEvent(type, { data: JSON.stringify(data) }));
+  }
+  close() {
+    this.closed = true;
+  }
+}
+
+function table(answers: Map<string, () => unknown>) {
+  const hits: string[] = [];
+  const f = (async (url: string) => {
+    hits.push(url);
+    const a = answers.get(url);
+    if (!a) return new Response('{"error":"not found"}', { status: 404 });
+    return new Response(JSON.stringify(a()), { status: 200 });
+  }) as unknown as typeof fetch;
+  return { f, hits };
+}
+
+const settle = () => act(() => new Promise<void>((r) => setTimeout(r, 10)));
+
+let root: HTMLElement;
+beforeEach(() => {
+  FakeES.all = [];
+  root = document.createElement("div");
+  document.body.append(root);
+});
+afterEach(() => {
+  render(null, root);
+  root.remove();
+});
+
+function mount(api: Api) {
+  const store = new Map<string, string>();
+  render(
+    <App
+      api={api}
+      store={{ getItem: (k) => store.get(k) ?? null, setItem: (k, v) => void store.set(k, v), removeItem: (k) => void store.delete(k) }}
+      initialToken=""
+      onToken={() => {}}
+    />,
+    root,
+  );
+}
+
+describe("run list", () => {
+  it("shows the runs with phase text and adds a new run from an event", async () => {
+    history.replaceState(null, "", "/?namespace=prod");
+    const runs: RunSummary[] = [
+      run({ namespace: "prod", name: "older", phase: "succeeded", created: "2026-12-06T10:00:00Z" }),
+    ];
+    const t = table(new Map([["/ui/api/runs?namespace=prod", () => ({ items: runs })]]));
+    mount(new Api(() => "", t.f, FakeES as never));
+    await settle();
+    expect(t.hits).toEqual(["/ui/api/runs?namespace=prod"]);
+    expect(FakeES.all.map((e) => e.url)).toEqual(["/ui/api/events?namespace=prod"]);
+    const rows = () => [...root.querySelectorAll("tbody tr")].map((tr) => tr.querySelector("a")?.textContent + " " + tr.querySelector(".phase")?.textContent);
+    expect(rows()).toEqual(["prod/older succeeded"]);
+
+    await act(() => {
+      FakeES.all[0].emit("run", run({ namespace: "prod", name: "newer", phase: "executing", waitingOn: "approve", created: "2026-12-06T11:00:00Z" }));
+      FakeES.all[0].emit("run", run({ namespace: "other", name: "elsewhere", created: "2026-12-06T12:00:00Z" }));
+    });
+    expect(rows()).toEqual(["prod/newer executing", "prod/older succeeded"]);
+    expect(root.querySelector('a[href="/runs/prod/newer/steps/approve"]')?.textContent).toBe("approve");
+    expect(t.hits).toHaveLength(1); // live without reloading the list
+  });
+});
+
+describe("run view", () => {
+  it("draws the graph, opens the deep-linked step and reloads on the run's event", async () => {
+    history.replaceState(null, "", "/runs/prod/gray/steps/approve");
+    let phase = "running";
+    const detail = (): RunDetail => ({
+      run: run({ namespace: "prod", name: "gray", phase: "executing" }),
+      steps: [
+        step("deploy", { phase: "succeeded" }),
+        step("checks", { type: "step-group", phase: "running" }),
+        step("smoke", { parent: "checks", phase: "succeeded" }),
+        step("approve", { parent: "checks", phase, message: "waiting for a person", outputs: [{ name: "ok", value: true }] }),
+      ],
+      edges: [
+        { from: "deploy", to: "checks", kind: "order" },
+        { from: "smoke", to: "approve", kind: "dependsOn" },
+      ],
+      context: {},
+    });
+    const t = table(new Map([["/ui/api/runs/prod/gray", detail]]));
+    mount(new Api(() => "", t.f, FakeES as never));
+    await settle();
+    expect(FakeES.all.map((e) => e.url)).toEqual(["/ui/api/events?namespace=prod&run=gray"]);
+    const nodes = () => [...root.querySelectorAll("svg a")].map((a) => a.getAttribute("aria-label")).sort();
+    expect(nodes()).toEqual(["group checks: running", "step approve: running", "step deploy: succeeded", "step smoke: succeeded"]);
+    expect(root.querySelectorAll("svg polyline")).toHaveLength(2); // deploy→smoke (into the group), smoke→approve
+    const panel = root.querySelector("aside.panel");
+    expect(panel?.querySelector("h2")?.textContent).toBe("approve");
+    expect(panel?.textContent).toContain("waiting for a person");
+    expect(panel?.textContent).toContain("ok");
+
+    phase = "succeeded";
+    await act(() => FakeES.all[0].emit("run", run({ namespace: "prod", name: "gray", resourceVersion: "101" })));
+    await settle();
+    expect(t.hits).toEqual(["/ui/api/runs/prod/gray", "/ui/api/runs/prod/gray"]);
+    expect(nodes()).toContain("step approve: succeeded");
+
+    // Clicking a node opens its details without a reload of the page.
+    await act(() => (root.querySelector('svg a[aria-label^="step deploy"]') as HTMLElement).dispatchEvent(new MouseEvent("click", { bubbles: true, button: 0 })));
+    expect(location.pathname).toBe("/runs/prod/gray/steps/deploy");
+    expect(root.querySelector("aside.panel h2")?.textContent).toBe("deploy");
+  });
+});
