@@ -95,4 +95,34 @@ spec:
 	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "kept"}, &corev1.ConfigMap{}); err != nil {
 		t.Errorf("ConfigMap kept (compensation disabled): %v, want it there", err)
 	}
+
+	// The same through a Workflow: its onFailure applies to a run that
+	// names it and says nothing itself.
+	applyYAML(t, &v1alpha1.Workflow{}, fmt.Sprintf(`
+apiVersion: core.oam.dev/v1alpha1
+kind: Workflow
+metadata: {name: saga, namespace: %s}
+onFailure: Compensate
+steps:
+- name: make
+  type: apply-object
+  properties:
+    value: {apiVersion: v1, kind: ConfigMap, metadata: {name: made-by-ref}}
+- name: boom
+  type: broken
+`, ns))
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+apiVersion: core.oam.dev/v1alpha1
+kind: WorkflowRun
+metadata: {name: by-ref, namespace: %s}
+spec: {workflowRef: saga}
+`, ns))
+	run = waitRun(t, ns, "by-ref", 60*time.Second, finishedRun)
+	if run.Status.Phase != v1alpha1.WorkflowRunRolledBack {
+		t.Errorf("run by workflowRef: %s, want rolledBack (the Workflow's onFailure)", run.Status.Phase)
+	}
+	err = env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "made-by-ref"}, &corev1.ConfigMap{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap made-by-ref: %v, want deleted by the rollback", err)
+	}
 }
