@@ -214,6 +214,9 @@ type admission struct {
 	// synced: the informer has delivered every run that existed at start,
 	// so counts are whole and admission may begin.
 	synced bool
+	// shifted are the queues whose waiting runs moved up since dispatch
+	// last looked: their shown positions may be due for a refresh.
+	shifted map[string]bool
 	// wake enqueues a run for a reconcile (nil until bound), except skip:
 	// the run whose reconcile is asking.
 	wake    func(types.NamespacedName)
@@ -363,6 +366,7 @@ func (a *admission) release(e *queuedRun) {
 	case slotWaiting:
 		a.queue(e.queue).remove(e)
 		a.gauges(e.queue)
+		a.moved(e.queue)
 	case slotRunning:
 		a.count(e, -1)
 	}
@@ -431,6 +435,14 @@ func (a *admission) next() *queuedRun {
 	return best
 }
 
+// moved notes that the waiting runs of queue moved up.
+func (a *admission) moved(queue string) {
+	if a.shifted == nil {
+		a.shifted = map[string]bool{}
+	}
+	a.shifted[queue] = true
+}
+
 // dispatch admits waiting runs while slots are free and wakes them; then
 // wakes the waiting runs whose shown position is off by more than the
 // bound (refreshDue). Callers hold a.mu.
@@ -438,7 +450,6 @@ func (a *admission) dispatch() {
 	if !a.synced {
 		return
 	}
-	moved := map[string]bool{}
 	for {
 		e := a.next()
 		if e == nil {
@@ -448,7 +459,7 @@ func (a *admission) dispatch() {
 		e.state = slotRunning
 		a.count(e, 1)
 		a.last = e.queue
-		moved[e.queue] = true
+		a.moved(e.queue)
 		if a.metrics != nil && a.metrics.QueueWait != nil {
 			a.metrics.QueueWait.WithLabelValues(e.queue).Observe(a.now().Sub(e.since).Seconds())
 		}
@@ -459,6 +470,8 @@ func (a *admission) dispatch() {
 	if a.wake == nil {
 		return
 	}
+	moved := a.shifted
+	a.shifted = nil
 	for name := range moved {
 		for i, e := range a.queues[name].waiting {
 			if refreshDue(int32(i+1), e.shown) && e.key != a.skip {

@@ -209,6 +209,39 @@ func TestAdmissionTerminated(t *testing.T) {
 	}
 }
 
+// TestAdmissionRefreshesPositions: when the runs ahead of waiting runs
+// leave (admitted, or deleted while waiting), the waiting runs whose
+// shown position is due for a rewrite are woken, and only those.
+func TestAdmissionRefreshesPositions(t *testing.T) {
+	a := newAdmission(QueueConfig{MaxRunning: 1}, nil, nil)
+	log := &admitLog{}
+	a.markSynced()
+	var runs []*v1alpha1.WorkflowRun
+	for i := range 8 {
+		r := qrun(fmt.Sprintf("r%d", i), "", i, i+1)
+		runs = append(runs, r)
+		a.observe(r, DefaultQueue)
+		if i > 0 {
+			// Its status shows its place: r1 at 1, ... r7 at 7.
+			shown := r.DeepCopy()
+			shown.Status.Queue = &v1alpha1.QueueStatus{Name: DefaultQueue, Position: int32(i)}
+			shown.ResourceVersion = fmt.Sprint(100 + i)
+			a.observe(shown, DefaultQueue)
+		}
+	}
+	a.bind(log.wake)
+	// r1..r3 deleted while waiting, one by one: r4..r7 end at 1..4. Those
+	// shown at 4, 5 and 6 (now 1, 2, 3) are within the exact head; 7 (now
+	// 4) has not halved. r2 and r3 were woken before they went.
+	for _, name := range []string{"r1", "r2", "r3"} {
+		a.forget(types.NamespacedName{Namespace: "ns", Name: name})
+	}
+	woken := slices.Compact(sortedCopy(log.woken))
+	if d := cmp.Diff([]string{"r2", "r3", "r4", "r5", "r6"}, woken); d != "" {
+		t.Fatalf("woken after r1-r3 were deleted (-want +got):\n%s", d)
+	}
+}
+
 // TestAdmissionWakesOthers: a run admitted on its own reconcile's copy is
 // not woken for a second reconcile (that one ticks it); a run admitted on
 // an informer event is.

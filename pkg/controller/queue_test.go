@@ -112,7 +112,8 @@ func runningNow(t *testing.T, ns string) []v1alpha1.WorkflowRun {
 // behind the run holding it, three in queue a and one, created last, in
 // queue b. Each waiting run shows its queue and position. Under FIFO they
 // start in creation order, b last; under FAIR, b's lone run starts next,
-// as the slot was a's. Each admitted run suspends, holding the slot until
+// as the slot was a's. After each start the runs still waiting show their
+// new places. Each admitted run suspends, holding the slot until
 // resumed, so the order is exact.
 func TestQueueOrder(t *testing.T) {
 	for _, tc := range []struct {
@@ -149,7 +150,7 @@ func TestQueueOrder(t *testing.T) {
 			}
 
 			holder, order := "blocker", []string{}
-			for range tc.want {
+			for i := range tc.want {
 				resumeRun(t, ns, holder)
 				waitRun(t, ns, holder, 30*time.Second, finishedRun)
 				var next []v1alpha1.WorkflowRun
@@ -163,6 +164,15 @@ func TestQueueOrder(t *testing.T) {
 				holder = next[0].Name
 				order = append(order, holder)
 				waitRun(t, ns, holder, 30*time.Second, suspended)
+				if holder != tc.want[i] {
+					continue // reported below
+				}
+				// The runs still waiting show their new places.
+				pos := map[string]int32{}
+				for _, r := range tc.want[i+1:] {
+					pos[r[:1]]++
+					waitRun(t, ns, r, 20*time.Second, waitingAt(r[:1], pos[r[:1]]))
+				}
 			}
 			if fmt.Sprint(order) != fmt.Sprint(tc.want) {
 				t.Fatalf("%s: started in order %v, want %v", tc.strategy, order, tc.want)
