@@ -356,3 +356,55 @@ spec: {schedule: %q, %s workflowRef: wf}
 		})
 	}
 }
+
+// A controller that created a run and then lost the status write that
+// records it (a crash in between) finds the run by its name when it looks
+// again: no second run, and lastScheduleTime is written again.
+func TestScheduleLostStatusCreatesNoDuplicate(t *testing.T) {
+	ns := namespace(t, "sched-lost")
+	shippedStepDef(t, ns, "suspend")
+	scheduleWorkflow(t, ns, "suspend")
+	real := time.Now()
+	clock := &testClock{t: real}
+	startClockedController(t, clock, controller.Config{}, ns)
+	applyYAML(t, &v1alpha1.WorkflowSchedule{}, fmt.Sprintf(`
+metadata: {name: hourly, namespace: %s}
+spec: {schedule: "@hourly", workflowRef: wf}
+`, ns))
+	at := real.Truncate(time.Hour).Add(time.Hour)
+	name := fmt.Sprintf("hourly-%d", at.Unix()/60)
+	clock.Set(at.Add(2 * time.Second))
+	pokeSchedule(t, ns, "hourly")
+	waitRun(t, ns, name, 30*time.Second, func(r *v1alpha1.WorkflowRun) bool { return r.Status.Phase == v1alpha1.WorkflowRunSuspending })
+	eventually(t, 30*time.Second, "lastScheduleTime is written", func() bool {
+		return getSchedule(t, ns, "hourly").Status.LastScheduleTime != nil
+	})
+
+	// The status write is lost: lastScheduleTime and active are gone.
+	s := getSchedule(t, ns, "hourly")
+	s.Status = v1alpha1.WorkflowScheduleStatus{}
+	if err := env.Client.Status().Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "lastScheduleTime is written again", func() bool {
+		s := getSchedule(t, ns, "hourly")
+		return s.Status.LastScheduleTime != nil && s.Status.LastScheduleTime.Equal(&metav1.Time{Time: at}) &&
+			len(s.Status.Active) == 1 && s.Status.Active[0].Name == name
+	})
+	if runs := runsOf(t, ns, "hourly"); len(runs) != 1 {
+		t.Errorf("runs %v, want only %s", runs, name)
+	}
+	created := 0
+	var list corev1.EventList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == "hourly" && e.Reason == controller.ReasonRunCreated {
+			created += int(e.Count)
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d RunCreated events, want 1", created)
+	}
+}
