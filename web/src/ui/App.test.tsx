@@ -129,7 +129,9 @@ describe("run view", () => {
     expect(nodes()).toContain("step approve: succeeded");
 
     // Clicking a node opens its details without a reload of the page.
-    await act(() => (root.querySelector('svg a[aria-label^="step deploy"]') as HTMLElement).dispatchEvent(new MouseEvent("click", { bubbles: true, button: 0 })));
+    await act(() => {
+      (root.querySelector('svg a[aria-label^="step deploy"]') as HTMLElement).dispatchEvent(new MouseEvent("click", { bubbles: true, button: 0 }));
+    });
     expect(location.pathname).toBe("/runs/prod/gray/steps/deploy");
     expect(root.querySelector("aside.panel h2")?.textContent).toBe("deploy");
   });

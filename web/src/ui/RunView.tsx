@@ -1,6 +1,7 @@
 // One run: its summary, the graph of its steps, and the details of the
 // selected step (/runs/NS/NAME/steps/STEP). Live: each event of the run
 // reloads its details (coalesced).
+import { Fragment } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { type Api, ApiError } from "../api/client";
 import type { RunDetail, StepNode } from "../api/types";
@@ -306,12 +307,12 @@ function Values({ title, values }: { title: string; values: { name: string; valu
       ) : (
         <dl class="values">
           {values.map((v) => (
-            <>
+            <Fragment key={v.name}>
               <dt>{v.name}</dt>
               <dd>
                 <pre>{formatValue(v.value)}</pre>
               </dd>
-            </>
+            </Fragment>
           ))}
         </dl>
       )}
