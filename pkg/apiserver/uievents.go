@@ -211,7 +211,8 @@ func (s *server) uiEvents(w http.ResponseWriter, r *http.Request) {
 			var b strings.Builder
 			for _, e := range events {
 				if err := s.writeEvent(ctx, &b, ns, totals, e); err != nil {
-					fmt.Fprintf(&b, "event: error\ndata: %s\n\n", mustJSON(uiError{Error: err.Error()}))
+					data, _ := json.Marshal(uiError{Error: err.Error()}) // a string: cannot fail
+					fmt.Fprintf(&b, "event: error\ndata: %s\n\n", data)
 					_ = st.send(b.String())
 					return
 				}
@@ -235,20 +236,19 @@ func (s *server) writeEvent(ctx context.Context, b *strings.Builder, ns *namespa
 		return err
 	}
 	if e.gone != nil {
-		fmt.Fprintf(b, "event: deleted\ndata: %s\n\n", mustJSON(map[string]string{"namespace": run.Namespace, "name": run.Name}))
+		data, err := json.Marshal(map[string]string{"namespace": run.Namespace, "name": run.Name})
+		if err != nil {
+			return fmt.Errorf("encoding the deletion of workflowrun %s/%s: %w", run.Namespace, run.Name, err)
+		}
+		fmt.Fprintf(b, "event: deleted\ndata: %s\n\n", data)
 		return nil
 	}
-	fmt.Fprintf(b, "event: run\nid: %s\ndata: %s\n\n", run.ResourceVersion, mustJSON(runSummary(run, totals(run), s.o.Now())))
-	return nil
-}
-
-// mustJSON is v, made of strings, numbers and maps of them, as JSON.
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
+	data, err := json.Marshal(runSummary(run, totals(run), s.o.Now()))
 	if err != nil {
-		panic(fmt.Sprintf("encoding %T: %v", v, err)) // only plain values come here
+		return fmt.Errorf("encoding workflowrun %s/%s: %w", run.Namespace, run.Name, err)
 	}
-	return b
+	fmt.Fprintf(b, "event: run\nid: %s\ndata: %s\n\n", run.ResourceVersion, data)
+	return nil
 }
 
 // uiStream writes to an event stream, each write bounded in time and

@@ -163,9 +163,25 @@ func TestUIEvents(t *testing.T) {
 		t.Errorf("run=before sent %+v", ev)
 	}
 
+	// A stream of every namespace has those the caller may list only.
+	all, _ := openEvents(t, srv.URL, "", other.readerTok)
+	create(t, uiRunObj(ten.ns, "hidden", "", "", nil))
+	create(t, uiRunObj(other.ns, "visible", "", "", nil))
+	seen := map[string]bool{}
+	await(t, all, 10*time.Second, "the other tenant's new run", func(ev uiEvent) bool {
+		var s RunSummary
+		if ev.event == "run" && json.Unmarshal([]byte(ev.data), &s) == nil {
+			seen[s.Namespace+"/"+s.Name] = true
+		}
+		return seen[other.ns+"/visible"]
+	})
+	if len(seen) != 2 || !seen[other.ns+"/elsewhere"] {
+		t.Errorf("the other tenant's stream of every namespace sent %v", seen)
+	}
+
 	// A client that goes away takes its handler with it.
-	if a, r := runs.added.Load(), runs.removed.Load(); a != 2 || r != 0 {
-		t.Fatalf("%d handlers added, %d removed; want 2, 0", a, r)
+	if a, r := runs.added.Load(), runs.removed.Load(); a != 3 || r != 0 {
+		t.Fatalf("%d handlers added, %d removed; want 3, 0", a, r)
 	}
 	closeStream()
 	eventually(t, func() bool { return runs.removed.Load() == 1 })
