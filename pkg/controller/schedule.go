@@ -46,7 +46,11 @@ const (
 	ReasonRunAlreadyActive = "RunAlreadyActive"
 	ReasonRunReplaced      = "RunReplaced"
 	ReasonTooManyMissed    = "TooManyMissedTimes"
+	ReasonRunNameTaken     = "RunNameTaken"
 )
+
+// errRunNameTaken: the name of a scheduled time's run is another's.
+var errRunNameTaken = errors.New("the run's name is taken by a run the schedule does not own")
 
 var scheduleKind = v1alpha1.GroupVersion.WithKind("WorkflowSchedule")
 
@@ -196,6 +200,13 @@ func (r *ScheduleReconciler) schedule(ctx context.Context, s *v1alpha1.WorkflowS
 		active = nil
 	}
 	run, err := r.create(ctx, s, name, times.Due)
+	if errors.Is(err, errRunNameTaken) {
+		// Retrying cannot help: the time is skipped, as a missed one.
+		r.event(s, corev1.EventTypeWarning, ReasonRunNameTaken, fmt.Sprintf(
+			"not starting the run of %s: a run named %s exists that this schedule does not own", times.Due.Format(time.RFC3339), name))
+		s.Status.LastScheduleTime = &metav1.Time{Time: times.Due}
+		return res, nil
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -211,7 +222,8 @@ func (r *ScheduleReconciler) schedule(ctx context.Context, s *v1alpha1.WorkflowS
 }
 
 // create creates the run of the scheduled time at, owned by the schedule.
-// A run of that name that exists already is not created again (nil).
+// A run of that name that exists already is not created again (nil), or,
+// when the schedule does not own it, errRunNameTaken.
 func (r *ScheduleReconciler) create(ctx context.Context, s *v1alpha1.WorkflowSchedule, name string, at time.Time) (*v1alpha1.WorkflowRun, error) {
 	run := &v1alpha1.WorkflowRun{
 		ObjectMeta: metav1.ObjectMeta{
@@ -228,6 +240,11 @@ func (r *ScheduleReconciler) create(ctx context.Context, s *v1alpha1.WorkflowSch
 	}
 	err := r.Client.Create(ctx, run)
 	if apierrors.IsAlreadyExists(err) {
+		var other v1alpha1.WorkflowRun
+		if gerr := r.Client.Get(ctx, client.ObjectKeyFromObject(run), &other); gerr == nil && !metav1.IsControlledBy(&other, s) {
+			return nil, errRunNameTaken
+		}
+		// Ours, created before a crash (the cache may not have it yet).
 		return nil, nil
 	}
 	if err != nil {

@@ -408,3 +408,38 @@ spec: {schedule: "@hourly", workflowRef: wf}
 		t.Errorf("%d RunCreated events, want 1", created)
 	}
 }
+
+// A run of the scheduled time's name that the schedule does not own is
+// left alone: the time is skipped with a Warning event, not retried.
+func TestScheduleRunNameTaken(t *testing.T) {
+	ns := namespace(t, "sched-taken")
+	stepDef(t, ns, "noop", `parameter: {}`)
+	scheduleWorkflow(t, ns, "noop")
+	real := time.Now()
+	clock := &testClock{t: real}
+	startClockedController(t, clock, controller.Config{}, ns)
+	applyYAML(t, &v1alpha1.WorkflowSchedule{}, fmt.Sprintf(`
+metadata: {name: hourly, namespace: %s}
+spec: {schedule: "@hourly", workflowRef: wf}
+`, ns))
+	at := real.Truncate(time.Hour).Add(time.Hour)
+	name := fmt.Sprintf("hourly-%d", at.Unix()/60)
+	mine := finishRun(t, ns, name, "", `{workflowRef: wf}`)
+	clock.Set(at.Add(time.Second))
+	pokeSchedule(t, ns, "hourly")
+	eventually(t, 30*time.Second, "a RunNameTaken event", func() bool {
+		_, ok := scheduleEvents(t, ns, "hourly")[controller.ReasonRunNameTaken]
+		return ok
+	})
+	eventually(t, 30*time.Second, "the time is skipped", func() bool {
+		s := getSchedule(t, ns, "hourly")
+		return s.Status.LastScheduleTime != nil && s.Status.LastScheduleTime.Equal(&metav1.Time{Time: at}) && len(s.Status.Active) == 0
+	})
+	got := waitRun(t, ns, name, time.Second, finishedRun)
+	if got.UID != mine.UID || len(got.OwnerReferences) != 0 {
+		t.Errorf("the other run was changed: uid %s (was %s), owners %v", got.UID, mine.UID, got.OwnerReferences)
+	}
+	if _, ok := scheduleEvents(t, ns, "hourly")[controller.ReasonRunCreated]; ok {
+		t.Error("a RunCreated event for a run the schedule did not create")
+	}
+}
