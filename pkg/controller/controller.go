@@ -271,7 +271,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Controller, error) {
 	if o.Config.Queues.Enabled() {
 		c.Runs.queue = newAdmission(o.Config.Queues, metrics, o.Now)
 	}
-	if c.Runs.Limiter, err = o.Config.RateLimits.stepLimiter(o.Now); err != nil {
+	if c.Runs.Limiter, err = o.Config.RateLimits.stepLimiter(mgr, o.Now); err != nil {
 		return nil, err
 	}
 	if err := c.Runs.setup(mgr, o.MaxConcurrentReconciles); err != nil {

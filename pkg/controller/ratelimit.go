@@ -1,9 +1,12 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/stepflow-dev/stepflow/pkg/engine"
 	"github.com/stepflow-dev/stepflow/pkg/op/kube"
@@ -26,7 +29,8 @@ import (
 // starts new attempts, which are. A type without a limit starts its steps
 // when they are due, at no cost.
 //
-// Across controller restarts each bucket starts empty (package ratelimit):
+// Across controller restarts each bucket starts empty (package ratelimit),
+// and is emptied again when the controller becomes the leader:
 // the first step of a limited type starts one interval (1/qps) after the
 // controller does, so a restart never lets more than qps×window + burst
 // start in any window spanning it. Waiting steps keep their turn only while
@@ -153,9 +157,12 @@ func (c RateLimitConfig) stepLimits() (map[string]ratelimit.Limit, error) {
 }
 
 // stepLimiter is the engine's Limiter for c's step limits, its buckets
-// empty now (the clock's time; nil is time.Now); nil without any limit, so
-// runs pay nothing.
-func (c RateLimitConfig) stepLimiter(clock func() time.Time) (engine.Limiter, error) {
+// empty now (the clock's time; nil is time.Now) and emptied again when
+// this controller becomes the leader (a runnable added to mgr, which needs
+// leader election): a standby's buckets fill while it waits, and would
+// let a burst through right after the old leader's. nil without any
+// limit, so runs pay nothing.
+func (c RateLimitConfig) stepLimiter(mgr manager.Manager, clock func() time.Time) (engine.Limiter, error) {
 	limits, err := c.stepLimits()
 	if err != nil {
 		return nil, fmt.Errorf("controller configuration: %w", err)
@@ -168,6 +175,15 @@ func (c RateLimitConfig) stepLimiter(clock func() time.Time) (engine.Limiter, er
 	}
 	starts, err := ratelimit.NewStarts(limits, clock())
 	if err != nil {
+		return nil, err
+	}
+	// A RunnableFunc needs leader election: it starts once this
+	// controller leads.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		starts.Empty(clock())
+		<-ctx.Done()
+		return nil
+	})); err != nil {
 		return nil, err
 	}
 	return starts, nil

@@ -65,11 +65,11 @@ rateLimits:
 // Without a limit the runs get no limiter at all: not even a lookup per
 // step start.
 func TestNoRateLimitNoLimiter(t *testing.T) {
-	lim, err := RateLimitConfig{}.stepLimiter(nil)
+	lim, err := RateLimitConfig{}.stepLimiter(nil, nil)
 	if err != nil || lim != nil {
 		t.Errorf("stepLimiter of no limits = %v, %v; want nil, nil", lim, err)
 	}
-	if _, err := (RateLimitConfig{Steps: []StepRateLimit{{Type: "a"}}}).stepLimiter(nil); err == nil {
+	if _, err := (RateLimitConfig{Steps: []StepRateLimit{{Type: "a"}}}).stepLimiter(nil, nil); err == nil {
 		t.Error("stepLimiter of a limit without qps: no error")
 	}
 }

@@ -69,9 +69,10 @@ type Starts struct {
 }
 
 type bucket struct {
-	desc string
-	mu   sync.Mutex
-	lim  *rate.Limiter
+	limit Limit
+	desc  string
+	mu    sync.Mutex
+	lim   *rate.Limiter
 	// held is when each key may start (reserved) or started (let go).
 	held map[string]time.Time
 	// order is held's keys in the order they were added, to expire them.
@@ -92,11 +93,29 @@ func NewStarts(limits map[string]Limit, now time.Time) (*Starts, error) {
 		if err := l.Validate(); err != nil {
 			return nil, fmt.Errorf("rate limit of %q: %w", class, err)
 		}
-		lim := rate.NewLimiter(rate.Limit(l.QPS), l.Burst)
-		lim.AllowN(now, l.Burst) // empty: see the package doc
-		s.buckets[class] = &bucket{desc: l.String(), lim: lim, held: map[string]time.Time{}}
+		s.buckets[class] = &bucket{limit: l, desc: l.String(), lim: empty(l, now), held: map[string]time.Time{}}
 	}
 	return s, nil
+}
+
+// empty is a bucket of l with no token at now.
+func empty(l Limit, now time.Time) *rate.Limiter {
+	lim := rate.NewLimiter(rate.Limit(l.QPS), l.Burst)
+	lim.AllowN(now, l.Burst) // see the package doc
+	return lim
+}
+
+// Empty empties every bucket at now and forgets every key held, as a
+// Starts made at now would be: for a controller that becomes the leader
+// long after it started, whose buckets filled while another one led.
+func (s *Starts) Empty(now time.Time) {
+	for _, b := range s.buckets {
+		b.mu.Lock()
+		b.lim = empty(b.limit, now)
+		clear(b.held)
+		b.order = nil
+		b.mu.Unlock()
+	}
 }
 
 // Reserve asks to start key, of class, at now. A zero wait means start now;

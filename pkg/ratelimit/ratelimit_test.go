@@ -94,6 +94,25 @@ func TestReserve(t *testing.T) {
 	}
 }
 
+// A Starts emptied long after it was made (its controller became the
+// leader) is as one made then: its bucket filled meanwhile lets nothing
+// through at once.
+func TestEmpty(t *testing.T) {
+	s, err := ratelimit.NewStarts(map[string]ratelimit.Limit{"post": {QPS: 1, Burst: 3}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Reserve("post", "waiting", t0)
+	later := at(time.Hour)
+	s.Empty(later)
+	if n := s.Held("post"); n != 0 {
+		t.Errorf("%d keys held after Empty", n)
+	}
+	if wait, _ := s.Reserve("post", "a", later); wait != time.Second {
+		t.Errorf("first start after Empty waits %v, want 1s", wait)
+	}
+}
+
 func TestHeldIsBounded(t *testing.T) {
 	s, err := ratelimit.NewStarts(map[string]ratelimit.Limit{"post": {QPS: 10, Burst: 1}}, t0)
 	if err != nil {
