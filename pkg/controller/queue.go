@@ -265,13 +265,14 @@ func (a *admission) free(queue string) bool {
 // queue is its queue name. Copies older than one seen are ignored. A
 // change that frees a slot admits the next runs.
 func (a *admission) observe(run *v1alpha1.WorkflowRun, queue string) {
-	a.see(run, queue, false)
+	a.see(run, func() string { return queue }, false)
 }
 
-// see is observe; reconciling says the copy comes from the run's own
-// reconcile, which goes on to tick it if it is admitted here: it is not
-// woken for another.
-func (a *admission) see(run *v1alpha1.WorkflowRun, queue string, reconciling bool) {
+// see is observe, with the run's queue name worked out only for a run not
+// known yet (for a run of a Workflow, a read of the cache). reconciling
+// says the copy comes from the run's own reconcile, which goes on to tick
+// it if it is admitted here: it is not woken for another.
+func (a *admission) see(run *v1alpha1.WorkflowRun, queue func() string, reconciling bool) {
 	key := types.NamespacedName{Namespace: run.Namespace, Name: run.Name}
 	rv, _ := strconv.ParseUint(run.ResourceVersion, 10, 64)
 	a.mu.Lock()
@@ -294,7 +295,7 @@ func (a *admission) see(run *v1alpha1.WorkflowRun, queue string, reconciling boo
 	holding := e != nil && e.uid == run.UID && e.state == slotRunning
 	if st.Finished || !run.DeletionTimestamp.IsZero() || (st.Terminated && !holding) {
 		if e == nil {
-			e = &queuedRun{key: key, uid: run.UID, queue: queue, state: slotDone}
+			e = &queuedRun{key: key, uid: run.UID, state: slotDone}
 			a.runs[key] = e
 		} else if e.state != slotDone {
 			a.release(e)
@@ -305,13 +306,18 @@ func (a *admission) see(run *v1alpha1.WorkflowRun, queue string, reconciling boo
 		return
 	}
 	started := !st.StartTime.IsZero()
+	name := ""
 	if e != nil && e.state == slotDone {
 		// Restarted (retry-from): admitted anew.
+		name = e.queue
 		delete(a.runs, key)
 		e = nil
 	}
 	if e == nil {
-		e = &queuedRun{key: key, uid: run.UID, queue: queue, created: run.CreationTimestamp.Time, since: a.now(), state: slotWaiting}
+		if name == "" {
+			name = queue()
+		}
+		e = &queuedRun{key: key, uid: run.UID, queue: name, created: run.CreationTimestamp.Time, since: a.now(), state: slotWaiting}
 		if st.Queue != nil && st.Queue.Since != nil {
 			e.since = st.Queue.Since.Time
 		}

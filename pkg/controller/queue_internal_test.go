@@ -251,10 +251,18 @@ func TestAdmissionWakesOthers(t *testing.T) {
 	a.bind(log.wake)
 	a.markSynced()
 	x, y := qrun("x", "", 1, 1), qrun("y", "", 2, 2)
-	a.see(x, DefaultQueue, true)
-	a.see(y, DefaultQueue, true)
+	names := 0
+	queue := func() string { names++; return DefaultQueue }
+	a.see(x, queue, true)
+	a.see(y, queue, true)
 	if len(log.woken) != 0 || a.admittedNames() != "x" {
 		t.Fatalf("admitted %s, woke %v; want x admitted on its own reconcile, none woken", a.admittedNames(), log.woken)
+	}
+	// A run's queue name (a read of its Workflow) is worked out once.
+	a.see(x, queue, true)
+	a.see(y, queue, false)
+	if names != 2 {
+		t.Fatalf("queue names worked out %d times for 2 runs seen twice each", names)
 	}
 	a.observe(finish(x), DefaultQueue)
 	if d := cmp.Diff([]string{"y"}, log.woken); d != "" {

@@ -293,7 +293,7 @@ func reconciles(t *testing.T) float64 {
 }
 
 // TestQueueWakesOnFinish: a waiting run that is terminated ends at once;
-// a run waiting for the one slot is not looked at while it waits (no reconcile at all over two seconds: nothing polls),
+// a run of a Workflow waits in the Workflow's queue; a run waiting for the one slot is not looked at while it waits (no reconcile at all over two seconds: nothing polls),
 // survives a controller restart still waiting (the started run holding
 // the slot is counted again before anything is admitted), and starts once
 // the run holding the slot finishes, woken by that finish.
@@ -315,6 +315,18 @@ func TestQueueWakesOnFinish(t *testing.T) {
 		t.Fatalf("a waiting run terminated: phase %s, want terminated", got.Status.Phase)
 	}
 	waiting := waitRun(t, ns, "waiter", 20*time.Second, waitingAt(controller.DefaultQueue, 1))
+	// A run of a Workflow waits in the Workflow's queue.
+	applyYAML(t, &v1alpha1.Workflow{}, fmt.Sprintf(`
+metadata: {name: nightly, namespace: %s}
+queue: nightly
+steps:
+- {name: only, type: noop}
+`, ns))
+	applyYAML(t, &v1alpha1.WorkflowRun{}, fmt.Sprintf(`
+metadata: {name: y-nightly, namespace: %s, labels: {%s: %s}}
+spec: {workflowRef: nightly}
+`, ns, queueTestLabel, ns))
+	waitRun(t, ns, "y-nightly", 20*time.Second, waitingAt("nightly", 1))
 
 	// The reconcile that wrote the position may be followed by one more
 	// (its own write's event can beat the note that it was its own); let
@@ -361,7 +373,10 @@ func TestQueueWakesOnFinish(t *testing.T) {
 		got.Status.Queue.Admitted.Before(&holder.Status.EndTime) {
 		t.Fatalf("waiter: phase %s, queue %+v; holder ended %s: want succeeded, admitted after that", got.Status.Phase, got.Status.Queue, holder.Status.EndTime)
 	}
-	if n := testutil.CollectAndCount(c.Metrics.QueueWait); n != 1 {
-		t.Fatalf("stepflow_queue_wait_seconds: %d series, want 1 (queue default)", n)
+	if got := waitRun(t, ns, "y-nightly", 30*time.Second, finishedRun); got.Status.Phase != v1alpha1.WorkflowRunSucceeded || got.Status.Queue.Name != "nightly" {
+		t.Fatalf("y-nightly: phase %s, queue %+v; want succeeded, from queue nightly", got.Status.Phase, got.Status.Queue)
+	}
+	if n := testutil.CollectAndCount(c.Metrics.QueueWait); n != 2 {
+		t.Fatalf("stepflow_queue_wait_seconds: %d series, want 2 (queues default and nightly)", n)
 	}
 }

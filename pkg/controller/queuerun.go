@@ -41,7 +41,7 @@ func (r *RunReconciler) setupQueue(mgr ctrl.Manager, c controller.Controller) er
 	}
 	observe := func(obj any) {
 		if run, ok := obj.(*v1alpha1.WorkflowRun); ok {
-			a.observe(run, r.queueName(ctx, run))
+			a.see(run, func() string { return r.queueName(ctx, run) }, false)
 		}
 	}
 	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
@@ -93,7 +93,7 @@ func (r *RunReconciler) queueName(ctx context.Context, run *v1alpha1.WorkflowRun
 // taken waits without a write. The run is woken when it is admitted.
 func (r *RunReconciler) queueWait(ctx context.Context, run *v1alpha1.WorkflowRun) (res ctrl.Result, wait bool, err error) {
 	key := types.NamespacedName{Namespace: run.Namespace, Name: run.Name}
-	r.queue.see(run, r.queueName(ctx, run), true)
+	r.queue.see(run, func() string { return r.queueName(ctx, run) }, true)
 	ok, queue, pos, since := r.queue.gate(key)
 	if ok || !run.Status.StartTime.IsZero() {
 		return ctrl.Result{}, !ok, nil
