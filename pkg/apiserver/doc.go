@@ -64,6 +64,14 @@
 //     journal ConfigMap, so a line arrives as soon as the controller saves
 //     it, and a stream is bounded in time and in number per user.
 //
+//   - The web UI has its own API under /ui/api (ui.go; docs/ui.md): runs
+//     as the UI lists and draws them, errors as {"error": message}, no
+//     envelope, the same authentication and reviews. Its live updates
+//     are Server-Sent Events fed by the cache's informer of runs
+//     (uievents.go): a handler per stream, a bounded queue each, a slow
+//     client dropped. Every other GET path is the embedded single-page
+//     app (uiassets.go, Options.UI).
+//
 //   - GET /openapi.json is an OpenAPI 3 document of every route, its
 //     schemas generated from the Go types the handlers answer with
 //     (openapi.go); a test checks that routes and document agree.
