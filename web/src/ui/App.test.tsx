@@ -7,11 +7,13 @@
 // the next step, see docs/ui.md.)
 import { render } from "preact";
 import { act } from "preact/test-utils";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Api } from "../api/client";
 import type { RunDetail, RunSummary } from "../api/types";
 import { run, step } from "../state/testdata";
 import { App } from "./App";
+
+vi.setConfig({ testTimeout: 20_000 });
 
 class FakeES {
   static all: FakeES[] = [];
@@ -42,7 +44,15 @@ function table(answers: Map<string, () => unknown>) {
   return { f, hits };
 }
 
-const settle = () => act(() => new Promise<void>((r) => setTimeout(r, 10)));
+// Lets the fetches and renders run until cond holds; fails after 300 turns of
+// 10 ms (a hang, not slowness; the tests' timeout is raised to match).
+async function until(cond: () => boolean, what: string) {
+  for (let i = 0; i < 300; i++) {
+    if (cond()) return;
+    await act(() => new Promise<void>((r) => setTimeout(r, 10)));
+  }
+  throw new Error(`never: ${what}`);
+}
 
 let root: HTMLElement;
 beforeEach(() => {
@@ -76,7 +86,7 @@ describe("run list", () => {
     ];
     const t = table(new Map([["/ui/api/runs?namespace=prod", () => ({ items: runs })]]));
     mount(new Api(() => "", t.f, FakeES as never));
-    await settle();
+    await until(() => root.querySelector("tbody tr") !== null, "the list shows a row");
     expect(t.hits).toEqual(["/ui/api/runs?namespace=prod"]);
     expect(FakeES.all.map((e) => e.url)).toEqual(["/ui/api/events?namespace=prod"]);
     const rows = () => [...root.querySelectorAll("tbody tr")].map((tr) => tr.querySelector("a")?.textContent + " " + tr.querySelector(".phase")?.textContent);
@@ -112,7 +122,7 @@ describe("run view", () => {
     });
     const t = table(new Map([["/ui/api/runs/prod/gray", detail]]));
     mount(new Api(() => "", t.f, FakeES as never));
-    await settle();
+    await until(() => root.querySelector("svg") !== null, "the graph is drawn");
     expect(FakeES.all.map((e) => e.url)).toEqual(["/ui/api/events?namespace=prod&run=gray"]);
     const nodes = () => [...root.querySelectorAll("svg a")].map((a) => a.getAttribute("aria-label")).sort();
     expect(nodes()).toEqual(["group checks: running", "step approve: running", "step deploy: succeeded", "step smoke: succeeded"]);
@@ -124,9 +134,8 @@ describe("run view", () => {
 
     phase = "succeeded";
     await act(() => FakeES.all[0].emit("run", run({ namespace: "prod", name: "gray", resourceVersion: "101" })));
-    await settle();
+    await until(() => nodes().includes("step approve: succeeded"), "approve is shown succeeded");
     expect(t.hits).toEqual(["/ui/api/runs/prod/gray", "/ui/api/runs/prod/gray"]);
-    expect(nodes()).toContain("step approve: succeeded");
 
     // Clicking a node opens its details without a reload of the page.
     await act(() => {
