@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -127,6 +128,32 @@ func TestServeAPI(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("GET the launched instance: %d %v", code, body)
 		}
+	}
+	// The UI as wired: its API, its event stream (the cache's informer)
+	// and the embedded app at a deep link.
+	if code, body := get("/ui/api/runs?namespace=" + ns.Name); code != http.StatusOK || len(body["items"].([]any)) != 1 {
+		t.Errorf("GET /ui/api/runs: %d %v", code, body)
+	}
+	resp, err = http.Get(base + "/ui/api/events?namespace=" + ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := bufio.NewReader(resp.Body)
+	line, err := stream.ReadString('\n')
+	for err == nil && !strings.HasPrefix(line, "event: run") {
+		line, err = stream.ReadString('\n')
+	}
+	resp.Body.Close()
+	if err != nil {
+		t.Errorf("GET /ui/api/events: %d, no run event: %v", resp.StatusCode, err)
+	}
+	resp, err = http.Get(base + "/runs/" + ns.Name + "/some-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("GET a deep link: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	cancel()
 	if err := <-served; err != nil {
