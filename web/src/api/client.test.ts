@@ -78,15 +78,20 @@ describe("Api", () => {
     const api = new Api(() => "t k", fetch, FakeES as never);
     const got: string[] = [];
     const close = api.events(
-      { namespace: "prod", run: "r1" },
-      { run: (r) => got.push(`run ${r.name}`), deleted: (d) => got.push(`deleted ${d.name}`) },
+      { namespace: "prod", run: "r1", phase: "", label: "a in (x)" },
+      {
+        run: (r) => got.push(`run ${r.name}`),
+        deleted: (d) => got.push(`deleted ${d.name}`),
+        dropped: () => got.push("dropped"),
+      },
     );
     const es = FakeES.last;
-    expect(es.url).toBe("/ui/api/events?namespace=prod&run=r1&access_token=t%20k");
+    expect(es.url).toBe("/ui/api/events?namespace=prod&run=r1&label=a+in+%28x%29&access_token=t%20k");
     es.emit("run", '{"name":"r1","phase":"executing"}');
     es.emit("run", "{not json");
     es.emit("deleted", '{"namespace":"prod","name":"r1"}');
-    expect(got).toEqual(["run r1", "deleted r1"]);
+    es.emit("dropped", "");
+    expect(got).toEqual(["run r1", "deleted r1", "dropped"]);
     close();
     expect(es.closed).toBe(true);
   });

@@ -24,6 +24,8 @@ export interface EventHandlers {
   open?(): void;
   /** The stream broke; EventSource reconnects by itself. */
   error?(): void;
+  /** The server dropped this client as too far behind; it reconnects to the runs as they are then. */
+  dropped?(): void;
 }
 
 type EventSourceCtor = new (url: string) => EventSource;
@@ -74,11 +76,17 @@ export class Api {
     return this.get<RunDetail>(`/ui/api/runs/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`, signal);
   }
 
-  /** Subscribes to run events (of a namespace, or of one run); returns the function that closes the stream. */
-  events(scope: { namespace?: string; run?: string }, h: EventHandlers): () => void {
+  /**
+   * Subscribes to run events: of one run, or of the runs that pass the
+   * filters (the server filters too; the list filters again). Returns the
+   * function that closes the stream.
+   */
+  events(scope: Partial<Filters> & { run?: string }, h: EventHandlers): () => void {
     const q = new URLSearchParams();
-    if (scope.namespace) q.set("namespace", scope.namespace);
-    if (scope.run) q.set("run", scope.run);
+    for (const k of ["namespace", "run", "app", "category", "phase", "label"] as const) {
+      const v = scope[k];
+      if (v) q.set(k, v);
+    }
     const qs = q.toString();
     const es = new this.ES(withAccessToken(`${this.base}/ui/api/events${qs ? `?${qs}` : ""}`, this.token()));
     const parse = <T>(ev: Event, use: (v: T) => void) => {
@@ -90,6 +98,7 @@ export class Api {
     };
     es.addEventListener("run", (ev) => parse<RunSummary>(ev, h.run));
     es.addEventListener("deleted", (ev) => parse<RunRef>(ev, h.deleted));
+    es.addEventListener("dropped", () => h.dropped?.());
     es.addEventListener("open", () => h.open?.());
     es.addEventListener("error", () => h.error?.());
     return () => es.close();

@@ -89,6 +89,7 @@ describe("run list", () => {
     await until(() => root.querySelector("tbody tr") !== null, "the list shows a row");
     expect(t.hits).toEqual(["/ui/api/runs?namespace=prod"]);
     expect(FakeES.all.map((e) => e.url)).toEqual(["/ui/api/events?namespace=prod"]);
+    await act(() => FakeES.all[0].emit("open", null));
     const rows = () => [...root.querySelectorAll("tbody tr")].map((tr) => tr.querySelector("a")?.textContent + " " + tr.querySelector(".phase")?.textContent);
     expect(rows()).toEqual(["prod/older succeeded"]);
 
@@ -99,6 +100,16 @@ describe("run list", () => {
     expect(rows()).toEqual(["prod/newer executing", "prod/older succeeded"]);
     expect(root.querySelector('a[href="/runs/prod/newer/steps/approve"]')?.textContent).toBe("approve");
     expect(t.hits).toHaveLength(1); // live without reloading the list
+
+    // A break in the stream: once it is open again the list is loaded again
+    // (a run deleted meanwhile has no event to say so).
+    runs.splice(0, 1);
+    await act(() => {
+      FakeES.all[0].emit("error", null);
+      FakeES.all[0].emit("open", null);
+    });
+    await until(() => t.hits.length === 2, "the list is loaded again");
+    await until(() => rows().length === 0, "the deleted runs leave");
   });
 });
 

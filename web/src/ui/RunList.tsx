@@ -6,6 +6,7 @@ import type { RunSummary } from "../api/types";
 import { type Filters, filtersFromQuery, filtersToQuery, parseSelector } from "../state/filters";
 import { elapsedSeconds, formatDuration } from "../state/format";
 import { runPath } from "../state/route";
+import { coalesce } from "../state/reload";
 import { applyDeleted, applyRunEvent, sortRuns } from "../state/runlist";
 import { ErrorNote, Link, Phase, When } from "./bits";
 import { useNow } from "./hooks";
@@ -31,34 +32,53 @@ export function RunList({ api, search, go, askToken }: Props) {
     const ac = new AbortController();
     setRuns(undefined);
     setError("");
-    // Events that arrive before the list are merged once it is there.
+    // While the list loads, events wait and are merged once it is there
+    // (a stale one is then dropped by its resourceVersion).
     let loaded: RunSummary[] | undefined;
-    const pending: ((l: RunSummary[]) => RunSummary[])[] = [];
+    let pending: ((l: RunSummary[]) => RunSummary[])[] = [];
     const update = (fn: (l: RunSummary[]) => RunSummary[]) => {
       if (!loaded) pending.push(fn);
       else setRuns((l) => (l ? fn(l) : l));
     };
-    const close = api.events(
-      { namespace: filters.namespace },
-      {
-        run: (r) => update((l) => applyRunEvent(l, r, filters)),
-        deleted: (d) => update((l) => applyDeleted(l, d)),
-        open: () => setLive("live"),
-        error: () => setLive("reconnecting"),
-      },
-    );
-    api
-      .listRuns(filters, ac.signal)
-      .then((items) => {
+    const reloader = coalesce(async () => {
+      loaded = undefined;
+      try {
+        const items = await api.listRuns(filters, ac.signal);
         loaded = pending.reduce((l, fn) => fn(l), sortRuns(items));
+        pending = [];
         setRuns(loaded);
-      })
-      .catch((e: unknown) => {
+        setError("");
+      } catch (e) {
         if (ac.signal.aborted) return;
         setError((e as Error).message);
         if (e instanceof ApiError && e.status === 401) askToken();
-      });
+      }
+    });
+    // After a break (the network, or the server dropping a client that fell
+    // behind) the stream resends the runs as they are, but not the ones
+    // deleted meanwhile: load the list again.
+    let broken = false;
+    const close = api.events(filters, {
+      run: (r) => update((l) => applyRunEvent(l, r, filters)),
+      deleted: (d) => update((l) => applyDeleted(l, d)),
+      open: () => {
+        setLive("live");
+        if (broken) {
+          broken = false;
+          void reloader.request();
+        }
+      },
+      error: () => {
+        broken = true;
+        setLive("reconnecting");
+      },
+      dropped: () => {
+        broken = true;
+      },
+    });
+    void reloader.request();
     return () => {
+      reloader.stop();
       ac.abort();
       close();
     };
