@@ -266,7 +266,10 @@ spec: {schedule: "* * * * *", workflowRef: wf, concurrencyPolicy: %s}
 					t.Errorf("the active run was stopped: %s", r.Status.Phase)
 				}
 			case v1alpha1.ConcurrencyReplace:
-				old := waitRun(t, ns, first, 30*time.Second, finishedRun)
+				// runop records who terminated it just after the status.
+				old := waitRun(t, ns, first, 30*time.Second, func(r *v1alpha1.WorkflowRun) bool {
+					return r.Status.Finished && r.Annotations[runop.AnnotationOperatedBy] != ""
+				})
 				if old.Status.Phase != v1alpha1.WorkflowRunTerminated {
 					t.Errorf("replaced run is %s, want terminated", old.Status.Phase)
 				}
