@@ -165,6 +165,25 @@ func (s *server) uiEvents(w http.ResponseWriter, r *http.Request) {
 		uiFail(w, r, err)
 		return
 	}
+	// A user's event streams are bounded in number and each in time as
+	// their log streams are (their own count): a stream ends after
+	// MaxFollow, and the reconnect is authorized afresh.
+	maxStreams := s.o.MaxStreams
+	if maxStreams <= 0 {
+		maxStreams = DefaultMaxStreams
+	}
+	release, ok := s.streams.take("\x00events\x00"+u.Name, maxStreams) // no user name starts with NUL
+	if !ok {
+		uiFail(w, r, errorf(http.StatusTooManyRequests, "%s has %d event streams open, the most a user may: close one first", u.Name, maxStreams))
+		return
+	}
+	defer release()
+	maxFollow := s.o.MaxFollow
+	if maxFollow <= 0 {
+		maxFollow = DefaultMaxFollow
+	}
+	end := time.NewTimer(maxFollow)
+	defer end.Stop()
 	rc := http.NewResponseController(w)
 	max := s.o.UIEventBuffer
 	if max <= 0 {
@@ -197,6 +216,9 @@ func (s *server) uiEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-end.C:
+			_ = st.send(fmt.Sprintf("event: end\ndata: {\"reason\":\"the stream lasted %s, the most a stream may; reconnect\"}\n\n", maxFollow))
 			return
 		case <-ticker.C:
 			if st.send(": ping\n\n") != nil {

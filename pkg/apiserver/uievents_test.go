@@ -294,3 +294,23 @@ func TestUIEmbedded(t *testing.T) {
 		t.Errorf("GET /runs/ns/name: %d: %.200s", resp.StatusCode, b)
 	}
 }
+
+// TestUIEventsBounded: a user has at most MaxStreams event streams open,
+// and each ends after MaxFollow.
+func TestUIEventsBounded(t *testing.T) {
+	ten := newTenant(t)
+	srv, runs := serveUI(t, ten.ns, func(o *Options) { o.MaxStreams = 1; o.MaxFollow = 300 * time.Millisecond })
+	first, _ := openEvents(t, srv.URL, "namespace="+ten.ns, ten.readerTok)
+	if code := uiGet(t, srv.URL+"/ui/api/events?namespace="+ten.ns+"&access_token="+url.QueryEscape(ten.readerTok), "", nil); code != http.StatusTooManyRequests {
+		t.Errorf("a second stream: %d, want 429", code)
+	}
+	ev := await(t, first, 10*time.Second, "the end", func(ev uiEvent) bool { return ev.event == "end" })
+	if !strings.Contains(ev.data, "300ms") {
+		t.Errorf("end event %q", ev.data)
+	}
+	for range first { // the stream closes
+	}
+	eventually(t, func() bool { return runs.removed.Load() == 1 })
+	// Its place is free again.
+	openEvents(t, srv.URL, "namespace="+ten.ns, ten.readerTok)
+}
