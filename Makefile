@@ -17,7 +17,7 @@ help:
 	@echo "                    AUTO_APPROVE=1: approve the demo's approval step for you (it waits for the printed resume command)"
 	@echo "make build          build bin/stepflow"
 	@echo "make ui             build the web UI into web/dist (npm ci first when needed); make build then embeds it"
-	@echo "make ui-test        the web UI's Vitest tests, and its size budget checked on a build outside web/dist"
+	@echo "make ui-test        the web UI's Vitest tests, and its size budget checked on a build outside web/dist (part of make test)"
 	@echo "make image          the container image, no Docker needed: bin/stepflow-image.tar (OCI layout + docker archive)"
 	@echo "                    REGISTRY=host/repo: push it there too; GOARCH=arm64: another architecture; prints the image name"
 	@echo "make bench          evaluator and engine benchmarks"
@@ -43,6 +43,7 @@ test: control-plane helm
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 $$($(GO) list ./... | grep -v -e /pkg/engine -e /pkg/eval -e /pkg/journal)
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 -race $(RACE_PKGS)
 	$(GO) -C hack/image vet ./... && $(GO) -C hack/image test -count=1 ./...
+	$(MAKE) ui-test
 
 unit: helm
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /e2e)
