@@ -112,6 +112,29 @@ describe("layoutGraph", () => {
     }
   });
 
+  it("fits an edge that dagre routes around the nodes into the drawing", () => {
+    // As in a gray release: deploy → checks → approve → promote, and promote
+    // reads deploy's output, an edge that skips three ranks.
+    const m2 = buildGraph(
+      [step("deploy"), step("checks"), step("smoke", { parent: "checks" }), step("metrics", { parent: "checks" }), step("approve"), step("promote")],
+      [
+        { from: "deploy", to: "checks", kind: "order" },
+        { from: "checks", to: "approve", kind: "order" },
+        { from: "approve", to: "promote", kind: "dependsOn" },
+        { from: "deploy", to: "promote", kind: "input" },
+      ],
+    );
+    const l2 = layoutGraph(m2);
+    for (const e of l2.edges) {
+      for (const p of e.points) {
+        expect(p.x).toBeGreaterThanOrEqual(0);
+        expect(p.y).toBeGreaterThanOrEqual(0);
+        expect(p.x).toBeLessThanOrEqual(l2.width);
+        expect(p.y).toBeLessThanOrEqual(l2.height);
+      }
+    }
+  });
+
   it("is the same for the same model", () => {
     expect(layoutGraph(m)).toEqual(l);
   });

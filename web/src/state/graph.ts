@@ -195,11 +195,24 @@ export function layoutGraph(m: GraphModel, opts: LayoutOptions = {}): Layout {
     edge,
     points: ((g.edge(edge.from, edge.to) as { points?: { x: number; y: number }[] } | undefined)?.points ?? []).map((p) => ({ x: p.x, y: p.y })),
   }));
-  const gl = g.graph();
-  const minY = Math.min(0, ...boxes.map((b) => b.y));
-  if (minY < 0) {
-    for (const b of boxes) b.y -= minY;
-    for (const e of edges) for (const p of e.points) p.y -= minY;
+  // dagre's own width and height leave out group labels and edges routed
+  // around the nodes (a long edge may pass above the first row): fit the
+  // drawing to everything it holds.
+  const margin = 8;
+  const xs = [...boxes.flatMap((b) => [b.x, b.x + b.width]), ...edges.flatMap((e) => e.points.map((p) => p.x))];
+  const ys = [...boxes.flatMap((b) => [b.y, b.y + b.height]), ...edges.flatMap((e) => e.points.map((p) => p.y))];
+  if (xs.length === 0) return { boxes, edges, width: 0, height: 0 };
+  const dx = margin - Math.min(...xs);
+  const dy = margin - Math.min(...ys);
+  for (const b of boxes) {
+    b.x += dx;
+    b.y += dy;
   }
-  return { boxes, edges, width: gl.width ?? 0, height: (gl.height ?? 0) - minY };
+  for (const e of edges) {
+    for (const p of e.points) {
+      p.x += dx;
+      p.y += dy;
+    }
+  }
+  return { boxes, edges, width: Math.max(...xs) + dx + margin, height: Math.max(...ys) + dy + margin };
 }
