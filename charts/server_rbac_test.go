@@ -325,4 +325,3 @@ func writeKubeconfig(t *testing.T, cfg *rest.Config, path string) string {
 	}
 	return path
 }
-

@@ -19,8 +19,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/stepflow-dev/stepflow/pkg/defschema"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/defschema"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 	"github.com/stepflow-dev/stepflow/pkg/op"
 	"github.com/stepflow-dev/stepflow/pkg/op/opset"

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stepflow-dev/stepflow/pkg/defschema"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
+	"github.com/stepflow-dev/stepflow/pkg/defschema"
 	"github.com/stepflow-dev/stepflow/pkg/eval"
 )
 

@@ -34,7 +34,7 @@ func newOpCmds(deps Deps, g *globals) []*cobra.Command {
 		}),
 		newStepOpCmd(deps, g, stepOp{
 			verb: "terminate", done: "terminated",
-			short: "Stop a run for good (a run whose onTerminate is Compensate rolls back), or fail one unfinished step",
+			short:  "Stop a run for good (a run whose onTerminate is Compensate rolls back), or fail one unfinished step",
 			change: func(ch *runop.Change, step string) error { return ch.Terminate(step, time.Now()) },
 		}),
 		newRestartCmd(deps, g),

@@ -88,7 +88,6 @@ func (e *Evaluator) StdlibOps() ([]StdlibOp, error) {
 	return out, lerr
 }
 
-
 func stdlibOpsOf(ctx *cue.Context, path string, pkg cue.Value, docs stdlibDocs, maxDepth int) ([]StdlibOp, error) {
 	it, err := pkg.Fields(cue.Definitions(true))
 	if err != nil {
