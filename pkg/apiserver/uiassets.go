@@ -17,8 +17,9 @@ import (
 // index.html, uncached, so a deep link such as /runs/NS/NAME/steps/STEP
 // opens the app, which routes it.
 
-// apiPrefixes are the paths the single-page app never answers.
-var apiPrefixes = []string{"/ui/api", "/workflow", "/ws/", "/healthz", "/readyz", "/metrics", "/openapi"}
+// apiPrefixes are the paths the single-page app never answers: each
+// path, and what is under it; "/openapi" any path it begins (/openapi*).
+var apiPrefixes = []string{"/ui/api", "/workflow", "/ws", "/healthz", "/readyz", "/metrics", "/openapi"}
 
 // spa serves r from the single-page app and reports true, or reports
 // false when r is not the app's (the caller answers 404).
@@ -27,7 +28,7 @@ func (s *server) spa(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	for _, p := range apiPrefixes {
-		if r.URL.Path == p || strings.HasPrefix(r.URL.Path, strings.TrimSuffix(p, "/")+"/") {
+		if r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/") || p == "/openapi" && strings.HasPrefix(r.URL.Path, p) {
 			return false
 		}
 	}

@@ -251,6 +251,9 @@ func TestUISinglePageApp(t *testing.T) {
 		{"/assets/nested", 404, "", "", "application/json"},
 		{"/workflow/nope/x", 404, "", "", "application/json"},
 		{"/ui/api/nope", 404, "", "", "application/json"},
+		{"/openapi.yaml", 404, "", "", "application/json"},
+		{"/metrics", 404, "", "", "application/json"},
+		{"/workflows-page", 200, "<!doctype html><title>app</title>", "no-cache", "text/html"},
 		{"/healthz", 200, "", "", "application/json"},
 	} {
 		resp, err := http.Get(srv.URL + tc.path)
