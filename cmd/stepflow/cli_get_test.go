@@ -123,7 +123,9 @@ func TestCLIDescribe(t *testing.T) {
 	} {
 		ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "tree-", Namespace: c.ns}, InvolvedObject: obj,
 			Type: corev1.EventTypeWarning, Reason: "StepFailed", Message: fmt.Sprintf("step b failed (%d)", i),
-			Source: corev1.EventSource{Component: "stepflow"}, LastTimestamp: metav1.NewTime(time.Now().Add(-5 * time.Minute))}
+			// 30 minutes ago: ages of 10m to 3h print whole minutes, so the
+			// second the timestamp loses and a slow test do not show.
+			Source: corev1.EventSource{Component: "stepflow"}, LastTimestamp: metav1.NewTime(time.Now().Add(-30 * time.Minute))}
 		if err := env.Client.Create(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +201,7 @@ func TestCLIDescribe(t *testing.T) {
 		"  Failed   True     StepFailed   2026-01-02T03:04:15Z   step b failed",
 		"Events:",
 		"  TYPE      REASON       AGE   FROM       MESSAGE",
-		"  Warning   StepFailed   5m    stepflow   step b failed (0)",
+		"  Warning   StepFailed   30m   stepflow   step b failed (0)",
 		"",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
