@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/engine"
 )
 
 // Queues
@@ -121,11 +122,8 @@ func (c QueueConfig) Validate() error {
 // queueOf is the queue a run waits in: its own, else its Workflow's
 // (wf may be nil), else DefaultQueue.
 func queueOf(run *v1alpha1.WorkflowRun, wf *v1alpha1.Workflow) string {
-	if run.Spec.Queue != "" {
-		return run.Spec.Queue
-	}
-	if wf != nil && wf.Queue != "" {
-		return wf.Queue
+	if q := engine.ResolveOrchestration(run, wf).Queue; q != "" {
+		return q
 	}
 	return DefaultQueue
 }
