@@ -328,6 +328,10 @@ type session struct {
 	// evaluated again, or the next evaluation would send it again.
 	inflight sync.WaitGroup
 
+	// tokenMu lets one call of the session at a time take the token back
+	// (takeTokenBack).
+	tokenMu sync.Mutex
+
 	mu          sync.Mutex
 	outstanding int
 	// errs are the real errors of the op calls that failed, by call id,
@@ -418,17 +422,8 @@ func (s *session) call(m *message) {
 	s.outstanding--
 	last := s.outstanding == 0
 	s.mu.Unlock()
-	if last {
-		// The session goes back to CUE work: it needs the token first.
-		if s.w.acquire(s.ctx, s, false) != nil {
-			return // the worker died or the caller gave up: the session has ended
-		}
-		s.mu.Lock()
-		again := s.outstanding > 0 // another call of the batch came in meanwhile
-		s.mu.Unlock()
-		if again {
-			s.w.release(s)
-		}
+	if last && !s.takeTokenBack() {
+		return // the worker died or the caller gave up: the session has ended
 	}
 	if err := s.w.conn.send(&message{Kind: kindResult, ID: s.id, Call: m.Call, Result: r}); errors.As(err, new(*encodeError)) {
 		// Returns that are not plain data: the call fails, as it would
@@ -436,6 +431,31 @@ func (s *session) call(m *message) {
 		r = &opResult{Err: fmt.Sprintf("op %s at %q: its result is not plain data: %v", m.OpCall.Name, m.OpCall.Path, err), Permanent: true}
 		_ = s.w.conn.send(&message{Kind: kindResult, ID: s.id, Call: m.Call, Result: r})
 	}
+}
+
+// takeTokenBack gets the worker's CUE token for s before the result that
+// leaves it no call outstanding is sent: with it the worker goes back to
+// s's CUE work. Calls of one batch reach the parent one by one, so two of
+// them can each have seen none outstanding when they finished (the first
+// before the second was read): the one that comes second finds s holding
+// the token already and keeps it, rather than waiting for s itself. A call
+// of the batch read meanwhile hands the token back, so others do CUE work
+// while it runs. It returns false when s has ended.
+func (s *session) takeTokenBack() bool {
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	if !s.w.holds(s) {
+		if s.w.acquire(s.ctx, s, false) != nil {
+			return false
+		}
+	}
+	s.mu.Lock()
+	again := s.outstanding > 0
+	s.mu.Unlock()
+	if again {
+		s.w.release(s)
+	}
+	return true
 }
 
 func (s *session) runOp(m *message) (op.Result, error) {

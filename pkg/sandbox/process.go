@@ -305,6 +305,13 @@ func (w *worker) hold(s *session) error {
 	return nil
 }
 
+// holds says whether s holds the token.
+func (w *worker) holds(s *session) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.holder == s
+}
+
 // release stops s's clock and frees the token, if s holds it.
 func (w *worker) release(s *session) {
 	w.mu.Lock()

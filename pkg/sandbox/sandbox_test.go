@@ -490,3 +490,48 @@ func TestSpareWorkers(t *testing.T) {
 		t.Errorf("stats %+v, want 3 started (first, spare, replacement), 1 killed, 0 died", st)
 	}
 }
+
+// twoGets makes two op calls that need nothing from each other: the
+// worker sends both before it waits for either result.
+const twoGets = `
+import "vela/op"
+
+a: op.#HTTPGet & {url: parameter.url + "/a"}
+b: op.#HTTPGet & {url: parameter.url + "/b"}
+parameter: url: string
+`
+
+// A session whose op calls run side by side takes the worker's CUE token
+// back once, however their results and other sessions interleave: a
+// session that took it twice waited for itself until its bound killed the
+// worker (seen as a step of a trivial template failing after a minute).
+func TestParallelCallsTakeTheTokenBackOnce(t *testing.T) {
+	p := newPool(t, sandbox.Options{Workers: 1, EvalTimeout: 5 * time.Second, BusyAfter: time.Hour})
+	srv, hits := counter(t)
+	const sessions, parallel = 400, 16
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallel)
+	for i := 0; i < sessions; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out := p.Evaluate(context.Background(), eval.Request{
+				Definition: eval.Definition{Name: "two-gets", Template: twoGets},
+				Parameters: map[string]any{"url": srv.URL},
+				Step:       op.Step{StepName: "s", StepID: fmt.Sprintf("run-%d-s", i)},
+			})
+			if out.Phase != eval.Succeeded {
+				t.Errorf("session %d: %s %s: %s", i, out.Phase, out.Reason, out.Message)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := hits.Load(); got != 2*sessions {
+		t.Errorf("the endpoint got %d hits, want %d", got, 2*sessions)
+	}
+	if s := p.Stats(); s.Killed != 0 {
+		t.Errorf("%d workers were killed for an overrun; no evaluation here runs long", s.Killed)
+	}
+}
