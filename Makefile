@@ -52,16 +52,15 @@ vet:
 	$(GO) vet ./...
 
 # The web UI (web/, docs/ui.md). npm ci runs again only when the lockfile
-# changed; `go build` never needs Node (a clean clone embeds a placeholder).
-# make ui overwrites web/dist/index.html, the committed placeholder: don't
-# commit it (`git show HEAD:web/dist/index.html > web/dist/index.html`
-# puts it back).
+# changed; `go build` never needs Node (a binary built before make ui
+# serves a placeholder page). web/dist is ignored but for its .keep.
 web/node_modules/.package-lock.json: web/package-lock.json web/package.json
 	cd web && npm ci --no-audit --no-fund
 	@touch $@
 
 ui: web/node_modules/.package-lock.json
 	cd web && npm run build
+	touch web/dist/.keep
 	cd web && node scripts/size.mjs dist
 
 ui-test: web/node_modules/.package-lock.json
