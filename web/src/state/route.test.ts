@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseRoute, runPath } from "./route";
+import { appPath, definitionPath, definitionsPath, parseRoute, runPath } from "./route";
 
 describe("parseRoute", () => {
   it.each([
@@ -12,7 +12,12 @@ describe("parseRoute", () => {
     ["/runs/ns", "", { view: "notfound", path: "/runs/ns" }],
     ["/runs/ns/n/logs/x", "", { view: "notfound", path: "/runs/ns/n/logs/x" }],
     ["/runs/ns/%E0%A4%A/x", "", { view: "notfound", path: "/runs/ns/%E0%A4%A/x" }],
-    ["/definitions", "", { view: "notfound", path: "/definitions" }],
+    ["/definitions", "?namespace=prod", { view: "definitions", search: "?namespace=prod" }],
+    ["/definitions/WorkflowStepDefinition/stepflow-system/deploy", "?namespace=prod", { view: "definition", kind: "WorkflowStepDefinition", namespace: "stepflow-system", name: "deploy", search: "?namespace=prod" }],
+    ["/definitions/WorkflowStepDefinition/ns", "", { view: "notfound", path: "/definitions/WorkflowStepDefinition/ns" }],
+    ["/apps/prod/shop", "", { view: "app", namespace: "prod", appId: "shop" }],
+    ["/apps/prod", "", { view: "notfound", path: "/apps/prod" }],
+    ["/workflows", "", { view: "notfound", path: "/workflows" }],
   ])("%s%s", (path, search, want) => {
     expect(parseRoute(path, search)).toEqual(want);
   });
@@ -25,5 +30,14 @@ describe("parseRoute", () => {
     ]) {
       expect(parseRoute(runPath(ns, name, step))).toEqual({ view: "run", namespace: ns, name, step });
     }
+  });
+
+  it("reads back what the other paths write", () => {
+    expect(definitionsPath()).toBe("/definitions");
+    expect(parseRoute("/definitions", "?namespace=a%20b")).toEqual({ view: "definitions", search: "?namespace=a%20b" });
+    const d = definitionPath("ComponentDefinition", "n s", "we/b", "prod");
+    const [path, search] = d.split("?");
+    expect(parseRoute(path, `?${search}`)).toEqual({ view: "definition", kind: "ComponentDefinition", namespace: "n s", name: "we/b", search: "?namespace=prod" });
+    expect(parseRoute(appPath("prod", "a/b"))).toEqual({ view: "app", namespace: "prod", appId: "a/b" });
   });
 });
