@@ -1,10 +1,22 @@
-// The UI's API client: fetch for /ui/api/runs and /ui/api/runs/{ns}/{name},
-// EventSource for /ui/api/events. fetch and EventSource are passed in, so
-// tests can hand in an httptest-like server's or a fake's.
+// The UI's API client: fetch for the reads, actions and launches under
+// /ui/api, EventSource for /ui/api/events and a step's log stream. fetch and
+// EventSource are passed in, so tests can hand in a real local server's
+// fetch or a fake EventSource.
 
 import type { Filters } from "../state/filters";
 import { authHeaders, withAccessToken } from "../state/token";
-import type { RunDetail, RunRef, RunSummary } from "./types";
+import type {
+  DefinitionItem,
+  Deploys,
+  LaunchRequest,
+  LogLine,
+  RunDetail,
+  RunRef,
+  RunSummary,
+  StepDetail,
+  Verb,
+  WorkflowItem,
+} from "./types";
 
 /** An API answer that was not 2xx: its status and the server's {"error"} text. */
 export class ApiError extends Error {
@@ -28,6 +40,15 @@ export interface EventHandlers {
   dropped?(): void;
 }
 
+export interface LogHandlers {
+  log(l: LogLine): void;
+  /** The step or run finished, or the stream's time bound was reached; the stream is closed. */
+  end(): void;
+  /** The stream opened (again): the server sends the step's lines from the first. */
+  open?(): void;
+  error?(): void;
+}
+
 type EventSourceCtor = new (url: string) => EventSource;
 
 export class Api {
@@ -38,8 +59,15 @@ export class Api {
     private readonly base = "",
   ) {}
 
-  private async get<T>(path: string, signal?: AbortSignal): Promise<T> {
-    const res = await this.fetchFn(this.base + path, { headers: authHeaders(this.token()), signal });
+  private async request<T>(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<T> {
+    const headers: Record<string, string> = { ...authHeaders(this.token()), ...init.headers };
+    if (init.body !== undefined) headers["Content-Type"] = "application/json";
+    const res = await this.fetchFn(this.base + path, {
+      method,
+      headers,
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      signal: init.signal,
+    });
     const text = await res.text();
     if (!res.ok) {
       let msg = text;
@@ -49,13 +77,17 @@ export class Api {
       } catch {
         // not JSON: keep the text
       }
-      throw new ApiError(res.status, `GET ${path}: ${res.status} ${msg}`.trim());
+      throw new ApiError(res.status, `${method} ${path}: ${res.status} ${msg}`.trim());
     }
     try {
       return JSON.parse(text) as T;
     } catch (e) {
-      throw new ApiError(res.status, `GET ${path}: the answer is not JSON: ${(e as Error).message}`);
+      throw new ApiError(res.status, `${method} ${path}: the answer is not JSON: ${(e as Error).message}`);
     }
+  }
+
+  private get<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return this.request<T>("GET", path, { signal });
   }
 
   /** The runs that pass the filters, newest first. */
@@ -73,7 +105,74 @@ export class Api {
 
   /** One run with its steps and edges. */
   getRun(namespace: string, name: string, signal?: AbortSignal): Promise<RunDetail> {
-    return this.get<RunDetail>(`/ui/api/runs/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`, signal);
+    return this.get<RunDetail>(runURL(namespace, name), signal);
+  }
+
+  /**
+   * Asks for an action on a run. With ifMatch (the RunSummary's
+   * resourceVersion) the server answers 409 when the run changed since.
+   */
+  async act(namespace: string, name: string, verb: Verb, body: unknown, ifMatch?: string): Promise<RunSummary> {
+    const r = await this.request<{ run: RunSummary }>("POST", `${runURL(namespace, name)}/actions/${verb}`, {
+      body: body ?? {},
+      headers: ifMatch ? { "If-Match": ifMatch } : {},
+    });
+    return r.run;
+  }
+
+  /** One step's attempts, op calls, log lines and definition. */
+  getStep(namespace: string, name: string, step: string, signal?: AbortSignal): Promise<StepDetail> {
+    return this.get<StepDetail>(`${runURL(namespace, name)}/steps/${encodeURIComponent(step)}`, signal);
+  }
+
+  /** The step definitions and component definitions runs in namespace see ("" = the system namespace's). */
+  async listDefinitions(namespace: string, signal?: AbortSignal): Promise<DefinitionItem[]> {
+    const qs = namespace ? `?namespace=${encodeURIComponent(namespace)}` : "";
+    const body = await this.get<{ items: DefinitionItem[] | null }>(`/ui/api/definitions${qs}`, signal);
+    return body.items ?? [];
+  }
+
+  async listWorkflows(namespace: string, signal?: AbortSignal): Promise<WorkflowItem[]> {
+    const qs = namespace ? `?namespace=${encodeURIComponent(namespace)}` : "";
+    const body = await this.get<{ items: WorkflowItem[] | null }>(`/ui/api/workflows${qs}`, signal);
+    return body.items ?? [];
+  }
+
+  /** Creates a run of a definition or of a Workflow; returns it as created. */
+  async launch(req: LaunchRequest): Promise<RunSummary> {
+    const r = await this.request<{ run: RunSummary }>("POST", "/ui/api/runs", { body: req });
+    return r.run;
+  }
+
+  /** An app's DEPLOY runs, newest first, and the one a rollback would return to. */
+  async appDeploys(namespace: string, appId: string, signal?: AbortSignal): Promise<Deploys> {
+    const d = await this.get<Deploys>(`/ui/api/apps/${encodeURIComponent(namespace)}/${encodeURIComponent(appId)}/deploys`, signal);
+    return { items: d.items ?? [], rollbackTarget: d.rollbackTarget ?? null };
+  }
+
+  /**
+   * Follows a step's #Log lines (follow=true): the existing ones first,
+   * then new ones. Returns the function that closes the stream; it is
+   * closed by itself at `event: end`, so EventSource does not reconnect
+   * and send the lines again.
+   */
+  stepLogs(namespace: string, name: string, step: string, h: LogHandlers): () => void {
+    const url = `${this.base}${runURL(namespace, name)}/steps/${encodeURIComponent(step)}/logs?follow=true`;
+    const es = new this.ES(withAccessToken(url, this.token()));
+    es.addEventListener("log", (ev) => {
+      try {
+        h.log(JSON.parse((ev as MessageEvent<string>).data) as LogLine);
+      } catch {
+        // a malformed line is skipped
+      }
+    });
+    es.addEventListener("end", () => {
+      es.close();
+      h.end();
+    });
+    es.addEventListener("open", () => h.open?.());
+    es.addEventListener("error", () => h.error?.());
+    return () => es.close();
   }
 
   /**
@@ -103,4 +202,8 @@ export class Api {
     es.addEventListener("error", () => h.error?.());
     return () => es.close();
   }
+}
+
+function runURL(namespace: string, name: string): string {
+  return `/ui/api/runs/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
 }
