@@ -1,58 +1,18 @@
 // @vitest-environment happy-dom
 // The views rendered in a DOM with contract answers: the list shows runs and
 // takes a run event live; the run view draws the graph, opens a step from a
-// deep link and reloads on the run's event. (The HTTP client itself is
-// tested against a real server in api/client.test.ts; here fetch answers
-// from a table and counts the requests. Real-browser tests with Chromium are
-// the next step, see docs/ui.md.)
+// deep link and reloads on the run's event. (Helpers in testkit.tsx; the
+// actions, the step panel, the definitions and the app's deploys have
+// their own test files.)
 import { render } from "preact";
 import { act } from "preact/test-utils";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Api } from "../api/client";
 import type { RunDetail, RunSummary } from "../api/types";
 import { run, step } from "../state/testdata";
-import { App } from "./App";
+import { FakeES, mount as mountIn, table, until } from "./testkit";
 
 vi.setConfig({ testTimeout: 20_000 });
-
-class FakeES {
-  static all: FakeES[] = [];
-  listeners = new Map<string, ((e: Event) => void)[]>();
-  closed = false;
-  constructor(readonly url: string) {
-    FakeES.all.push(this);
-  }
-  addEventListener(type: string, fn: (e: Event) => void) {
-    this.listeners.set(type, [...(this.listeners.get(type) ?? []), fn]);
-  }
-  emit(type: string, data: unknown) {
-    for (const fn of this.listeners.get(type) ?? []) fn(new MessageEvent(type, { data: JSON.stringify(data) }));
-  }
-  close() {
-    this.closed = true;
-  }
-}
-
-function table(answers: Map<string, () => unknown>) {
-  const hits: string[] = [];
-  const f = (async (url: string) => {
-    hits.push(url);
-    const a = answers.get(url);
-    if (!a) return new Response('{"error":"not found"}', { status: 404 });
-    return new Response(JSON.stringify(a()), { status: 200 });
-  }) as unknown as typeof fetch;
-  return { f, hits };
-}
-
-// Lets the fetches and renders run until cond holds; fails after 300 turns of
-// 10 ms (a hang, not slowness; the tests' timeout is raised to match).
-async function until(cond: () => boolean, what: string) {
-  for (let i = 0; i < 300; i++) {
-    if (cond()) return;
-    await act(() => new Promise<void>((r) => setTimeout(r, 10)));
-  }
-  throw new Error(`never: ${what}`);
-}
 
 let root: HTMLElement;
 beforeEach(() => {
@@ -65,18 +25,7 @@ afterEach(() => {
   root.remove();
 });
 
-function mount(api: Api) {
-  const store = new Map<string, string>();
-  render(
-    <App
-      api={api}
-      store={{ getItem: (k) => store.get(k) ?? null, setItem: (k, v) => void store.set(k, v), removeItem: (k) => void store.delete(k) }}
-      initialToken=""
-      onToken={() => {}}
-    />,
-    root,
-  );
-}
+const mount = (api: Api) => mountIn(root, api);
 
 describe("run list", () => {
   it("shows the runs with phase text and adds a new run from an event", async () => {
@@ -87,7 +36,7 @@ describe("run list", () => {
     const t = table(new Map([["/ui/api/runs?namespace=prod", () => ({ items: runs })]]));
     mount(new Api(() => "", t.f, FakeES as never));
     await until(() => root.querySelector("tbody tr") !== null, "the list shows a row");
-    expect(t.hits).toEqual(["/ui/api/runs?namespace=prod"]);
+    expect(t.gets()).toEqual(["/ui/api/runs?namespace=prod"]);
     expect(FakeES.all.map((e) => e.url)).toEqual(["/ui/api/events?namespace=prod"]);
     await act(() => FakeES.all[0].emit("open", null));
     const rows = () => [...root.querySelectorAll("tbody tr")].map((tr) => tr.querySelector("a")?.textContent + " " + tr.querySelector(".phase")?.textContent);
@@ -134,7 +83,10 @@ describe("run view", () => {
     const t = table(new Map([["/ui/api/runs/prod/gray", detail]]));
     mount(new Api(() => "", t.f, FakeES as never));
     await until(() => root.querySelector("svg") !== null, "the graph is drawn");
-    expect(FakeES.all.map((e) => e.url)).toEqual(["/ui/api/events?namespace=prod&run=gray"]);
+    expect(FakeES.all.map((e) => e.url)).toEqual([
+      "/ui/api/events?namespace=prod&run=gray",
+      "/ui/api/runs/prod/gray/steps/approve/logs?follow=true",
+    ]);
     const nodes = () => [...root.querySelectorAll("svg a")].map((a) => a.getAttribute("aria-label")).sort();
     expect(nodes()).toEqual(["group checks: running", "step approve: running", "step deploy: succeeded", "step smoke: succeeded"]);
     expect(root.querySelectorAll("svg polyline")).toHaveLength(2); // deploy→smoke (into the group), smoke→approve
@@ -146,7 +98,7 @@ describe("run view", () => {
     phase = "succeeded";
     await act(() => FakeES.all[0].emit("run", run({ namespace: "prod", name: "gray", resourceVersion: "101" })));
     await until(() => nodes().includes("step approve: succeeded"), "approve is shown succeeded");
-    expect(t.hits).toEqual(["/ui/api/runs/prod/gray", "/ui/api/runs/prod/gray"]);
+    expect(t.gets().filter((u) => u === "/ui/api/runs/prod/gray")).toHaveLength(2);
 
     // Clicking a node opens its details without a reload of the page.
     await act(() => {
@@ -154,5 +106,7 @@ describe("run view", () => {
     });
     expect(location.pathname).toBe("/runs/prod/gray/steps/deploy");
     expect(root.querySelector("aside.panel h2")?.textContent).toBe("deploy");
+    // The log stream follows the step shown: approve's is closed, deploy's open.
+    expect(FakeES.open("/ui/api/runs/").map((e) => e.url)).toEqual(["/ui/api/runs/prod/gray/steps/deploy/logs?follow=true"]);
   });
 });

@@ -3,7 +3,9 @@ import { useEffect, useState } from "preact/hooks";
 import type { Api } from "../api/client";
 import { parseRoute, type Route } from "../state/route";
 import { saveToken, type TokenStore } from "../state/token";
+import { AppDeploys } from "./AppDeploys";
 import { Link } from "./bits";
+import { Catalogue, DefinitionPage } from "./Definitions";
 import { RunList } from "./RunList";
 import { RunView } from "./RunView";
 
@@ -53,8 +55,14 @@ export function App({ api, store, initialToken, onToken }: AppProps) {
           Stepflow
         </Link>
         <nav aria-label="Main">
-          <Link href="/" go={go}>
+          <Link href="/" go={go} current={route.view === "list" || route.view === "run" || route.view === "app"}>
             Runs
+          </Link>
+          <span class="muted" aria-hidden="true">
+            {" · "}
+          </span>
+          <Link href="/definitions" go={go} current={route.view === "definitions" || route.view === "definition"}>
+            Definitions
           </Link>
         </nav>
         <button type="button" class="quiet" aria-expanded={showToken} onClick={() => setShowToken(!showToken)}>
@@ -73,6 +81,31 @@ export function App({ api, store, initialToken, onToken }: AppProps) {
             namespace={route.namespace}
             name={route.name}
             step={route.step}
+            go={go}
+            askToken={() => setShowToken(true)}
+          />
+        )}
+        {route.view === "definitions" && (
+          <Catalogue key={`defs-${epoch}`} api={api} search={route.search} go={go} askToken={() => setShowToken(true)} />
+        )}
+        {route.view === "definition" && (
+          <DefinitionPage
+            key={`def-${epoch}-${route.kind}/${route.namespace}/${route.name}`}
+            api={api}
+            kind={route.kind}
+            namespace={route.namespace}
+            name={route.name}
+            search={route.search}
+            go={go}
+            askToken={() => setShowToken(true)}
+          />
+        )}
+        {route.view === "app" && (
+          <AppDeploys
+            key={`app-${epoch}-${route.namespace}/${route.appId}`}
+            api={api}
+            namespace={route.namespace}
+            appId={route.appId}
             go={go}
             askToken={() => setShowToken(true)}
           />

@@ -111,7 +111,7 @@ export function RunList({ api, search, go, askToken }: Props) {
           </thead>
           <tbody>
             {runs.map((r) => (
-              <tr key={`${r.namespace}/${r.name}`}>
+              <tr key={`${r.namespace}/${r.name}`} data-testid="run-row" data-name={r.name} data-namespace={r.namespace}>
                 <td>
                   <Link href={runPath(r.namespace, r.name)} go={go}>
                     <span class="muted">{r.namespace}/</span>

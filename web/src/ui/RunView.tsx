@@ -1,17 +1,18 @@
-// One run: its summary, the graph of its steps, and the details of the
-// selected step (/runs/NS/NAME/steps/STEP). Live: each event of the run
-// reloads its details (coalesced).
-import { Fragment } from "preact";
-import { useEffect, useMemo, useState } from "preact/hooks";
+// One run: its summary, its actions, the graph of its steps, and the
+// details of the selected step (/runs/NS/NAME/steps/STEP). Live: each event
+// of the run reloads its details (coalesced).
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { type Api, ApiError } from "../api/client";
-import type { RunDetail, StepNode } from "../api/types";
-import { elapsedSeconds, formatDuration, formatValue } from "../state/format";
+import type { RunDetail } from "../api/types";
+import { elapsedSeconds, formatDuration } from "../state/format";
 import { buildGraph, layoutGraph } from "../state/graph";
 import { phaseTone } from "../state/phase";
-import { coalesce } from "../state/reload";
-import { runPath } from "../state/route";
+import { coalesce, type Reloader } from "../state/reload";
+import { appPath, runPath } from "../state/route";
+import { ActionBar, useActions } from "./Actions";
 import { ErrorNote, Link, Phase, When } from "./bits";
 import { useNow } from "./hooks";
+import { StepPanel } from "./StepPanel";
 
 interface Props {
   api: Api;
@@ -27,6 +28,15 @@ export function RunView({ api, namespace, name, step, go, askToken }: Props) {
   const [error, setError] = useState("");
   const [gone, setGone] = useState(false);
   const now = useNow(1000);
+  const reloaderRef = useRef<Reloader | undefined>(undefined);
+  const act = useActions({
+    api,
+    namespace,
+    name,
+    detail,
+    reload: () => reloaderRef.current?.request() ?? Promise.resolve(),
+    askToken,
+  });
 
   useEffect(() => {
     const ac = new AbortController();
@@ -42,6 +52,7 @@ export function RunView({ api, namespace, name, step, go, askToken }: Props) {
         if (e instanceof ApiError && e.status === 404) setGone(true);
       }
     });
+    reloaderRef.current = reloader;
     void reloader.request();
     const close = api.events(
       { namespace, run: name },
@@ -106,8 +117,11 @@ export function RunView({ api, namespace, name, step, go, askToken }: Props) {
             <>
               <dt>App</dt>
               <dd>
-                {r.appId}
+                <Link href={appPath(namespace, r.appId)} go={go}>
+                  {r.appId}
+                </Link>
                 {r.category && ` · ${r.category}`}
+                <span class="muted"> (its deploys and rollback target)</span>
               </dd>
             </>
           )}
@@ -119,14 +133,25 @@ export function RunView({ api, namespace, name, step, go, askToken }: Props) {
           )}
         </dl>
       )}
+      {detail && <ActionBar detail={detail} act={act} runName={`${namespace}/${name}`} />}
+      {act.notes}
+      {act.dialog}
       {model && (
         <div class="run-body">
           <Graph model={model} namespace={namespace} name={name} selected={step} go={go} />
           {step && (
             <StepPanel
-              step={selected}
+              key={step}
+              api={api}
+              namespace={namespace}
+              name={name}
               stepName={step}
+              step={selected}
+              version={r?.resourceVersion ?? ""}
+              actions={detail?.actions}
+              act={act}
               now={now}
+              go={go}
               close={() => go(runPath(namespace, name))}
             />
           )}
@@ -169,6 +194,9 @@ function Graph(props: {
                 key={b.name}
                 href={runPath(props.namespace, props.name, b.name)}
                 class={`node group tone-${phaseTone(s?.phase ?? "")}${props.selected === b.name ? " selected" : ""}`}
+                data-testid="step-node"
+                data-step={b.name}
+                data-phase={s?.phase || "pending"}
                 aria-label={`group ${b.name}: ${s?.phase || "pending"}`}
                 onClick={(e) => {
                   e.preventDefault();
@@ -204,6 +232,9 @@ function Graph(props: {
                 key={b.name}
                 href={runPath(props.namespace, props.name, b.name)}
                 class={`node step tone-${phaseTone(phase)}${props.selected === b.name ? " selected" : ""}`}
+                data-testid="step-node"
+                data-step={b.name}
+                data-phase={phase}
                 aria-label={`step ${b.name}: ${phase}`}
                 aria-current={props.selected === b.name ? "true" : undefined}
                 onClick={(e) => {
@@ -230,92 +261,5 @@ function Graph(props: {
         </figcaption>
       )}
     </figure>
-  );
-}
-
-function StepPanel(props: { step: StepNode | undefined; stepName: string; now: Date; close(): void }) {
-  const s = props.step;
-  return (
-    <aside class="panel" aria-labelledby="step-h">
-      <div class="title">
-        <h2 id="step-h">{props.stepName}</h2>
-        <button type="button" class="quiet" onClick={props.close} aria-label="Close the step's details">
-          ✕
-        </button>
-      </div>
-      {!s && <p class="error">This run has no step named “{props.stepName}”.</p>}
-      {s && (
-        <>
-          <dl class="facts">
-            <dt>Phase</dt>
-            <dd>
-              <Phase phase={s.phase} />
-              {s.reason && <span class="muted"> {s.reason}</span>}
-            </dd>
-            <dt>Type</dt>
-            <dd>{s.type}</dd>
-            {s.parent && (
-              <>
-                <dt>Group</dt>
-                <dd>{s.parent}</dd>
-              </>
-            )}
-            <dt>Attempt</dt>
-            <dd>{s.attempt}</dd>
-            <dt>Started</dt>
-            <dd>
-              <When t={s.started} now={props.now} />
-            </dd>
-            <dt>Finished</dt>
-            <dd>
-              <When t={s.finished} now={props.now} />
-            </dd>
-            {s.started && (
-              <>
-                <dt>Duration</dt>
-                <dd>{formatDuration(elapsedSeconds(s.started, s.finished, props.now))}</dd>
-              </>
-            )}
-            {s.dependsOn?.length > 0 && (
-              <>
-                <dt>Depends on</dt>
-                <dd>{s.dependsOn.join(", ")}</dd>
-              </>
-            )}
-          </dl>
-          {s.message && (
-            <>
-              <h3>Message</h3>
-              <pre class="msg">{s.message}</pre>
-            </>
-          )}
-          <Values title="Properties" values={Object.entries(s.properties ?? {}).map(([name, value]) => ({ name, value }))} />
-          <Values title="Inputs" values={s.inputs ?? []} />
-          <Values title="Outputs" values={s.outputs ?? []} />
-        </>
-      )}
-    </aside>
-  );
-}
-
-function Values({ title, values }: { title: string; values: { name: string; value: unknown }[] }) {
-  return (
-    <>
-      <h3>{title}</h3>
-      {values.length === 0 ? (
-        <p class="muted">none</p>
-      ) : (
-        <dl class="values">
-          {values.map((v) => (
-            <Fragment key={v.name}>
-              <dt>{v.name}</dt>
-              <dd>
-                <pre>{formatValue(v.value)}</pre>
-              </dd>
-            </Fragment>
-          ))}
-        </dl>
-      )}
-    </>
   );
 }

@@ -20,11 +20,12 @@ export function When({ t, now }: { t: string; now: Date }) {
 }
 
 /** A link that navigates inside the app (history.pushState) and stays a real link for new tabs. */
-export function Link(props: { href: string; go: (href: string) => void; class?: string; children: ComponentChildren }) {
+export function Link(props: { href: string; go: (href: string) => void; class?: string; current?: boolean; children: ComponentChildren }) {
   return (
     <a
       href={props.href}
       class={props.class}
+      aria-current={props.current ? "page" : undefined}
       onClick={(e) => {
         if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
         e.preventDefault();
