@@ -126,7 +126,7 @@ function WorkflowRow({ api, go, askToken, w }: Common & { w: WorkflowItem }) {
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
   const id = `wf-${w.name}`;
-  const set = (i: number, p: Partial<Pair>) => setPairs(pairs.map((x, j) => (j === i ? { ...x, ...p } : x)));
+  const set = (i: number, p: Partial<Pair>) => setPairs((ps) => ps.map((x, j) => (j === i ? { ...x, ...p } : x)));
 
   return (
     <li data-testid="workflow-row" data-name={w.name}>
@@ -171,7 +171,7 @@ function WorkflowRow({ api, go, askToken, w }: Common & { w: WorkflowItem }) {
                 </label>
               </div>
             ))}
-            <button type="button" class="quiet" onClick={() => setPairs([...pairs, { key: "", value: "" }])}>
+            <button type="button" class="quiet" onClick={() => setPairs((ps) => [...ps, { key: "", value: "" }])}>
               Add a value
             </button>
           </fieldset>
@@ -290,7 +290,7 @@ function LaunchForm({ api, go, askToken, def, runNamespace }: Common & { def: De
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
-  const set = (path: string, v: string) => setValues({ ...values, [path]: v });
+  const set = (path: string, v: string) => setValues((vs) => ({ ...vs, [path]: v }));
 
   return (
     <form
