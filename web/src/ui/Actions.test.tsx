@@ -38,7 +38,7 @@ function detail(actions: Actions | undefined, rv = "100"): RunDetail {
 const buttons = () =>
   ["resume", "suspend", "terminate", "retry", "context"].map((v) => [v, !(byTestId(root, `action-${v}`) as HTMLButtonElement | null)?.disabled]);
 const dialog = () => root.querySelector('[role="dialog"]');
-const key = (k: string, shift = false) => document.dispatchEvent(new KeyboardEvent("keydown", { key: k, shiftKey: shift, bubbles: true }));
+const key = (k: string, shift = false): void => void document.dispatchEvent(new KeyboardEvent("keydown", { key: k, shiftKey: shift, bubbles: true }));
 
 describe("run actions", () => {
   it("enables what the server allows, confirms in a dialog, and sends with If-Match", async () => {
