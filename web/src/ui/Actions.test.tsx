@@ -96,12 +96,19 @@ describe("run actions", () => {
     expect(root.textContent).toContain("Resume: sent.");
   });
 
-  it("sets a context value parsed as JSON after confirmation", async () => {
+  it("sets a context value parsed as JSON after confirmation, and shows the run's context", async () => {
     history.replaceState(null, "", "/runs/prod/gray");
+    let context: Record<string, unknown> = { image: "shop:2" };
     const t = table(
       new Map([
-        ["/ui/api/runs/prod/gray", () => detail({ ...none, resume: true, setContext: true })],
-        ["POST /ui/api/runs/prod/gray/actions/context", () => ({ run: run({ name: "gray" }) })],
+        ["/ui/api/runs/prod/gray", () => ({ ...detail({ ...none, resume: true, setContext: true }), context })],
+        [
+          "POST /ui/api/runs/prod/gray/actions/context",
+          () => {
+            context = { ...context, continueRollout: true };
+            return { run: run({ name: "gray" }) };
+          },
+        ],
       ]),
     );
     mount(root, new Api(() => "", t.f, FakeES as never));
@@ -122,6 +129,9 @@ describe("run actions", () => {
     expect(t.hits.filter((h) => h.method === "POST")).toEqual([
       { method: "POST", url: "/ui/api/runs/prod/gray/actions/context", body: { context: { continueRollout: true } }, ifMatch: "100" },
     ]);
+    const shown = () => [...(byTestId(root, "run-context")?.querySelectorAll("dt, dd") ?? [])].map((e) => e.textContent);
+    await until(() => shown().length === 4, "the new context is shown");
+    expect(shown()).toEqual(["image", "shop:2", "continueRollout", "true"]);
   });
 
   it("shows a refusal inline and loads the run again", async () => {

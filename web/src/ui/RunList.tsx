@@ -5,7 +5,7 @@ import { type Api, ApiError } from "../api/client";
 import type { RunSummary } from "../api/types";
 import { type Filters, filtersFromQuery, filtersToQuery, parseSelector } from "../state/filters";
 import { elapsedSeconds, formatDuration } from "../state/format";
-import { runPath } from "../state/route";
+import { appPath, runPath } from "../state/route";
 import { coalesce } from "../state/reload";
 import { applyDeleted, applyRunEvent, sortRuns } from "../state/runlist";
 import { ErrorNote, Link, Phase, When } from "./bits";
@@ -137,7 +137,13 @@ export function RunList({ api, search, go, askToken }: Props) {
                   <When t={r.created} now={now} />
                 </td>
                 <td>
-                  {r.appId || <span class="muted">—</span>}
+                  {r.appId ? (
+                    <Link href={appPath(r.namespace, r.appId)} go={go}>
+                      {r.appId}
+                    </Link>
+                  ) : (
+                    <span class="muted">—</span>
+                  )}
                   {r.category && <span class="muted"> · {r.category}</span>}
                 </td>
               </tr>

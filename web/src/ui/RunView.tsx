@@ -1,10 +1,11 @@
 // One run: its summary, its actions, the graph of its steps, and the
 // details of the selected step (/runs/NS/NAME/steps/STEP). Live: each event
 // of the run reloads its details (coalesced).
+import { Fragment } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { type Api, ApiError } from "../api/client";
 import type { RunDetail } from "../api/types";
-import { elapsedSeconds, formatDuration } from "../state/format";
+import { elapsedSeconds, formatDuration, formatValue } from "../state/format";
 import { buildGraph, layoutGraph } from "../state/graph";
 import { phaseTone } from "../state/phase";
 import { coalesce, type Reloader } from "../state/reload";
@@ -132,6 +133,21 @@ export function RunView({ api, namespace, name, step, go, askToken }: Props) {
             </>
           )}
         </dl>
+      )}
+      {detail && Object.keys(detail.context ?? {}).length > 0 && (
+        <details class="context" data-testid="run-context">
+          <summary>Context ({Object.keys(detail.context).length})</summary>
+          <dl class="values">
+            {Object.entries(detail.context).map(([k, v]) => (
+              <Fragment key={k}>
+                <dt>{k}</dt>
+                <dd>
+                  <pre>{formatValue(v)}</pre>
+                </dd>
+              </Fragment>
+            ))}
+          </dl>
+        </details>
       )}
       {detail && <ActionBar detail={detail} act={act} runName={`${namespace}/${name}`} />}
       {act.notes}
