@@ -189,7 +189,9 @@ function WorkflowRow({ api, go, askToken, w }: Common & { w: WorkflowItem }) {
 function RunName({ value, set, prefix }: { value: string; set(v: string): void; prefix: string }) {
   return (
     <label class="field">
-      Run name <span class="muted">(optional; else {prefix}-…)</span>
+      <span>
+        Run name <span class="muted">(optional; else {prefix}-…)</span>
+      </span>
       <input name="run-name" data-testid="run-name" value={value} onInput={(e) => set((e.target as HTMLInputElement).value)} />
     </label>
   );
@@ -330,7 +332,9 @@ function LaunchForm({ api, go, askToken, def, runNamespace }: Common & { def: De
         defaults apply.
       </p>
       <label class="field">
-        Namespace of the run <Req />
+        <span>
+          Namespace of the run <Req />
+        </span>
         <input
           name="run-namespace"
           data-testid="run-namespace"
