@@ -75,6 +75,7 @@ describe("definitions", () => {
     const [row1, row2] = root.querySelectorAll('[data-testid="definition-row"]');
     expect(row1.querySelector("a")?.getAttribute("href")).toBe("/definitions/WorkflowStepDefinition/stepflow-system/deploy?namespace=prod");
     expect(row2.textContent).toContain("not ready: template does not compile");
+    expect(row1.querySelector(".params")?.textContent).toBe("image* (required), replicas, strategy, hosts, probe");
 
     await until(() => byTestId(root, "workflow-row") !== null, "the Workflows are listed");
     await act(() => click(byTestId(root, "workflow-row")?.querySelector("button") ?? null, "launch"));

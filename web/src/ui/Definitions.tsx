@@ -72,6 +72,7 @@ export function Catalogue({ api, go, askToken, search }: Common & { search: stri
               <th scope="col">From</th>
               <th scope="col">Ready</th>
               <th scope="col">Description</th>
+              <th scope="col">Parameters</th>
             </tr>
           </thead>
           <tbody>
@@ -88,6 +89,9 @@ export function Catalogue({ api, go, askToken, search }: Common & { search: stri
                   {d.ready ? "ready" : <span class="error">not ready{d.message && `: ${d.message}`}</span>}
                 </td>
                 <td>{d.description || <span class="muted">—</span>}</td>
+                <td>
+                  <ParamNames fields={fieldsOf(d.schema)} />
+                </td>
               </tr>
             ))}
           </tbody>
@@ -105,6 +109,27 @@ export function Catalogue({ api, go, askToken, search }: Common & { search: stri
         </ul>
       )}
     </section>
+  );
+}
+
+// The top-level parameters in a catalogue row, required ones marked.
+function ParamNames({ fields }: { fields: Field[] }) {
+  if (fields.length === 0) return <span class="muted">—</span>;
+  return (
+    <span class="params">
+      {fields.map((f, i) => (
+        <span key={f.path}>
+          {i > 0 && ", "}
+          <code>{f.path || "(JSON)"}</code>
+          {f.required && (
+            <>
+              <Req />
+              <span class="visually-hidden"> (required)</span>
+            </>
+          )}
+        </span>
+      ))}
+    </span>
   );
 }
 
