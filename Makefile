@@ -120,10 +120,11 @@ bench:
 # with live progress. EXAMPLE=gray-release runs the README's gray release
 # instead; API_LISTEN moves the REST API. The demo waits for you to
 # approve (it prints the command); AUTO_APPROVE=1 approves it for you.
+# The binary embeds the web UI, built first, at the REST API's address.
 EXAMPLE ?=
 API_LISTEN ?=
 AUTO_APPROVE ?=
-run: control-plane build
+run: control-plane ui build
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local $(if $(EXAMPLE),--example $(EXAMPLE)) $(if $(API_LISTEN),--api-listen $(API_LISTEN)) $(if $(AUTO_APPROVE),--auto-approve)
 
 # The end-to-end suite alone (make test runs it too): the real binary, a

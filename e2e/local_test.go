@@ -19,6 +19,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/stepflow-dev/stepflow/internal/testenv"
+	"github.com/stepflow-dev/stepflow/web"
 )
 
 // syncBuffer is a bytes.Buffer a process writes while a spec reads it.
@@ -116,6 +117,18 @@ var _ = Describe("make run EXAMPLE=gray-release", func() {
 			statuses = append(statuses, in.WorkflowStatus)
 		}
 		Expect(statuses).To(ContainElement("SUCCESS")) // gray-v1
+
+		By("opening the web UI at the address it printed")
+		ui := regexp.MustCompile(`▶ web UI: (?:open |this binary was built without it \()(http://127\.0\.0\.1:[0-9]+/)`).FindStringSubmatch(got)
+		Expect(ui).NotTo(BeNil(), "no web UI address printed")
+		Expect(strings.Contains(got, "▶ web UI: open ")).To(Equal(web.Built()), "the UI line says whether the binary embeds the built app")
+		page, err := http.Get(ui[1])
+		Expect(err).NotTo(HaveOccurred())
+		html, err := io.ReadAll(page.Body)
+		page.Body.Close()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(page.StatusCode).To(Equal(http.StatusOK))
+		Expect(string(html)).To(ContainSubstring("<title>Stepflow</title>"))
 
 		By("launching the gray release with the printed curl: it gets past its rollouts to the suspend, as the README says")
 		doc, err := os.ReadFile(filepath.Join(fw.Root, "examples", "gray-release.yaml"))

@@ -33,6 +33,7 @@ import (
 	"github.com/stepflow-dev/stepflow/internal/kubelet"
 	"github.com/stepflow-dev/stepflow/pkg/definition"
 	"github.com/stepflow-dev/stepflow/pkg/tenancy"
+	"github.com/stepflow-dev/stepflow/web"
 )
 
 // localOptions are the flags of `stepflow local`.
@@ -200,6 +201,11 @@ func runLocal(ctx context.Context, out io.Writer, o *localOptions) error {
 	say("▶ REST API (stepflow server, --auth none, loopback only) ready on %s; for example:", apiURL)
 	say("  curl -s '%s/workflow?appId=%s'", apiURL, grayReleaseAppID)
 	say("  curl -s --data-binary @examples/gray-release.yaml -H 'Content-Type: application/yaml' '%s/workflow/launch?appId=%s&category=DEPLOY'", apiURL, grayReleaseAppID)
+	if web.Built() {
+		say("▶ web UI: open %s/ in a browser (runs live, their graphs, approve and roll back)", apiURL)
+	} else {
+		say("▶ web UI: this binary was built without it (%s/ shows how); make run builds it, or make ui then make build", apiURL)
+	}
 
 	self := selfCommand()
 	say("")
