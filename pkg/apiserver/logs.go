@@ -23,6 +23,7 @@ import (
 	"github.com/stepflow-dev/stepflow/api"
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/app"
+	"github.com/stepflow-dev/stepflow/pkg/journal"
 	"github.com/stepflow-dev/stepflow/pkg/journal/kubestore"
 )
 
@@ -200,10 +201,21 @@ func (s *server) logTask(r *http.Request, u User) (*v1alpha1.WorkflowRun, taskRe
 type stepLogs struct {
 	lines   map[string][]string
 	dropped map[string]int
+	// data is the journal they are of (the times of the lines).
+	data journal.Data
 }
 
 // journal reads run's #Log lines from its journal ConfigMap.
 func (s *server) journal(ctx context.Context, run *v1alpha1.WorkflowRun) (stepLogs, error) {
+	d, err := s.journalData(ctx, run)
+	if err != nil {
+		return stepLogs{}, err
+	}
+	return stepLogs{lines: d.Logs, dropped: d.LogsDropped, data: d}, nil
+}
+
+// journalData reads run's journal from its ConfigMap.
+func (s *server) journalData(ctx context.Context, run *v1alpha1.WorkflowRun) (journal.Data, error) {
 	if run.Status.ContextBackend == nil {
 		// The run read (from the cache) may be older than the status that
 		// records its journal: look for the journal anyway, a miss is no
@@ -216,15 +228,16 @@ func (s *server) journal(ctx context.Context, run *v1alpha1.WorkflowRun) (stepLo
 	}
 	d, err := kubestore.New(s.o.Client, run, nil).WithLive(s.o.Live).Load(ctx)
 	if err != nil {
-		return stepLogs{}, fmt.Errorf("workflowrun %s/%s: its journal: %w", run.Namespace, run.Name, err)
+		return journal.Data{}, fmt.Errorf("workflowrun %s/%s: its journal: %w", run.Namespace, run.Name, err)
 	}
-	return stepLogs{lines: d.Logs, dropped: d.LogsDropped}, nil
+	return d, nil
 }
 
-// logSink is where follow sends a stream: each line with its number, and
-// a keep-alive when it has had nothing to send for keepAlive.
+// logSink is where follow sends a stream: each line with its number and
+// the time it was written (zero when unknown), and a keep-alive when it
+// has had nothing to send for keepAlive.
 type logSink interface {
-	line(n int, text string) error
+	line(n int, at time.Time, text string) error
 	keepAlive() error
 }
 
@@ -234,6 +247,8 @@ type logSink interface {
 type followEnd struct {
 	TaskStatus string `json:"taskStatus"`
 	Reason     string `json:"reason,omitempty"`
+	// run is the run as last seen (the UI's stream says its step's phase).
+	run *v1alpha1.WorkflowRun
 }
 
 // follow sends the lines of task ref of run numbered after sent to sink,
@@ -255,11 +270,14 @@ func (s *server) follow(ctx context.Context, run *v1alpha1.WorkflowRun, ref task
 			return followEnd{}, err
 		}
 		if end != nil {
+			end.run = f.run
 			return *end, nil
 		}
 		select {
 		case <-ctx.Done():
-			return f.ended(ctx), nil
+			end := f.ended(ctx)
+			end.run = f.run
+			return end, nil
 		case <-time.After(rewatchDelay):
 		}
 	}
@@ -354,8 +372,9 @@ func (f *follower) send(ctx context.Context) (*followEnd, error) {
 	if err != nil {
 		return f.failed(ctx, err)
 	}
-	for _, l := range unsent(d.lines[f.ref.Name], d.dropped[f.ref.Name], f.sent) {
-		if err := f.sink.line(l.n, l.text); err != nil {
+	dropped := d.dropped[f.ref.Name]
+	for _, l := range unsent(d.lines[f.ref.Name], dropped, f.sent) {
+		if err := f.sink.line(l.n, lineTime(d.data, f.ref.Name, dropped, l.n), l.text); err != nil {
 			return f.failed(ctx, err)
 		}
 		f.sent = l.n
@@ -400,6 +419,21 @@ func unsent(kept []string, dropped, sent int) []numbered {
 		}
 	}
 	return out
+}
+
+// lineTime is when line n (numbered as unsent numbers it) of step was
+// written; zero when the journal does not know, or for the line that
+// stands for dropped ones.
+func lineTime(d journal.Data, step string, dropped, n int) time.Time {
+	i := n - dropped - 1
+	if dropped > 0 {
+		i++ // the kept lines start with the one saying how many were dropped
+	}
+	if n <= dropped {
+		return time.Time{}
+	}
+	at, _ := d.LogTime(step, i)
+	return at
 }
 
 // ended is why a stream ends once ctx is done: the stream's time limit,
@@ -471,7 +505,7 @@ type sseSink struct {
 	rc *http.ResponseController
 }
 
-func (k *sseSink) line(n int, text string) error {
+func (k *sseSink) line(n int, _ time.Time, text string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "id: %d\n", n)
 	writeData(&b, text)
@@ -559,7 +593,7 @@ type wsSink struct {
 	c   *websocket.Conn
 }
 
-func (k wsSink) line(_ int, text string) error {
+func (k wsSink) line(_ int, _ time.Time, text string) error {
 	return k.c.Write(k.ctx, websocket.MessageText, []byte(text))
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	corev1 "k8s.io/api/core/v1"
@@ -128,32 +129,36 @@ func lockVersionOf(r *http.Request) (string, error) {
 	return v, nil
 }
 
-// operationError answers what runop returned: a stale lockVersion and a
-// refusal by the engine for the run's state (or a retry from a step whose
-// context snapshot was not kept) are 409 (with its status), a
-// reserved context key 400, a step the run does not have 404.
+// operationError answers what runop returned for an instance (refusal).
 func operationError(run *v1alpha1.WorkflowRun, verb string, err error) error {
-	instance := run.Namespace + "/" + run.Name
+	return refusal(verb, "instance "+run.Namespace+"/"+run.Name, app.InstanceState, err)
+}
+
+// refusal answers what runop returned when it did verb on what: a stale
+// lockVersion and a refusal by the engine for the run's state (or a
+// retry from a step whose context snapshot was not kept) are 409 (with
+// the run's state as state names it), a reserved context key 400, a step
+// the run does not have 404.
+func refusal(verb, what string, state func(*v1alpha1.WorkflowRun) string, err error) error {
 	var stale *runop.StaleError
 	if errors.As(err, &stale) {
-		return errorf(http.StatusConflict, "cannot %s instance %s: %v", verb, instance, stale)
+		return errorf(http.StatusConflict, "cannot %s %s: %v", verb, what, stale)
 	}
 	var refused *runop.RefusedError
 	if !errors.As(err, &refused) {
-		return fmt.Errorf("cannot %s instance %s: %w", verb, instance, err)
+		return fmt.Errorf("cannot %s %s: %w", verb, what, err)
 	}
-	status := app.InstanceState(refused.Run)
 	switch {
 	case errors.Is(err, engine.ErrReservedKey):
-		return badInput("cannot %s instance %s: %v", verb, instance, err)
+		return badInput("cannot %s %s: %v", verb, what, err)
 	case errors.Is(err, engine.ErrFinished), errors.Is(err, engine.ErrNotFinished),
 		errors.Is(err, engine.ErrNotSuspended), errors.Is(err, engine.ErrStepFinished),
-		errors.Is(err, journal.ErrSnapshotNotKept):
-		return errorf(http.StatusConflict, "cannot %s instance %s: it is %s: %v", verb, instance, status, err)
+		errors.Is(err, errSuspended), errors.Is(err, journal.ErrSnapshotNotKept):
+		return errorf(http.StatusConflict, "cannot %s %s: it is %s: %v", verb, what, state(refused.Run), err)
 	case errors.Is(err, engine.ErrNoStep):
-		return errorf(http.StatusNotFound, "cannot %s instance %s: %v", verb, instance, err)
+		return errorf(http.StatusNotFound, "cannot %s %s: %v", verb, what, err)
 	}
-	return fmt.Errorf("cannot %s instance %s: %w", verb, instance, err)
+	return fmt.Errorf("cannot %s %s: %w", verb, what, err)
 }
 
 // readBody decodes the JSON body of an operation into v; an empty body
@@ -183,11 +188,73 @@ func (s *server) setContext(r *http.Request, u User) (any, error) {
 	if err := readBody(r, &body, false); err != nil {
 		return nil, err
 	}
-	if len(body.Context) == 0 {
+	keys, err := contextKeys(body.Context)
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.operate(r, u, operation{verb: "set context", apply: setContextVars(keys, body.Context)}, "variables "+strings.Join(keys, ", "))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{}, nil
+}
+
+// The run operations, each a pkg/engine operation with the rules of
+// this server over it, shared by /workflow and the UI's actions (which
+// also ask them, through runop.Checker, which actions a run allows).
+
+// errSuspended is a suspend of a run that is suspended already.
+var errSuspended = errors.New("the run is suspended already")
+
+// resumeRun resumes a SUSPEND run; any other is refused.
+func resumeRun(ch *runop.Change) error {
+	if st := app.InstanceState(ch.Run); st != app.InstanceSuspend {
+		return fmt.Errorf("%w: the run is %s, not %s", engine.ErrNotSuspended, st, app.InstanceSuspend)
+	}
+	return engine.Resume(ch.Status, "")
+}
+
+// suspendRun suspends an unfinished run that is not SUSPEND already.
+func suspendRun(ch *runop.Change) error {
+	if st := app.InstanceState(ch.Run); st == app.InstanceSuspend {
+		return fmt.Errorf("%w (%s)", errSuspended, st)
+	}
+	return engine.Suspend(ch.Status, "")
+}
+
+// terminateRun stops the run, as its onTerminate says; a finished run is
+// refused with engine.ErrFinished.
+func terminateRun(now func() time.Time) func(*runop.Change) error {
+	return func(ch *runop.Change) error { return ch.Terminate("", now()) }
+}
+
+// retryRun runs a finished run again from its first step.
+func retryRun(ch *runop.Change) error { return engine.Retry(ch.Status) }
+
+// retryFromStep runs step of a finished run again, with the inputs and
+// context its last attempt had, and every step after it.
+func retryFromStep(step string) func(*runop.Change) error {
+	return func(ch *runop.Change) error {
+		g, err := ch.Graph()
+		if err != nil {
+			return err
+		}
+		j, err := ch.Journal()
+		if err != nil {
+			return err
+		}
+		return engine.RetryFrom(ch.Status, g, step, j)
+	}
+}
+
+// contextKeys are the names of the variables a context body sets, sorted:
+// a 400 for none, a nameless one or a reserved one.
+func contextKeys(vars map[string]any) ([]string, error) {
+	if len(vars) == 0 {
 		return nil, badInput(`context: want at least one variable, as {"context": {"continueRollout": true}}`)
 	}
-	keys := make([]string, 0, len(body.Context))
-	for k := range body.Context {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
 		if k == "" {
 			return nil, badInput("context: a variable needs a name")
 		}
@@ -198,22 +265,23 @@ func (s *server) setContext(r *http.Request, u User) (any, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	_, err := s.operate(r, u, operation{verb: "set context", apply: func(ch *runop.Change) error {
+	return keys, nil
+}
+
+// setContextVars sets the variables keys of vars in the run's context.
+func setContextVars(keys []string, vars map[string]any) func(*runop.Change) error {
+	return func(ch *runop.Change) error {
 		j, err := ch.Journal()
 		if err != nil {
 			return err
 		}
 		for _, k := range keys {
-			if err := engine.SetContext(ch.Status, j, k, body.Context[k]); err != nil {
+			if err := engine.SetContext(ch.Status, j, k, vars[k]); err != nil {
 				return fmt.Errorf("context variable %q: %w", k, err)
 			}
 		}
 		return nil
-	}}, "variables "+strings.Join(keys, ", "))
-	if err != nil {
-		return nil, err
 	}
-	return map[string]any{}, nil
 }
 
 // command is what an instance operation answers.
@@ -224,12 +292,7 @@ func command(r *http.Request, name string, run *v1alpha1.WorkflowRun, msg string
 
 // resume resumes a SUSPEND run; any other is a 409.
 func (s *server) resume(r *http.Request, u User) (any, error) {
-	run, err := s.operate(r, u, operation{verb: "resume", apply: func(ch *runop.Change) error {
-		if st := app.InstanceState(ch.Run); st != app.InstanceSuspend {
-			return fmt.Errorf("%w: the run is %s, not %s", engine.ErrNotSuspended, st, app.InstanceSuspend)
-		}
-		return engine.Resume(ch.Status, "")
-	}}, "")
+	run, err := s.operate(r, u, operation{verb: "resume", apply: resumeRun}, "")
 	if err != nil {
 		return nil, err
 	}
@@ -242,9 +305,7 @@ func (s *server) terminate(r *http.Request, u User) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.operateOn(r, u, run, operation{verb: "terminate", apply: func(ch *runop.Change) error {
-		return ch.Terminate("", s.o.Now())
-	}}, "")
+	done, err := s.operateOn(r, u, run, operation{verb: "terminate", apply: terminateRun(s.o.Now)}, "")
 	var refused *runop.RefusedError
 	if errors.As(err, &refused) && errors.Is(err, engine.ErrFinished) {
 		// The documented no-op: nothing was written.
@@ -258,9 +319,7 @@ func (s *server) terminate(r *http.Request, u User) (any, error) {
 
 // retry runs a finished run again from its first step.
 func (s *server) retry(r *http.Request, u User) (any, error) {
-	run, err := s.operate(r, u, operation{verb: "retry", apply: func(ch *runop.Change) error {
-		return engine.Retry(ch.Status)
-	}}, "")
+	run, err := s.operate(r, u, operation{verb: "retry", apply: retryRun}, "")
 	if err != nil {
 		return nil, err
 	}
@@ -278,17 +337,7 @@ func (s *server) retryFromTask(r *http.Request, u User) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.operateOn(r, u, run, operation{verb: "retry from task", apply: func(ch *runop.Change) error {
-		g, err := ch.Graph()
-		if err != nil {
-			return err
-		}
-		j, err := ch.Journal()
-		if err != nil {
-			return err
-		}
-		return engine.RetryFrom(ch.Status, g, ref.Name, j)
-	}}, fmt.Sprintf("task %d (step %s)", ref.ID, ref.Name))
+	done, err := s.operateOn(r, u, run, operation{verb: "retry from task", apply: retryFromStep(ref.Name)}, fmt.Sprintf("task %d (step %s)", ref.ID, ref.Name))
 	if err != nil {
 		return nil, operationError(run, "retry from task", err)
 	}

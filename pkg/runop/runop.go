@@ -99,6 +99,9 @@ type Change struct {
 	r     Runs
 	store *kubestore.Store
 	j     *journal.Journal
+	// checker is set for a Checker's try: the journal is a copy and
+	// nothing is written.
+	checker *Checker
 }
 
 // Journal opens the run's journal from its ConfigMap, once per attempt.
@@ -106,6 +109,14 @@ type Change struct {
 func (ch *Change) Journal() (*journal.Journal, error) {
 	if ch.j != nil {
 		return ch.j, nil
+	}
+	if ch.checker != nil {
+		j, err := ch.checker.journal(ch.Ctx)
+		if err != nil {
+			return nil, err
+		}
+		ch.j = j
+		return j, nil
 	}
 	// WithLive reads the ConfigMap even before the controller has
 	// recorded it in the status, when an earlier operation wrote it.
@@ -238,6 +249,51 @@ func (r Runs) audit(ctx context.Context, run *v1alpha1.WorkflowRun, o Options) e
 	metav1.SetMetaDataAnnotation(&run.ObjectMeta, AnnotationOperatedBy, o.Actor)
 	metav1.SetMetaDataAnnotation(&run.ObjectMeta, AnnotationOperation, o.Verb+" at "+now().UTC().Format(time.RFC3339))
 	return r.Client.Patch(ctx, run, client.MergeFrom(before))
+}
+
+// Checker asks whether operations would be applied to one run as read,
+// writing nothing: the rules Update applies, asked without acting (the
+// UI shows only the actions a run allows now). It reads the run's journal
+// once, for the first operation that opens it, and gives each a copy. Not
+// safe for concurrent use.
+type Checker struct {
+	r   Runs
+	run *v1alpha1.WorkflowRun
+	// data is the run's journal once loaded (loaded), or err.
+	loaded bool
+	data   journal.Data
+	err    error
+}
+
+// Checker returns a Checker of run as read (it is not read again).
+func (r Runs) Checker(run *v1alpha1.WorkflowRun) *Checker {
+	return &Checker{r: r, run: run}
+}
+
+// Check applies fn as Update does, to a copy of the run's status (and of
+// its journal, if fn opens it), and writes nothing. It returns nil when
+// Update would apply fn to the run as it is, else the *RefusedError
+// Update would return.
+func (c *Checker) Check(ctx context.Context, fn func(*Change) error) error {
+	run := c.run.DeepCopy()
+	ch := &Change{Ctx: ctx, Run: run, Status: run.Status.DeepCopy(), r: c.r, checker: c}
+	if err := fn(ch); err != nil {
+		return &RefusedError{Err: err, Phase: run.Status.Phase, Run: run}
+	}
+	return nil
+}
+
+// journal is a copy of the run's journal, kept in memory only.
+func (c *Checker) journal(ctx context.Context) (*journal.Journal, error) {
+	if !c.loaded {
+		c.loaded = true
+		store := kubestore.New(c.r.Client, c.run, nil).WithLive(c.r.Reader)
+		c.data, c.err = store.Load(ctx)
+	}
+	if c.err != nil {
+		return nil, fmt.Errorf("workflowrun %s/%s: its journal: %w", c.run.Namespace, c.run.Name, c.err)
+	}
+	return journal.New(c.data, journal.NewMemory(), journal.Limits{}), nil
 }
 
 // Steps returns the run's steps and mode: its own workflowSpec, or the
