@@ -74,6 +74,8 @@ type RunDetail struct {
 	// Context is the run's context as its steps see it (spec.context and
 	// the variables set while it runs).
 	Context map[string]any `json:"context"`
+	// Actions are the operations the run allows now (uiactions.go).
+	Actions Actions `json:"actions"`
 }
 
 // StepNode is a step or sub-step of a run: its spec with its status
@@ -136,6 +138,9 @@ func (s *server) routeUI(ui chi.Router) {
 	ui.Get("/runs", s.uiHandle(s.uiRuns))
 	ui.Get("/runs/{namespace}/{name}", s.uiHandle(s.uiRun))
 	ui.Get("/events", s.uiEvents)
+	ui.Post("/runs/{namespace}/{name}/actions/{verb}", s.uiHandle(s.uiAction))
+	ui.Get("/runs/{namespace}/{name}/steps/{step}", s.uiHandle(s.uiStep))
+	ui.Get("/runs/{namespace}/{name}/steps/{step}/logs", s.uiStepLogs)
 	ui.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		uiFail(w, r, errorf(http.StatusNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -379,6 +384,7 @@ func (s *server) uiRun(r *http.Request, u User) (any, error) {
 		Steps:   nodes,
 		Edges:   stepEdges(steps, mode),
 		Context: vars,
+		Actions: s.actionsOf(ctx, &run, steps),
 	}, nil
 }
 

@@ -18,6 +18,9 @@ func addUIPaths(doc *openapi3.T) error {
 	for name, v := range map[string]any{
 		"RunSummary": RunSummary{}, "RunList": RunList{}, "RunDetail": RunDetail{},
 		"StepNode": StepNode{}, "Edge": Edge{}, "UIError": uiError{},
+		"Actions": Actions{}, "ActionResult": ActionResult{}, "ActionBody": ActionBody{},
+		"StepDetail": StepDetail{}, "Attempt": Attempt{}, "OpCall": OpCall{}, "LogLine": LogLine{},
+		"DefinitionSource": DefinitionSource{}, "LogEnd": LogEnd{},
 	} {
 		s, err := openapi3gen.NewSchemaRefForValue(v, nil, openapi3gen.SchemaCustomizer(jsonRules))
 		if err != nil {
@@ -25,11 +28,16 @@ func addUIPaths(doc *openapi3.T) error {
 		}
 		doc.Components.Schemas[name] = s
 	}
+	// A step whose type has no definition has null.
+	if def := doc.Components.Schemas["StepDetail"].Value.Properties["definition"]; def != nil && def.Value != nil {
+		def.Value.Nullable = true
+	}
 	uiFails := map[int]string{
-		http.StatusBadRequest:      "A query parameter that does not parse.",
+		http.StatusBadRequest:      "A query parameter, header or body that does not parse.",
 		http.StatusUnauthorized:    "No bearer token, or one the cluster rejects.",
 		http.StatusForbidden:       "The caller may not get or list workflowruns in the namespace.",
-		http.StatusNotFound:        "No such run.",
+		http.StatusNotFound:        "No such run (or step, or action).",
+		http.StatusConflict:        "The run changed since the If-Match version, or its state does not allow the action (the message names it).",
 		http.StatusTooManyRequests: "The caller's rate limit is spent; Retry-After says when to retry.",
 		http.StatusNotImplemented:  "The server has no informer of runs to stream events from.",
 	}
@@ -44,28 +52,55 @@ func addUIPaths(doc *openapi3.T) error {
 		query("phase", "Only runs in this phase (pending before the controller wrote one).", str()),
 		query("label", "A Kubernetes label selector of the runs.", str()),
 	}
+	events := func(description string) *openapi3.Response {
+		return openapi3.NewResponse().WithDescription(description).WithContent(openapi3.Content{
+			"text/event-stream": openapi3.NewMediaType().WithSchema(str()),
+		})
+	}
 	ops := []struct {
-		path, id, summary string
-		query             []*openapi3.Parameter
-		ok                *openapi3.Response
-		fails             []int
+		method, path, id, summary string
+		query                     []*openapi3.Parameter
+		body                      *openapi3.RequestBody
+		ok                        *openapi3.Response
+		fails                     []int
 	}{
-		{"/ui/api/runs", "uiRuns", "The runs the caller may list, newest first.", filters,
+		{http.MethodGet, "/ui/api/runs", "uiRuns", "The runs the caller may list, newest first.", filters, nil,
 			openapi3.NewResponse().WithDescription("The runs.").WithJSONSchemaRef(ref("RunList")),
 			[]int{http.StatusBadRequest}},
-		{"/ui/api/runs/{namespace}/{name}", "uiRun", "A run with its steps (status merged in), the edges between them and its context.", nil,
+		{http.MethodGet, "/ui/api/runs/{namespace}/{name}", "uiRun",
+			"A run with its steps (status merged in), the edges between them, its context and the actions it allows now.", nil, nil,
 			openapi3.NewResponse().WithDescription("The run.").WithJSONSchemaRef(ref("RunDetail")),
 			[]int{http.StatusNotFound}},
-		{"/ui/api/events", "uiEvents",
+		{http.MethodGet, "/ui/api/events", "uiEvents",
 			"Server-Sent Events: one run event (data: RunSummary, id: resourceVersion) per matching run as it is now, then one on each change, " +
 				"deleted ({namespace, name}) on each deletion, a ': ping' comment when idle; dropped when the client reads too slowly.",
 			append(append([]*openapi3.Parameter{}, filters...),
 				query("run", "Only the run of this name.", str()),
 				query("access_token", "The bearer token, for EventSource, which cannot set headers.", str())),
-			openapi3.NewResponse().WithDescription("The event stream.").WithContent(openapi3.Content{
-				"text/event-stream": openapi3.NewMediaType().WithSchema(str()),
-			}),
+			nil, events("The event stream."),
 			[]int{http.StatusBadRequest, http.StatusNotImplemented}},
+		{http.MethodPost, "/ui/api/runs/{namespace}/{name}/actions/{verb}", "uiAction",
+			"An action on the run (verb: resume, suspend, terminate, retry, retry-from, context), as /workflow's operations do it, " +
+				"with the caller's identity (SubjectAccessReview of update; recorded on the run and in an Operated Event).", nil,
+			openapi3.NewRequestBody().WithDescription(`retry-from: {"step": name}; context: {"context": {key: value}} (merged into the run's context); ` +
+				"the others take none. An If-Match header with the run's resourceVersion makes a changed run a 409.").
+				WithJSONSchemaRef(ref("ActionBody")),
+			openapi3.NewResponse().WithDescription("The run after the write.").WithJSONSchemaRef(ref("ActionResult")),
+			[]int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict}},
+		{http.MethodGet, "/ui/api/runs/{namespace}/{name}/steps/{step}", "uiStep",
+			"A step with its attempts, the op calls of its current attempt (never their parameters or results), its #Log lines and its definition.", nil, nil,
+			openapi3.NewResponse().WithDescription("The step.").WithJSONSchemaRef(ref("StepDetail")),
+			[]int{http.StatusNotFound}},
+		{http.MethodGet, "/ui/api/runs/{namespace}/{name}/steps/{step}/logs", "uiStepLogs",
+			"Server-Sent Events: log (id: the line's number, data: LogLine) for each #Log line of the step, then, with follow, each new one " +
+				"as the controller saves it, until the step or its run is finished or the stream's time bound; then end (data: LogEnd). " +
+				"Last-Event-ID resumes after that line.",
+			[]*openapi3.Parameter{
+				query("follow", "true: stream new lines until the step is finished.", openapi3.NewBoolSchema()),
+				query("access_token", "The bearer token, for EventSource, which cannot set headers.", str()),
+			},
+			nil, events("The log stream."),
+			[]int{http.StatusBadRequest, http.StatusNotFound, http.StatusNotImplemented}},
 	}
 	for _, o := range ops {
 		op := &openapi3.Operation{OperationID: o.id, Summary: o.summary, Tags: []string{"ui"}}
@@ -75,13 +110,16 @@ func addUIPaths(doc *openapi3.T) error {
 		for _, q := range o.query {
 			op.AddParameter(q)
 		}
+		if o.body != nil {
+			op.RequestBody = &openapi3.RequestBodyRef{Value: o.body}
+		}
 		op.Responses = openapi3.NewResponses(openapi3.WithStatus(http.StatusOK, &openapi3.ResponseRef{Value: o.ok}))
 		op.Responses.Set("default", &openapi3.ResponseRef{Value: openapi3.NewResponse().
 			WithDescription("An error of the server: {\"error\": message}.").WithJSONSchemaRef(ref("UIError"))})
 		for _, status := range append(o.fails, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests) {
 			op.Responses.Set(fmt.Sprint(status), &openapi3.ResponseRef{Ref: fmt.Sprintf("#/components/responses/UI%d", status)})
 		}
-		doc.AddOperation(o.path, http.MethodGet, op)
+		doc.AddOperation(o.path, o.method, op)
 	}
 	return nil
 }
