@@ -178,3 +178,40 @@ func TestUpdateSavesJournalBeforeStatus(t *testing.T) {
 		t.Errorf("run names journal version %s, ConfigMap is at %s", got.Annotations[kubestore.VersionAnnotation], cm.ResourceVersion)
 	}
 }
+
+// A Checker answers what Update would, and writes nothing: not the
+// status, not the journal an operation changes.
+func TestCheckerWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	run, runs := newRun(t)
+	check := runs.Checker(run)
+	if err := check.Check(ctx, resume); err != nil {
+		t.Errorf("resume of a suspended run: %v", err)
+	}
+	err := check.Check(ctx, func(ch *runop.Change) error { return engine.Retry(ch.Status) })
+	var refused *runop.RefusedError
+	if !errors.As(err, &refused) || !errors.Is(err, engine.ErrNotFinished) {
+		t.Errorf("retry of an unfinished run: %v, want a RefusedError of ErrNotFinished", err)
+	}
+	setVar := func(ch *runop.Change) error {
+		j, err := ch.Journal()
+		if err != nil {
+			return err
+		}
+		return engine.SetContext(ch.Status, j, "flag", "on")
+	}
+	for range 2 {
+		if err := check.Check(ctx, setVar); err != nil {
+			t.Errorf("set context: %v", err)
+		}
+	}
+	got := get(t, run)
+	if got.ResourceVersion != run.ResourceVersion || !got.Status.Suspend {
+		t.Errorf("checks changed the run: version %s -> %s, suspend %v", run.ResourceVersion, got.ResourceVersion, got.Status.Suspend)
+	}
+	var cm corev1.ConfigMap
+	err = env.Client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: kubestore.ContextConfigMapName(run.Name)}, &cm)
+	if err == nil {
+		t.Errorf("a check wrote the journal: %v", cm.Data)
+	}
+}
