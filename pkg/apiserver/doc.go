@@ -69,8 +69,12 @@
 //     envelope, the same authentication and reviews. Its live updates
 //     are Server-Sent Events fed by the cache's informer of runs
 //     (uievents.go): a handler per stream, a bounded queue each, a slow
-//     client dropped. Every other GET path is the embedded single-page
-//     app (uiassets.go, Options.UI).
+//     client dropped. Its run actions are the operations above
+//     (uiactions.go), and which of them a run allows is asked of the
+//     same functions without writing (runop.Checker); a step's details
+//     and log stream (uisteps.go) read its status, the run's debug
+//     ConfigMap and journal, and its definition. Every other GET path is
+//     the embedded single-page app (uiassets.go, Options.UI).
 //
 //   - GET /openapi.json is an OpenAPI 3 document of every route, its
 //     schemas generated from the Go types the handlers answer with

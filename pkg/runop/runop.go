@@ -13,7 +13,9 @@
 // If-Match) gets a *StaleError instead of a retry. Once the status is
 // written, who did it is recorded on the run (AnnotationOperatedBy,
 // AnnotationOperation). The controller acts on the new status at its
-// next tick.
+// next tick. A Checker applies the same functions to a copy of a run and
+// writes nothing: whether an operation would be done now (the UI enables
+// only those).
 package runop
 
 import (
