@@ -153,7 +153,7 @@ func refusal(verb, what string, state func(*v1alpha1.WorkflowRun) string, err er
 		return badInput("cannot %s %s: %v", verb, what, err)
 	case errors.Is(err, engine.ErrFinished), errors.Is(err, engine.ErrNotFinished),
 		errors.Is(err, engine.ErrNotSuspended), errors.Is(err, engine.ErrStepFinished),
-		errors.Is(err, errSuspended), errors.Is(err, journal.ErrSnapshotNotKept):
+		errors.Is(err, errSuspended), errors.Is(err, journal.ErrSnapshotNotKept), errors.Is(err, engine.ErrRolledBack):
 		return errorf(http.StatusConflict, "cannot %s %s: it is %s: %v", verb, what, state(refused.Run), err)
 	case errors.Is(err, engine.ErrNoStep):
 		return errorf(http.StatusNotFound, "cannot %s %s: %v", verb, what, err)

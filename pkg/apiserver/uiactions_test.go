@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,6 +118,15 @@ func TestUIActionFlags(t *testing.T) {
 				code, msg := uiPost(t, base+verb, ten.launchTok, `{"context": {"k": 1}}`, "", nil)
 				if code != http.StatusConflict || !strings.Contains(msg, "it is "+got.Run.Phase) {
 					t.Errorf("%s: %d %q, want 409 naming the phase %s", verb, code, msg, got.Run.Phase)
+				}
+			}
+			for _, s := range []string{"a", "b"} {
+				if slices.Contains(tc.want.RetryFrom, s) {
+					continue
+				}
+				code, msg := uiPost(t, base+"retry-from", ten.launchTok, `{"step": "`+s+`"}`, "", nil)
+				if code != http.StatusConflict || !strings.Contains(msg, "it is "+got.Run.Phase) {
+					t.Errorf("retry-from %s: %d %q, want 409 naming the phase %s", s, code, msg, got.Run.Phase)
 				}
 			}
 			var after v1alpha1.WorkflowRun

@@ -37,6 +37,11 @@ var ErrNotSuspended = errors.New("the step is not suspended")
 // ErrStepFinished is returned by a suspend of a finished step.
 var ErrStepFinished = errors.New("the step is finished")
 
+// ErrRolledBack refuses a retry from a step of a run that rolled back:
+// what its steps did was undone, so only a retry from the start makes
+// sense.
+var ErrRolledBack = errors.New("the run rolled back")
+
 // ErrNoStep is returned when an operation names a step the run does not have
 // or that is not in the state the operation needs.
 var ErrNoStep = errors.New("no such step")
@@ -274,7 +279,7 @@ func RetryFrom(st *v1alpha1.WorkflowRunStatus, g *graph.Graph, step string, j *j
 		return fmt.Errorf("%w (it is %s): retry from step %q once it is finished, or terminate it first", ErrNotFinished, phaseOf(st), step)
 	}
 	if rollingBack(st.Phase) {
-		return fmt.Errorf("retry from step %q: the run rolled back (%s), so what its steps did was undone: retry it from the start", step, st.Phase)
+		return fmt.Errorf("retry from step %q: %w (%s), so what its steps did was undone: retry it from the start", step, ErrRolledBack, st.Phase)
 	}
 	s, ok := g.Step(step)
 	if !ok {
