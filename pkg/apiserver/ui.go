@@ -384,7 +384,7 @@ func (s *server) uiRun(r *http.Request, u User) (any, error) {
 		Steps:   nodes,
 		Edges:   stepEdges(steps, mode),
 		Context: vars,
-		Actions: s.actionsOf(ctx, &run, steps),
+		Actions: s.actionsOf(ctx, u, &run, steps),
 	}, nil
 }
 

@@ -55,10 +55,14 @@ var actionVerbs = []string{"resume", "suspend", "terminate", "retry", "retry-fro
 // engine refuses a set context by the run's state, not by its names.
 const contextProbe = "stepflowActionCheck"
 
-// actionsOf are the operations run allows now: each operation's function
-// applied to a copy of run (runop.Checker); steps are its steps, whose
-// names a retry from a step is asked of.
-func (s *server) actionsOf(ctx context.Context, run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowStep) Actions {
+// actionsOf are the operations u may do on run now: none when u may not
+// update runs in its namespace (the review every action passes), else
+// each operation's function applied to a copy of run (runop.Checker);
+// steps are its steps, whose names a retry from a step is asked of.
+func (s *server) actionsOf(ctx context.Context, u User, run *v1alpha1.WorkflowRun, steps []v1alpha1.WorkflowStep) Actions {
+	if s.o.Auth.Authorize(ctx, u, Access{Verb: "update", Namespace: run.Namespace}) != nil {
+		return Actions{RetryFrom: []string{}}
+	}
 	check := runop.Runs{Reader: s.o.Client, Client: s.o.Client}.Checker(run)
 	ok := func(fn func(*runop.Change) error) bool { return check.Check(ctx, fn) == nil }
 	a := Actions{

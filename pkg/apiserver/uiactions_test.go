@@ -101,11 +101,19 @@ func TestUIActionFlags(t *testing.T) {
 			run := create(t, uiRunObj(ten.ns, name, "", "", nil, steps...))
 			setStatus(t, run, tc.status)
 			var got RunDetail
-			if code := uiGet(t, srv.URL+"/ui/api/runs/"+ten.ns+"/"+name, ten.readerTok, &got); code != http.StatusOK {
+			if code := uiGet(t, srv.URL+"/ui/api/runs/"+ten.ns+"/"+name, ten.launchTok, &got); code != http.StatusOK {
 				t.Fatal(code)
 			}
 			if d := cmp.Diff(tc.want, got.Actions); d != "" {
 				t.Errorf("actions (-want +got):\n%s", d)
+			}
+			// A reader, who may not update runs, is offered none.
+			var read RunDetail
+			if code := uiGet(t, srv.URL+"/ui/api/runs/"+ten.ns+"/"+name, ten.readerTok, &read); code != http.StatusOK {
+				t.Fatal(code)
+			}
+			if d := cmp.Diff(Actions{RetryFrom: none}, read.Actions); d != "" {
+				t.Errorf("a reader's actions (-want +got):\n%s", d)
 			}
 			// Each action the flags refuse is refused, naming the state,
 			// and changes nothing.
@@ -157,7 +165,7 @@ func TestUIActionFlags(t *testing.T) {
 	}
 	inCache(t, &live)
 	var got RunDetail
-	uiGet(t, srv.URL+"/ui/api/runs/"+ten.ns+"/running", ten.readerTok, &got)
+	uiGet(t, srv.URL+"/ui/api/runs/"+ten.ns+"/running", ten.launchTok, &got)
 	if !got.Actions.Resume || got.Actions.Suspend {
 		t.Errorf("a suspended run's actions: %+v", got.Actions)
 	}
@@ -228,7 +236,7 @@ func TestUIActionsMoveARun(t *testing.T) {
 		t.Helper()
 		var got RunDetail
 		eventually(t, func() bool {
-			return uiGet(t, base, o.ten.readerTok, &got) == http.StatusOK && ok(got)
+			return uiGet(t, base, o.ten.launchTok, &got) == http.StatusOK && ok(got)
 		})
 		return got
 	}
