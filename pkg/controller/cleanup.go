@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -43,7 +42,7 @@ const DefaultRollbackTargets = 3
 
 // CategoryDeploy is the category (app.LabelCategory) of the runs that
 // deploy an application: their newest succeeded ones are rollback targets.
-const CategoryDeploy = "DEPLOY"
+const CategoryDeploy = app.CategoryDeploy
 
 // Keys of the cleanup reconciler: its requests name a run, or a group of
 // runs to hold to a history limit, by a prefix no Kubernetes name has.
@@ -110,20 +109,10 @@ func (r *CleanupReconciler) keys(run *v1alpha1.WorkflowRun) []reconcile.Request 
 	if o := metav1.GetControllerOf(run); o != nil && o.Kind == scheduleKind.Kind && strings.HasPrefix(o.APIVersion, v1alpha1.GroupVersion.Group+"/") {
 		add(cleanupSchedule + o.Name)
 	}
-	if id, scope, ok := deployTarget(run); ok {
+	if id, scope, ok := app.RollbackTarget(run); ok {
 		add(cleanupApp + id + "/" + scope)
 	}
 	return keys
-}
-
-// deployTarget reports whether the run is a succeeded DEPLOY run of an
-// application, one that may be a rollback target, and its app-id and
-// scope labels.
-func deployTarget(run *v1alpha1.WorkflowRun) (appID, scope string, ok bool) {
-	appID, scope = run.Labels[app.LabelAppID], run.Labels[app.LabelScope]
-	ok = appID != "" && scope != "" && run.Labels[app.LabelCategory] == CategoryDeploy &&
-		run.Status.Finished && run.Status.Phase == v1alpha1.WorkflowRunSucceeded
-	return appID, scope, ok
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -243,7 +232,7 @@ func (r *CleanupReconciler) prune(ctx context.Context, runs []v1alpha1.WorkflowR
 		if g.limit == nil || len(g.runs) <= int(*g.limit) {
 			continue
 		}
-		sortNewestFirst(g.runs)
+		app.SortNewestFirst(g.runs)
 		kept := 0
 		for _, run := range g.runs {
 			keep, err := targets.has(ctx, r, run)
@@ -291,22 +280,19 @@ func (r *CleanupReconciler) keepTargets() int {
 	return max(r.Config.RollbackTargets, DefaultRollbackTargets)
 }
 
-// deployRuns are the succeeded DEPLOY runs of an application and scope,
-// newest first.
+// deployRuns are the rollback targets of an application and scope (its
+// succeeded DEPLOY runs), newest first: app.RollbackTargets.
 func (r *CleanupReconciler) deployRuns(ctx context.Context, ns, appID, scope string) ([]*v1alpha1.WorkflowRun, error) {
 	var list v1alpha1.WorkflowRunList
 	if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{
 		app.LabelAppID: appID, app.LabelScope: scope, app.LabelCategory: CategoryDeploy}); err != nil {
 		return nil, fmt.Errorf("listing the DEPLOY runs of app %s, scope %s in namespace %s: %w", appID, scope, ns, err)
 	}
-	var runs []*v1alpha1.WorkflowRun
+	runs := make([]*v1alpha1.WorkflowRun, len(list.Items))
 	for i := range list.Items {
-		if _, _, ok := deployTarget(&list.Items[i]); ok {
-			runs = append(runs, &list.Items[i])
-		}
+		runs[i] = &list.Items[i]
 	}
-	sortNewestFirst(runs)
-	return runs, nil
+	return app.RollbackTargets(runs), nil
 }
 
 // rollbackTargets caches, for one reconcile, the rollback targets of each
@@ -316,7 +302,7 @@ type rollbackTargets map[string]map[string]bool
 // has reports whether the run is one of the newest succeeded DEPLOY runs
 // of its application and scope, which are never deleted.
 func (t rollbackTargets) has(ctx context.Context, r *CleanupReconciler, run *v1alpha1.WorkflowRun) (bool, error) {
-	appID, scope, ok := deployTarget(run)
+	appID, scope, ok := app.RollbackTarget(run)
 	if !ok {
 		return false, nil
 	}
@@ -334,23 +320,6 @@ func (t rollbackTargets) has(ctx context.Context, r *CleanupReconciler, run *v1a
 		t[k] = names
 	}
 	return names[run.Name], nil
-}
-
-// sortNewestFirst orders runs as the latest-run op does (pkg/op/appop):
-// by status.endTime, then instance id, then name, the greater first.
-func sortNewestFirst(runs []*v1alpha1.WorkflowRun) {
-	sort.SliceStable(runs, func(i, j int) bool {
-		a, b := runs[i].Status.EndTime.Time, runs[j].Status.EndTime.Time
-		if !a.Equal(b) {
-			return a.After(b)
-		}
-		ai, aok := app.InstanceID(runs[i])
-		bi, bok := app.InstanceID(runs[j])
-		if aok && bok && ai != bi {
-			return ai > bi
-		}
-		return runs[i].Name > runs[j].Name
-	})
 }
 
 // delete deletes a finished run, only the one read (its UID), in the

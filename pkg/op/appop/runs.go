@@ -2,7 +2,6 @@ package appop
 
 import (
 	"context"
-	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,9 +27,8 @@ func (*latestRunOp) Class(any) op.Class { return op.Idempotent }
 
 // Run lists, as the step's identity, the runs of the step's namespace with
 // the app-id and scope labels of the step's run and the category asked
-// for, and returns the newest in the phase asked for by status end time
-// (then by instance id, then by name, the greater first), other than the
-// step's own run.
+// for, and returns the newest in the phase asked for (app.Newer: by status
+// end time, then instance id, then name), other than the step's own run.
 func (o *latestRunOp) Run(ctx context.Context, call *op.Call) (op.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return op.Result{}, err
@@ -71,20 +69,7 @@ func (o *latestRunOp) Run(ctx context.Context, call *op.Call) (op.Result, error)
 	if len(found) == 0 {
 		return op.Result{Returns: map[string]any{"found": false}}, nil
 	}
-	sort.Slice(found, func(i, j int) bool {
-		a, b := found[i].Status.EndTime.Time, found[j].Status.EndTime.Time
-		if !a.Equal(b) {
-			return a.After(b)
-		}
-		// End times have whole seconds: of runs that ended in the same
-		// one, the later launched (the higher instance id) is the newer.
-		ai, aok := app.InstanceID(found[i])
-		bi, bok := app.InstanceID(found[j])
-		if aok && bok && ai != bi {
-			return ai > bi
-		}
-		return found[i].Name > found[j].Name
-	})
+	app.SortNewestFirst(found)
 	newest := found[0]
 	end := ""
 	if !newest.Status.EndTime.IsZero() {
