@@ -19,7 +19,7 @@ import (
 )
 
 // descriptionAnnotation holds a definition's description, as in KubeVela.
-const descriptionAnnotation = "definition.oam.dev/description"
+const descriptionAnnotation = definition.AnnotationDescription
 
 func newDefCmd(deps Deps, g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "def", Short: "Work with step definitions (WorkflowStepDefinitions)"}

@@ -147,18 +147,20 @@ With -A, lists the definitions of every namespace.`,
 				return printObject(deps.Stdout, c.Scheme(), g.output, l)
 			}
 			var defs []v1beta1.WorkflowStepDefinition
-			seen := map[string]bool{}
-			for _, ns := range namespaces {
+			if all {
 				var l v1beta1.WorkflowStepDefinitionList
-				if err := c.List(ctx, &l, client.InNamespace(ns)); err != nil {
+				if err := c.List(ctx, &l); err != nil {
 					return apiError(err, "listing workflowstepdefinitions in "+where)
 				}
-				for _, d := range l.Items {
-					// The namespace's own definition hides the system one.
-					if all || !seen[d.Name] {
-						defs = append(defs, d)
-						seen[d.Name] = true
-					}
+				defs = l.Items
+			} else {
+				// The namespace's own definition hides the system one.
+				visible, err := definition.Cluster{Reader: c, SystemNamespace: system}.For(ctx, g.ns()).List()
+				if err != nil {
+					return apiError(err, "listing workflowstepdefinitions in "+where)
+				}
+				for _, v := range visible {
+					defs = append(defs, *v.Object.(*v1beta1.WorkflowStepDefinition))
 				}
 			}
 			if len(defs) == 0 {

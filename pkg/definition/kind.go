@@ -82,7 +82,7 @@ func FromObject(obj client.Object) (eval.DefinitionSource, error) {
 	return eval.DefinitionSource{
 		Definition:  eval.Definition{Name: obj.GetName(), Template: schematic.CUE.Template, Compensate: compensate},
 		Type:        kind.sourceType(),
-		Description: obj.GetAnnotations()["definition.oam.dev/description"],
+		Description: obj.GetAnnotations()[AnnotationDescription],
 	}, nil
 }
 
