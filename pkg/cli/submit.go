@@ -1,19 +1,17 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
+	"github.com/stepflow-dev/stepflow/pkg/app"
 )
 
 // submitFlags are the flags of stepflow submit.
@@ -87,19 +85,9 @@ func submit(cmd *cobra.Command, deps Deps, g *globals, f submitFlags) error {
 	if err := c.Get(ctx, wfKey, &v1alpha1.Workflow{}); err != nil {
 		return fmt.Errorf("--from workflow/%s: %w", workflow, apiError(err, described("workflow", wfKey)))
 	}
-	run := &v1alpha1.WorkflowRun{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: f.name, GenerateName: f.generateName},
-		Spec:       v1alpha1.WorkflowRunSpec{WorkflowRef: workflow},
-	}
-	if f.name == "" && f.generateName == "" {
-		run.GenerateName = workflow + "-"
-	}
-	if len(params) > 0 {
-		raw, err := json.Marshal(params)
-		if err != nil {
-			return fmt.Errorf("-p: %w", err)
-		}
-		run.Spec.Context = &runtime.RawExtension{Raw: raw}
+	run, err := app.Submission{Namespace: ns, Name: f.name, GenerateName: f.generateName, Workflow: workflow, Context: params}.Run()
+	if err != nil {
+		return fmt.Errorf("-p: %w", err)
 	}
 	if err := c.Create(ctx, run); err != nil {
 		name := f.name
