@@ -73,8 +73,12 @@
 //     (uiactions.go), and which of them a run allows is asked of the
 //     same functions without writing (runop.Checker); a step's details
 //     and log stream (uisteps.go) read its status, the run's debug
-//     ConfigMap and journal, and its definition. Every other GET path is
-//     the embedded single-page app (uiassets.go, Options.UI).
+//     ConfigMap and journal, and its definition. The catalogue
+//     (uicatalogue.go) lists definitions as the controller resolves them
+//     and launches one-step or Workflow runs (app.Submission, checked
+//     first as /workflow/launch is); an app's deploy history (uiapps.go)
+//     follows app's rollback rule. Every other GET path is the embedded
+//     single-page app (uiassets.go, Options.UI).
 //
 //   - GET /openapi.json is an OpenAPI 3 document of every route, its
 //     schemas generated from the Go types the handlers answer with

@@ -73,8 +73,11 @@ func TestOpenAPIDocumentValidates(t *testing.T) {
 		for method, op := range item.Operations() {
 			public := op.Security != nil && len(*op.Security) == 0
 			want := []string{"200", "default"}
-			if op.OperationID == "wsLogs" {
+			switch op.OperationID {
+			case "wsLogs":
 				want[0] = "101" // Switching Protocols
+			case "uiLaunch":
+				want[0] = "201" // Created
 			}
 			if !public {
 				want = append(want, "401", "403", "429")

@@ -141,6 +141,10 @@ func (s *server) routeUI(ui chi.Router) {
 	ui.Post("/runs/{namespace}/{name}/actions/{verb}", s.uiHandle(s.uiAction))
 	ui.Get("/runs/{namespace}/{name}/steps/{step}", s.uiHandle(s.uiStep))
 	ui.Get("/runs/{namespace}/{name}/steps/{step}/logs", s.uiStepLogs)
+	ui.Get("/definitions", s.uiHandle(s.uiDefinitions))
+	ui.Get("/workflows", s.uiHandle(s.uiWorkflows))
+	ui.Post("/runs", s.uiHandleStatus(http.StatusCreated, s.uiLaunch))
+	ui.Get("/apps/{namespace}/{appId}/deploys", s.uiHandle(s.uiDeploys))
 	ui.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		uiFail(w, r, errorf(http.StatusNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -148,7 +152,10 @@ func (s *server) routeUI(ui chi.Router) {
 
 // uiHandle is handle for the UI's API: the same authentication and rate
 // limit, answers without the envelope.
-func (s *server) uiHandle(f call) http.HandlerFunc {
+func (s *server) uiHandle(f call) http.HandlerFunc { return s.uiHandleStatus(http.StatusOK, f) }
+
+// uiHandleStatus is uiHandle answering a success with status.
+func (s *server) uiHandleStatus(status int, f call) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, ok := s.authenticateTo(w, r, uiFail)
 		if !ok {
@@ -159,7 +166,7 @@ func (s *server) uiHandle(f call) http.HandlerFunc {
 			uiFail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, data)
+		writeJSON(w, status, data)
 	}
 }
 

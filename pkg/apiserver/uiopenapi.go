@@ -21,6 +21,9 @@ func addUIPaths(doc *openapi3.T) error {
 		"Actions": Actions{}, "ActionResult": ActionResult{}, "ActionBody": ActionBody{},
 		"StepDetail": StepDetail{}, "Attempt": Attempt{}, "OpCall": OpCall{}, "LogLine": LogLine{},
 		"DefinitionSource": DefinitionSource{}, "LogEnd": LogEnd{},
+		"DefinitionItem": DefinitionItem{}, "DefinitionList": DefinitionList{}, "WorkflowItem": WorkflowItem{},
+		"WorkflowList": WorkflowList{}, "LaunchRequest": LaunchRequest{}, "Launched": Launched{},
+		"RunRef": RunRef{}, "Deploys": Deploys{},
 	} {
 		s, err := openapi3gen.NewSchemaRefForValue(v, nil, openapi3gen.SchemaCustomizer(jsonRules))
 		if err != nil {
@@ -33,13 +36,14 @@ func addUIPaths(doc *openapi3.T) error {
 		def.Value.Nullable = true
 	}
 	uiFails := map[int]string{
-		http.StatusBadRequest:      "A query parameter, header or body that does not parse.",
-		http.StatusUnauthorized:    "No bearer token, or one the cluster rejects.",
-		http.StatusForbidden:       "The caller may not get or list workflowruns in the namespace.",
-		http.StatusNotFound:        "No such run (or step, or action).",
-		http.StatusConflict:        "The run changed since the If-Match version, or its state does not allow the action (the message names it).",
-		http.StatusTooManyRequests: "The caller's rate limit is spent; Retry-After says when to retry.",
-		http.StatusNotImplemented:  "The server has no informer of runs to stream events from.",
+		http.StatusBadRequest:            "A query parameter, header or body that does not parse.",
+		http.StatusUnauthorized:          "No bearer token, or one the cluster rejects.",
+		http.StatusForbidden:             "The caller may not get or list workflowruns in the namespace.",
+		http.StatusNotFound:              "No such run (or step, or action).",
+		http.StatusConflict:              "The run changed since the If-Match version, or its state does not allow the action (the message names it).",
+		http.StatusTooManyRequests:       "The caller's rate limit is spent; Retry-After says when to retry.",
+		http.StatusNotImplemented:        "The server has no informer of runs to stream events from.",
+		http.StatusRequestEntityTooLarge: "The request body is larger than the server takes.",
 	}
 	for status, description := range uiFails {
 		doc.Components.Responses[fmt.Sprintf("UI%d", status)] = &openapi3.ResponseRef{Value: openapi3.NewResponse().
@@ -63,14 +67,16 @@ func addUIPaths(doc *openapi3.T) error {
 		body                      *openapi3.RequestBody
 		ok                        *openapi3.Response
 		fails                     []int
+		// okStatus is the status of a success; 0: 200.
+		okStatus int
 	}{
 		{http.MethodGet, "/ui/api/runs", "uiRuns", "The runs the caller may list, newest first.", filters, nil,
 			openapi3.NewResponse().WithDescription("The runs.").WithJSONSchemaRef(ref("RunList")),
-			[]int{http.StatusBadRequest}},
+			[]int{http.StatusBadRequest}, 0},
 		{http.MethodGet, "/ui/api/runs/{namespace}/{name}", "uiRun",
 			"A run with its steps (status merged in), the edges between them, its context and the actions it allows now.", nil, nil,
 			openapi3.NewResponse().WithDescription("The run.").WithJSONSchemaRef(ref("RunDetail")),
-			[]int{http.StatusNotFound}},
+			[]int{http.StatusNotFound}, 0},
 		{http.MethodGet, "/ui/api/events", "uiEvents",
 			"Server-Sent Events: one run event (data: RunSummary, id: resourceVersion) per matching run as it is now, then one on each change, " +
 				"deleted ({namespace, name}) on each deletion, a ': ping' comment when idle; dropped when the client reads too slowly.",
@@ -78,7 +84,7 @@ func addUIPaths(doc *openapi3.T) error {
 				query("run", "Only the run of this name.", str()),
 				query("access_token", "The bearer token, for EventSource, which cannot set headers.", str())),
 			nil, events("The event stream."),
-			[]int{http.StatusBadRequest, http.StatusNotImplemented}},
+			[]int{http.StatusBadRequest, http.StatusNotImplemented}, 0},
 		{http.MethodPost, "/ui/api/runs/{namespace}/{name}/actions/{verb}", "uiAction",
 			"An action on the run (verb: resume, suspend, terminate, retry, retry-from, context), as /workflow's operations do it, " +
 				"with the caller's identity (SubjectAccessReview of update; recorded on the run and in an Operated Event).", nil,
@@ -86,11 +92,11 @@ func addUIPaths(doc *openapi3.T) error {
 				"the others take none. An If-Match header with the run's resourceVersion makes a changed run a 409.").
 				WithJSONSchemaRef(ref("ActionBody")),
 			openapi3.NewResponse().WithDescription("The run after the write.").WithJSONSchemaRef(ref("ActionResult")),
-			[]int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict}},
+			[]int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict}, 0},
 		{http.MethodGet, "/ui/api/runs/{namespace}/{name}/steps/{step}", "uiStep",
 			"A step with its attempts, the op calls of its current attempt (never their parameters or results), its #Log lines and its definition.", nil, nil,
 			openapi3.NewResponse().WithDescription("The step.").WithJSONSchemaRef(ref("StepDetail")),
-			[]int{http.StatusNotFound}},
+			[]int{http.StatusNotFound}, 0},
 		{http.MethodGet, "/ui/api/runs/{namespace}/{name}/steps/{step}/logs", "uiStepLogs",
 			"Server-Sent Events: log (id: the line's number, data: LogLine) for each #Log line of the step, then, with follow, each new one " +
 				"as the controller saves it, until the step or its run is finished or the stream's time bound; then end (data: LogEnd). " +
@@ -100,7 +106,25 @@ func addUIPaths(doc *openapi3.T) error {
 				query("access_token", "The bearer token, for EventSource, which cannot set headers.", str()),
 			},
 			nil, events("The log stream."),
-			[]int{http.StatusBadRequest, http.StatusNotFound, http.StatusNotImplemented}},
+			[]int{http.StatusBadRequest, http.StatusNotFound, http.StatusNotImplemented}, 0},
+		{http.MethodGet, "/ui/api/definitions", "uiDefinitions",
+			"The step and component definitions runs of the namespace resolve types to: its own, then the system namespace's it does not define again; by kind, then name.",
+			[]*openapi3.Parameter{query("namespace", "The namespace whose runs would use them; default: the system namespace's definitions.", str())}, nil,
+			openapi3.NewResponse().WithDescription("The definitions.").WithJSONSchemaRef(ref("DefinitionList")),
+			[]int{http.StatusBadRequest}, 0},
+		{http.MethodGet, "/ui/api/workflows", "uiWorkflows", "The stored Workflows, by namespace then name.",
+			[]*openapi3.Parameter{query("namespace", "Only this namespace; default: every namespace the caller may list.", str())}, nil,
+			openapi3.NewResponse().WithDescription("The Workflows.").WithJSONSchemaRef(ref("WorkflowList")),
+			[]int{http.StatusBadRequest}, 0},
+		{http.MethodPost, "/ui/api/runs", "uiLaunch",
+			"Launch a run of one step (definition, properties) or of a stored Workflow (workflow, context), created by the caller (create workflowruns).", nil,
+			openapi3.NewRequestBody().WithRequired(true).WithJSONSchemaRef(ref("LaunchRequest")),
+			openapi3.NewResponse().WithDescription("The run created.").WithJSONSchemaRef(ref("Launched")),
+			[]int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}, http.StatusCreated},
+		{http.MethodGet, "/ui/api/apps/{namespace}/{appId}/deploys", "uiDeploys",
+			"The app's DEPLOY runs in the namespace, newest first, and the run a rollback returns to now.", nil, nil,
+			openapi3.NewResponse().WithDescription("The app's deploys.").WithJSONSchemaRef(ref("Deploys")),
+			nil, 0},
 	}
 	for _, o := range ops {
 		op := &openapi3.Operation{OperationID: o.id, Summary: o.summary, Tags: []string{"ui"}}
@@ -113,7 +137,11 @@ func addUIPaths(doc *openapi3.T) error {
 		if o.body != nil {
 			op.RequestBody = &openapi3.RequestBodyRef{Value: o.body}
 		}
-		op.Responses = openapi3.NewResponses(openapi3.WithStatus(http.StatusOK, &openapi3.ResponseRef{Value: o.ok}))
+		okStatus := o.okStatus
+		if okStatus == 0 {
+			okStatus = http.StatusOK
+		}
+		op.Responses = openapi3.NewResponses(openapi3.WithStatus(okStatus, &openapi3.ResponseRef{Value: o.ok}))
 		op.Responses.Set("default", &openapi3.ResponseRef{Value: openapi3.NewResponse().
 			WithDescription("An error of the server: {\"error\": message}.").WithJSONSchemaRef(ref("UIError"))})
 		for _, status := range append(o.fails, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests) {

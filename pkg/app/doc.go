@@ -60,6 +60,16 @@
 //     from, with the caller's own client, not the step's identity
 //     (pkg/op/appop's relaunch, given the controller's allocator).
 //
+//   - Rollback targets. A rollback returns to the newest succeeded DEPLOY
+//     run of its app-id and scope (RollbackTargets; newest by Newer: runs
+//     not ended yet, then by end time, instance id and name). The
+//     latest-run op, the cleanup that keeps those runs and the UI's
+//     gray-release view all follow this one rule.
+//
+//   - A Submission is a run that is not an application's: of a stored
+//     Workflow with a context (`stepflow submit`, the UI) or of one step
+//     with properties (the UI's launch from a definition).
+//
 // Nothing here reconciles or renders: step definitions do that.
 //
 // # States
