@@ -250,7 +250,9 @@ func TestUILaunch(t *testing.T) {
 	if err := env.Client.Create(ctx, wf); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool { return conn.GetClient().Get(ctx, client.ObjectKeyFromObject(wf), &v1alpha1.Workflow{}) == nil })
+	eventually(t, func() bool {
+		return conn.GetClient().Get(ctx, client.ObjectKeyFromObject(wf), &v1alpha1.Workflow{}) == nil
+	})
 
 	// Refused: nothing is created.
 	for _, tc := range []struct {
