@@ -24,8 +24,8 @@ const indexAppID = "stepflow.dev/app-id-label"
 // its client reads the objects of Stepflow's API (WorkflowRuns, step
 // definitions) from a cache (without managedFields), runs indexed by app
 // id, and ConfigMaps and Secrets from the API server, so no informer over
-// every ConfigMap starts. The informers of runs and step definitions are
-// registered here, so once it is started, its cache's WaitForCacheSync
+// every ConfigMap starts. The informers of runs, step and component
+// definitions and Workflows are registered here, so once it is started, its cache's WaitForCacheSync
 // means they are loaded: wait for it before serving.
 func NewCluster(cfg *rest.Config) (cluster.Cluster, error) {
 	s, err := api.NewScheme()
@@ -52,8 +52,14 @@ func NewCluster(cfg *rest.Config) (cluster.Cluster, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("indexing workflowruns by app id: %w", err)
 	}
-	if _, err := c.GetCache().GetInformer(ctx, &v1beta1.WorkflowStepDefinition{}); err != nil {
-		return nil, fmt.Errorf("watching workflowstepdefinitions: %w", err)
+	for what, obj := range map[string]client.Object{
+		"workflowstepdefinitions": &v1beta1.WorkflowStepDefinition{},
+		"componentdefinitions":    &v1beta1.ComponentDefinition{}, // the UI's catalogue
+		"workflows":               &v1alpha1.Workflow{},
+	} {
+		if _, err := c.GetCache().GetInformer(ctx, obj); err != nil {
+			return nil, fmt.Errorf("watching %s: %w", what, err)
+		}
 	}
 	return c, nil
 }

@@ -255,7 +255,9 @@ func (s *server) uiLaunch(r *http.Request, u User) (any, error) {
 		what = "workflow " + req.Workflow
 		key := types.NamespacedName{Namespace: req.Namespace, Name: req.Workflow}
 		var wf v1alpha1.Workflow
-		switch err := s.o.Client.Get(ctx, key, &wf); {
+		// Read from the API server: one created a moment ago may not be
+		// in the cache yet.
+		switch err := s.o.Live.Get(ctx, key, &wf); {
 		case apierrors.IsNotFound(err):
 			return nil, badInput("workflow %s does not exist", key)
 		case err != nil:
@@ -263,7 +265,7 @@ func (s *server) uiLaunch(r *http.Request, u User) (any, error) {
 		}
 		steps = len(wf.Steps)
 	} else {
-		defs := definition.Cluster{Reader: s.o.Client, SystemNamespace: s.o.SystemNamespace}.For(ctx, req.Namespace)
+		defs := definition.Cluster{Reader: s.o.Client, Live: s.o.Live, SystemNamespace: s.o.SystemNamespace}.For(ctx, req.Namespace)
 		if err := knownStepTypes(defs, run.Spec.WorkflowSpec.Steps); err != nil {
 			return nil, err
 		}

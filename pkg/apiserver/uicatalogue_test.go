@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/go-cmp/cmp"
@@ -250,9 +251,8 @@ func TestUILaunch(t *testing.T) {
 	if err := env.Client.Create(ctx, wf); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool {
-		return conn.GetClient().Get(ctx, client.ObjectKeyFromObject(wf), &v1alpha1.Workflow{}) == nil
-	})
+	// Launched at once: the Workflow is read from the API server, not
+	// the cache that may not have it yet.
 
 	// Refused: nothing is created.
 	for _, tc := range []struct {
@@ -340,5 +340,58 @@ func TestUILaunch(t *testing.T) {
 			}
 			return false
 		})
+	}
+}
+
+// TestUILaunchedRunsRun: what a launch makes is a run the controller runs
+// as asked, the step's properties and the Workflow run's context reaching
+// the templates.
+func TestUILaunchedRunsRun(t *testing.T) {
+	ten := newTenant(t)
+	srv, _ := serveUI(t, ten.ns, nil)
+	ctx := context.Background()
+	sayEnv := &v1beta1.WorkflowStepDefinition{ObjectMeta: metav1.ObjectMeta{Namespace: ten.ns, Name: "say-env"},
+		Spec: v1beta1.WorkflowStepDefinitionSpec{Schematic: &v1beta1.Schematic{CUE: &v1beta1.CUE{Template: `import "vela/builtin"
+
+msg: builtin.#Message & {$params: message: "env is \(context.env)"}
+parameter: {}
+`}}}}
+	wf := &v1alpha1.Workflow{ObjectMeta: metav1.ObjectMeta{Namespace: ten.ns, Name: "greet"},
+		WorkflowSpec: v1alpha1.WorkflowSpec{Steps: []v1alpha1.WorkflowStep{{WorkflowStepBase: v1alpha1.WorkflowStepBase{Name: "say", Type: "say-env"}}}}}
+	for _, o := range []client.Object{sayEnv, wf} {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startOpsController(t)
+	for _, tc := range []struct{ body, step, message string }{
+		{`{"definition":"print-message-in-status","properties":{"message":"from the UI"}}`, "print-message-in-status", "from the UI"},
+		{`{"workflow":"greet","context":{"env":"prod"}}`, "say", "env is prod"},
+	} {
+		status, b := uiSend(t, http.MethodPost, srv.URL+"/ui/api/runs", ten.launchTok, tc.body)
+		if status != http.StatusCreated {
+			t.Fatalf("POST /ui/api/runs %s: %d %s", tc.body, status, b)
+		}
+		var got Launched
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		key := client.ObjectKey{Namespace: got.Run.Namespace, Name: got.Run.Name}
+		var run v1alpha1.WorkflowRun
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if err := env.Client.Get(ctx, key, &run); err != nil {
+				t.Fatal(err)
+			}
+			if run.Status.Finished || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if run.Status.Phase != v1alpha1.WorkflowRunSucceeded || len(run.Status.Steps) != 1 ||
+			run.Status.Steps[0].Name != tc.step || run.Status.Steps[0].Message != tc.message {
+			t.Errorf("run %s of %s: %s (%s), steps %+v; want succeeded, step %s saying %q",
+				key, tc.body, run.Status.Phase, run.Status.Message, run.Status.Steps, tc.step, tc.message)
+		}
 	}
 }
