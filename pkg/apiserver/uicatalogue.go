@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -161,17 +160,13 @@ func definitionItem(v definition.Visible) (DefinitionItem, error) {
 	if err != nil {
 		return DefinitionItem{}, err
 	}
-	st, err := definition.StatusOf(v.Object)
-	if err != nil {
-		return DefinitionItem{}, err
-	}
 	item := DefinitionItem{Kind: string(kind), Name: v.Object.GetName(), Namespace: v.Object.GetNamespace(),
 		Source: SourceNamespace, Description: v.Object.GetAnnotations()[definition.AnnotationDescription]}
 	if v.System {
 		item.Source = SourceSystem
 	}
-	switch c := meta.FindStatusCondition(*st.Conditions, v1beta1.ConditionReady); {
-	case c == nil || c.ObservedGeneration != v.Object.GetGeneration():
+	switch c := definition.Ready(v.Object); {
+	case c == nil:
 		item.Message = "the controller has not checked this generation of the definition yet"
 	case c.Status == metav1.ConditionTrue:
 		item.Ready = true

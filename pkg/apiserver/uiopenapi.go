@@ -38,7 +38,7 @@ func addUIPaths(doc *openapi3.T) error {
 	uiFails := map[int]string{
 		http.StatusBadRequest:            "A query parameter, header or body that does not parse.",
 		http.StatusUnauthorized:          "No bearer token, or one the cluster rejects.",
-		http.StatusForbidden:             "The caller may not get or list workflowruns in the namespace.",
+		http.StatusForbidden:             "The caller may not do what the call needs to workflowruns in the namespace (get or list to read, update to act, create to launch).",
 		http.StatusNotFound:              "No such run (or step, or action).",
 		http.StatusConflict:              "The run changed since the If-Match version, or its state does not allow the action (the message names it).",
 		http.StatusTooManyRequests:       "The caller's rate limit is spent; Retry-After says when to retry.",

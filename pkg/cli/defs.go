@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -125,8 +124,8 @@ func definitionObject(src eval.DefinitionSource) *unstructured.Unstructured {
 // True when its template compiles, False when it does not, Unknown until
 // the controller has looked.
 func ready(d *v1beta1.WorkflowStepDefinition) string {
-	c := meta.FindStatusCondition(d.Status.Conditions, v1beta1.ConditionReady)
-	if c == nil || c.ObservedGeneration != d.Generation {
+	c := definition.Ready(d)
+	if c == nil {
 		return string(metav1.ConditionUnknown)
 	}
 	return string(c.Status)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stepflow-dev/stepflow/api/v1beta1"
@@ -80,4 +82,20 @@ func listKind(l Lookup, kind Kind, ns string) ([]client.Object, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// Ready is a definition object's Ready condition as of its current
+// generation: nil until the controller has looked at that generation (or
+// when obj is not a definition), else True when its template compiles and
+// False, saying why, when it does not.
+func Ready(obj client.Object) *metav1.Condition {
+	st, err := StatusOf(obj)
+	if err != nil {
+		return nil
+	}
+	c := meta.FindStatusCondition(*st.Conditions, v1beta1.ConditionReady)
+	if c == nil || c.ObservedGeneration != obj.GetGeneration() {
+		return nil
+	}
+	return c
 }
