@@ -57,8 +57,8 @@ spec:
 	for _, d := range list.Items {
 		got = append(got, d.Namespace+"/"+d.Name)
 	}
-	if diff := cmp.Diff([]string{c.ns + "/shared", sys + "/say"}, got); diff != "" {
-		t.Errorf("def list -o json: the namespace's first, then the system's it does not hide (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{sys + "/say", c.ns + "/shared"}, got); diff != "" {
+		t.Errorf("def list -o json: the table's definitions, by name (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"NAME | DESCRIPTION | READY | FROM", "shared | Mine | Unknown | " + c.ns},
 		columns(c.ok("def", "list"))); diff != "" {

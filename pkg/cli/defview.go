@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -128,24 +127,6 @@ With -A, lists the definitions of every namespace.`,
 				namespaces = defNamespaces(g.ns(), system)
 				where = "namespace " + strings.Join(namespaces, " or ")
 			}
-			if g.output == outYAML || g.output == outJSON {
-				l := &unstructured.UnstructuredList{}
-				l.SetGroupVersionKind(kindDefinition.GroupVersion().WithKind(kindDefinition.Kind + "List"))
-				seen := map[string]bool{}
-				for _, ns := range namespaces {
-					got, err := listServer(ctx, c, kindDefinition, client.InNamespace(ns))
-					if err != nil {
-						return err
-					}
-					for _, u := range got.Items {
-						if all || !seen[u.GetName()] {
-							l.Items = append(l.Items, u)
-							seen[u.GetName()] = true
-						}
-					}
-				}
-				return printObject(deps.Stdout, c.Scheme(), g.output, l)
-			}
 			var defs []v1beta1.WorkflowStepDefinition
 			if all {
 				var l v1beta1.WorkflowStepDefinitionList
@@ -163,9 +144,9 @@ With -A, lists the definitions of every namespace.`,
 					defs = append(defs, *v.Object.(*v1beta1.WorkflowStepDefinition))
 				}
 			}
-			if len(defs) == 0 {
-				fmt.Fprintf(deps.Stderr, "No workflowstepdefinitions found in %s.\n", where)
-				return nil
+			if g.output == outYAML || g.output == outJSON {
+				// As the table: by name (every namespace's: as listed).
+				return printObject(deps.Stdout, c.Scheme(), g.output, &v1beta1.WorkflowStepDefinitionList{Items: defs})
 			}
 			slices.SortStableFunc(defs, func(a, b v1beta1.WorkflowStepDefinition) int {
 				if c := strings.Compare(a.Name, b.Name); c != 0 || all {
@@ -173,6 +154,10 @@ With -A, lists the definitions of every namespace.`,
 				}
 				return strings.Compare(a.Namespace, b.Namespace)
 			})
+			if len(defs) == 0 {
+				fmt.Fprintf(deps.Stderr, "No workflowstepdefinitions found in %s.\n", where)
+				return nil
+			}
 			header := []string{"NAME", "DESCRIPTION", "READY", "FROM"}
 			if all {
 				header = []string{"NAMESPACE", "NAME", "DESCRIPTION", "READY"}
