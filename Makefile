@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help test unit control-plane helm generate build bench vet run fuzz ui ui-test
+.PHONY: help test unit control-plane helm chromium generate build bench vet run fuzz ui ui-test
 
 # The packages whose tests also run with the race detector in make test:
 # the engine and the evaluator run steps concurrently, the journal is
@@ -17,6 +17,7 @@ help:
 	@echo "                    AUTO_APPROVE=1: approve the demo's approval step for you (it waits for the printed resume command)"
 	@echo "make build          build bin/stepflow"
 	@echo "make ui             build the web UI into web/dist (npm ci first when needed); make build then embeds it"
+	@echo "make chromium       install Debian's chromium for the browser tests (e2e/browser) when missing"
 	@echo "make ui-test        the web UI's Vitest tests, and its size budget checked on a build outside web/dist (part of make test)"
 	@echo "make image          the container image, no Docker needed: bin/stepflow-image.tar (OCI layout + docker archive)"
 	@echo "                    REGISTRY=host/repo: push it there too; GOARCH=arm64: another architecture; prints the image name"
@@ -34,11 +35,20 @@ help:
 control-plane:
 	@hack/control-plane.sh >/dev/null
 
+# Installs Debian's chromium package (apt-get, as root or with sudo) for
+# the browser tests when /usr/bin/chromium is missing; hack/chromium.sh
+# prints the browser's path.
+chromium:
+	@hack/chromium.sh >/dev/null
+
 # Links a helm v3 from PATH, or builds one (once) into bin/helm.
 helm:
 	@hack/helm.sh >/dev/null
 
-test: control-plane helm
+# The browser tests (e2e/browser) drive the UI the binary embeds in
+# Chromium: make ui builds it first (the tree stays clean), and
+# hack/chromium.sh installs Debian's chromium when it is missing.
+test: control-plane helm chromium ui
 	$(GO) vet ./...
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 $$($(GO) list ./... | grep -v -e /pkg/engine -e /pkg/eval -e /pkg/journal)
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 -race $(RACE_PKGS)
@@ -127,10 +137,11 @@ AUTO_APPROVE ?=
 run: control-plane ui build
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" bin/stepflow local $(if $(EXAMPLE),--example $(EXAMPLE)) $(if $(API_LISTEN),--api-listen $(API_LISTEN)) $(if $(AUTO_APPROVE),--auto-approve)
 
-# The end-to-end suite alone (make test runs it too): the real binary, a
+# The end-to-end suites alone (make test runs them too): the real binary, a
 # local control plane, the controller as its own process; verbose Ginkgo.
+# e2e/browser drives the built UI in Chromium.
 .PHONY: e2e
-e2e: control-plane
+e2e: control-plane chromium ui
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) test -count=1 -v ./e2e/... -args -ginkgo.v
 
 # Load test: a local control plane, the controller as its own process and
