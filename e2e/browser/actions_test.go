@@ -1,7 +1,7 @@
 package browser
 
 import (
-	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -51,9 +51,10 @@ template: {
 `
 
 var _ = Describe("acting from the web UI", func() {
-	It("4. resumes a suspended gray release after setting continueRollout=true, and sees it succeed", func(ctx SpecContext) {
+	It("4. resumes a suspended gray release after setting continueRollout=true (and rollback=false), and sees it succeed", func(ctx SpecContext) {
 		ns := "ui-gray"
-		tab := openTab(tenant(ctx, ns))
+		tok := tenant(ctx, ns)
+		tab := openTab(tok)
 		Expect(tenancy.SetUpRunner(ctx, fw.Client, ns, tenancy.DefaultServiceAccount, append(RunnerRules, deploymentRules...))).To(Succeed())
 		DeferCleanup(Kubelet(fw.Client, ns, 200*time.Millisecond))
 		Expect(fw.Stepflow("-n", ns, "launch", "-f", filepath.Join(fw.Root, grayRelease), "--category", "DEPLOY", "--name", "gray-ui",
@@ -64,20 +65,27 @@ var _ = Describe("acting from the web UI", func() {
 		tab.open("/runs/" + ns + "/gray-ui")
 		tab.waitFor("the run suspended at "+suspendStep, nodePhase(suspendStep)+` === "suspending"`)
 
-		By("setting continueRollout=true with the context form")
-		tab.click(`[data-testid="action-context"]`)
-		tab.fill(`[data-testid="context-key"]`, "continueRollout")
-		tab.fill(`[data-testid="context-value"]`, "true")
-		tab.click(`[data-testid="context-submit"]`)
-		tab.click(confirm)
-		Eventually(func() (map[string]any, error) {
-			run, err := fw.Run(ns, "gray-ui")()
-			if err != nil || run.Spec.Context == nil {
-				return nil, err
+		By("setting continueRollout=true and rollback=false with the context form")
+		setContext := func(key, value string) {
+			GinkgoHelper()
+			if !eval[bool](tab, `document.querySelector('[data-testid="context-key"]') !== null`) {
+				tab.click(`[data-testid="action-context"]`)
 			}
-			var c map[string]any
-			return c, json.Unmarshal(run.Spec.Context.Raw, &c)
-		}).Should(HaveKeyWithValue("continueRollout", true), "the context holds a boolean, not the text \"true\"")
+			tab.fill(`[data-testid="context-key"]`, key)
+			tab.fill(`[data-testid="context-value"]`, value)
+			tab.click(`[data-testid="context-submit"]`)
+			tab.click(confirm)
+			tab.waitFor("the run's context to show "+key, fmt.Sprintf(
+				`[...document.querySelectorAll('[data-testid="run-context"] dt')].some((d) => d.textContent === %s)`, jsString(key)))
+		}
+		setContext("continueRollout", "true")
+		setContext("rollback", "false")
+		var detail struct {
+			Context map[string]any `json:"context"`
+		}
+		uiGet(tok, "/ui/api/runs/"+ns+"/gray-ui", &detail)
+		Expect(detail.Context).To(And(HaveKeyWithValue("continueRollout", true), HaveKeyWithValue("rollback", false)),
+			"the context holds booleans, not the text \"true\"")
 
 		By("resuming with the UI")
 		tab.waitFor("Resume enabled", `document.querySelector('[data-testid="action-resume"]')?.disabled === false`)
@@ -104,6 +112,7 @@ var _ = Describe("acting from the web UI", func() {
 		if eval[bool](tab, `!document.querySelector('`+field+`').matches("input, textarea")`) {
 			field += ` input, ` + field + ` textarea` // the test id is on the field's wrapper
 		}
+		tab.fill(`[data-testid="run-namespace"]`, ns)
 		tab.fill(field, "Ada")
 		tab.click(launchBtn)
 

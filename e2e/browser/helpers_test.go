@@ -2,7 +2,10 @@ package browser
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -41,6 +44,21 @@ func tenant(ctx context.Context, ns string) string {
 			authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: "core.oam.dev", Resource: "workflowruns"})
 	}
 	return tok
+}
+
+// uiGet reads path of the UI's API as the user of token, into v.
+func uiGet(token, path string, v any) {
+	GinkgoHelper()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(resp.StatusCode).To(Equal(http.StatusOK), "GET %s: %s", path, body)
+	Expect(json.Unmarshal(body, v)).To(Succeed(), "GET %s: %s", path, body)
 }
 
 // runFile applies manifest (runs, workflows) in namespace ns with
