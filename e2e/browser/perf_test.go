@@ -34,7 +34,8 @@ const interactiveGuard = 5 * time.Second
 // watchInteractive runs in the page before the app does: it notes (in
 // window.__stepflowInteractive, milliseconds since the navigation began)
 // when the run list first shows %d rows and the first row's link is the
-// element a click at its centre reaches.
+// element a click at its centre reaches, and the main thread's long tasks
+// (over 50 ms), which say where the time went.
 const watchInteractive = `(() => {
 	const want = %d;
 	const ready = () => {
@@ -47,6 +48,10 @@ const watchInteractive = `(() => {
 		const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
 		return hit !== null && (hit === a || a.contains(hit));
 	};
+	window.__stepflowLongTasks = [];
+	new PerformanceObserver((list) => {
+		for (const e of list.getEntries()) window.__stepflowLongTasks.push([Math.round(e.startTime), Math.round(e.duration)]);
+	}).observe({ type: "longtask", buffered: true });
 	new MutationObserver((_, observer) => {
 		if (ready()) {
 			window.__stepflowInteractive = performance.now();
@@ -100,6 +105,9 @@ var _ = Describe("the run list with 1,000 runs stored", func() {
 		AddReportEntry("time to interactive with 1,000 runs", interactive.String())
 		GinkgoWriter.Printf("measured: / with %d runs: interactive (all rows rendered, the first clickable) %.0f ms after the navigation began; DOMContentLoaded %.0f ms, load %.0f ms; GET /ui/api/runs from %.0f to %.0f ms\n",
 			storedRuns, t["interactive"], t["domContentLoaded"], t["load"], t["listStart"], t["listEnd"])
+
+		GinkgoWriter.Printf("measured: the page's long tasks (start ms, duration ms) before it was interactive: %v\n",
+			eval[[][2]float64](tab, `window.__stepflowLongTasks.filter(([start]) => start < window.__stepflowInteractive)`))
 
 		By("logging the initial JavaScript: what index.html loads before the app runs, gzipped")
 		scripts := eval[[]string](tab, `[...document.querySelectorAll('script[type="module"][src], link[rel="modulepreload"][href]')].map((e) => new URL(e.src || e.href).pathname)`)
