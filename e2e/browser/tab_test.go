@@ -25,8 +25,7 @@ const tokenKey = "stepflow.token"
 // Tab is one browser tab on the server's UI, in a browser context of its
 // own (its own storage), signed in with one user's token.
 type Tab struct {
-	ctx  context.Context
-	stop context.CancelFunc
+	ctx context.Context
 }
 
 // openTab opens a tab whose requests carry token, and closes it when the
@@ -41,7 +40,7 @@ func openTab(token string) *Tab {
 		stop()
 		failWithArtifacts(fmt.Sprintf("opening a tab: %v", err))
 	}
-	t := &Tab{ctx: ctx, stop: stop}
+	t := &Tab{ctx: ctx}
 	current = t
 	DeferCleanup(func() {
 		current = nil
