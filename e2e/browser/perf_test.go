@@ -26,6 +26,10 @@ import (
 // storedRuns is how many runs the page-load measurement lists.
 const storedRuns = 1000
 
+// firstPage is how many rows the list shows before "Show more" (PAGE in
+// web/src/ui/RunList.tsx).
+const firstPage = 100
+
 // interactiveGuard is a generous bound on the time to interactive, a
 // guard against a page that stalls, not the budget: the issue's budget is
 // 1 s, and the spec reports the figure measured.
@@ -33,7 +37,7 @@ const interactiveGuard = 5 * time.Second
 
 // watchInteractive runs in the page before the app does: it notes (in
 // window.__stepflowInteractive, milliseconds since the navigation began)
-// when the run list first shows %d rows and the first row's link is the
+// when the run list first shows its first page of %d rows and the first row's link is the
 // element a click at its centre reaches, and the main thread's long tasks
 // (over 50 ms), which say where the time went.
 const watchInteractive = `(() => {
@@ -84,11 +88,11 @@ var _ = Describe("the run list with 1,000 runs stored", func() {
 		tab := openTab(tok)
 		tab.do("watching for the list to become interactive", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 			_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument,
-				page.AddScriptToEvaluateOnNewDocumentParams{Source: fmt.Sprintf(watchInteractive, storedRuns)})
+				page.AddScriptToEvaluateOnNewDocumentParams{Source: fmt.Sprintf(watchInteractive, firstPage)})
 			return err
 		}))
 		tab.open("/")
-		tab.waitFor(fmt.Sprintf("%d rows, the first one clickable", storedRuns), "window.__stepflowInteractive")
+		tab.waitFor(fmt.Sprintf("the first %d rows, the first one clickable", firstPage), "window.__stepflowInteractive")
 		t := eval[map[string]float64](tab, `(() => {
 			const nav = performance.getEntriesByType("navigation")[0];
 			return {
@@ -103,7 +107,7 @@ var _ = Describe("the run list with 1,000 runs stored", func() {
 		})()`)
 		interactive := time.Duration(t["interactive"] * float64(time.Millisecond))
 		AddReportEntry("time to interactive with 1,000 runs", interactive.String())
-		GinkgoWriter.Printf("measured: / with %d runs: interactive (all rows rendered, the first clickable) %.0f ms after the navigation began; DOMContentLoaded %.0f ms, load %.0f ms; GET /ui/api/runs from %.0f to %.0f ms\n",
+		GinkgoWriter.Printf("measured: / with %d runs: interactive (the first page of rows rendered, the first clickable) %.0f ms after the navigation began; DOMContentLoaded %.0f ms, load %.0f ms; GET /ui/api/runs from %.0f to %.0f ms\n",
 			storedRuns, t["interactive"], t["domContentLoaded"], t["load"], t["listStart"], t["listEnd"])
 
 		GinkgoWriter.Printf("measured: the page's long tasks (start ms, duration ms) before it was interactive: %v\n",
@@ -123,7 +127,12 @@ var _ = Describe("the run list with 1,000 runs stored", func() {
 		GinkgoWriter.Printf("measured: initial JavaScript %s: %.1f KiB, %.1f KiB gzipped\n", strings.Join(scripts, ", "), float64(raw)/1024, float64(gz)/1024)
 
 		Expect(interactive).To(BeNumerically("<", interactiveGuard), "a guard only: the figure is reported")
-		Expect(eval[int](tab, `document.querySelectorAll('`+runRow+`').length`)).To(Equal(storedRuns))
+		Expect(eval[int](tab, `document.querySelectorAll('`+runRow+`').length`)).To(Equal(firstPage))
+		Expect(eval[string](tab, `document.querySelector('[data-testid="runs-shown"]').textContent`)).To(Equal(fmt.Sprintf("%d of %d runs", firstPage, storedRuns)))
+
+		By("showing the next page")
+		tab.click(`[data-testid="more-runs"]`)
+		tab.waitFor("two pages of rows", fmt.Sprintf(`document.querySelectorAll('%s').length === %d`, runRow, 2*firstPage))
 
 		By("clicking the first row's run")
 		first := eval[string](tab, `document.querySelector('`+runRow+`').dataset.name`)

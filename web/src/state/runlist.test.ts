@@ -21,11 +21,25 @@ describe("applyRunEvent", () => {
     expect(names(list)).toEqual(["default/a", "default/b"]); // not changed in place
   });
 
+  it("orders runs created in the same second as the server does: namespace, then name from the greater", () => {
+    const at = "2026-12-06T14:00:00Z";
+    const l = [run({ namespace: "b", name: "x", created: at }), run({ namespace: "a", name: "y", created: at })].reduce(
+      (l, r) => applyRunEvent(l, r, emptyFilters),
+      [run({ namespace: "a", name: "z", created: at })],
+    );
+    expect(names(l)).toEqual(["a/z", "a/y", "b/x"]);
+    expect(names(sortRuns([...l].reverse()))).toEqual(["a/z", "a/y", "b/x"]);
+  });
+
   it("replaces a known run in its place", () => {
     const a2 = run({ name: "a", created: a.created, phase: "succeeded", resourceVersion: "101" });
     const l = applyRunEvent(list, a2, emptyFilters);
     expect(names(l)).toEqual(["default/a", "default/b"]);
     expect(l[0].phase).toBe("succeeded");
+  });
+
+  it("keeps the list as it is for an event of a version it has (a stream's opening burst)", () => {
+    expect(applyRunEvent(list, run({ name: "a", created: a.created, resourceVersion: a.resourceVersion }), emptyFilters)).toBe(list);
   });
 
   it("drops a stale event (a smaller resourceVersion)", () => {
@@ -69,12 +83,12 @@ describe("isStale", () => {
 });
 
 describe("sortRuns", () => {
-  it("orders by creation time, newest first, then by namespace/name", () => {
+  it("orders by creation time, newest first, then by namespace, then name from the greater (as the server)", () => {
     const l = sortRuns([
       run({ name: "b", created: "2026-12-06T12:00:00Z" }),
       run({ name: "a", created: "2026-12-06T12:00:00Z" }),
       run({ name: "c", created: "2026-12-06T13:00:00Z" }),
     ]);
-    expect(names(l)).toEqual(["default/c", "default/a", "default/b"]);
+    expect(names(l)).toEqual(["default/c", "default/b", "default/a"]);
   });
 });

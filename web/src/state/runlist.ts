@@ -27,7 +27,10 @@ export function compareRuns(a: RunSummary, b: RunSummary): number {
     const tb = Date.parse(b.created) || 0;
     if (ta !== tb) return tb - ta;
   }
-  return runKey(a) < runKey(b) ? -1 : runKey(a) > runKey(b) ? 1 : 0;
+  // Ties as the server breaks them (GET /ui/api/runs): namespace, then
+  // name from the greater, so an event places a run where a reload would.
+  if (a.namespace !== b.namespace) return a.namespace < b.namespace ? -1 : 1;
+  return a.name > b.name ? -1 : a.name < b.name ? 1 : 0;
 }
 
 /** Sorts a fresh answer of /ui/api/runs (the server sends newest first; this keeps the order stable). */
@@ -41,9 +44,10 @@ export function sortRuns(items: RunSummary[]): RunSummary[] {
  * filters (its phase changed, say) removed.
  */
 export function applyRunEvent(list: RunSummary[], run: RunSummary, f: Filters): RunSummary[] {
-  const key = runKey(run);
-  const i = list.findIndex((r) => runKey(r) === key);
-  if (i >= 0 && isStale(list[i], run)) return list;
+  const i = list.findIndex((r) => r.name === run.name && r.namespace === run.namespace);
+  // A stream opens with one event per run as it is: those the list already
+  // has at that version change nothing (and cost no sort).
+  if (i >= 0 && (isStale(list[i], run) || list[i].resourceVersion === run.resourceVersion)) return list;
   if (!runMatches(f, run)) {
     return i >= 0 ? [...list.slice(0, i), ...list.slice(i + 1)] : list;
   }
@@ -55,7 +59,6 @@ export function applyRunEvent(list: RunSummary[], run: RunSummary, f: Filters): 
 
 /** Merges one `event: deleted`. */
 export function applyDeleted(list: RunSummary[], ref: RunRef): RunSummary[] {
-  const key = runKey(ref);
-  const i = list.findIndex((r) => runKey(r) === key);
+  const i = list.findIndex((r) => r.name === ref.name && r.namespace === ref.namespace);
   return i < 0 ? list : [...list.slice(0, i), ...list.slice(i + 1)];
 }

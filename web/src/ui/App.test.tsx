@@ -46,6 +46,7 @@ describe("run list", () => {
       FakeES.all[0].emit("run", run({ namespace: "prod", name: "newer", phase: "executing", waitingOn: "approve", appId: "shop", created: "2026-12-06T11:00:00Z" }));
       FakeES.all[0].emit("run", run({ namespace: "other", name: "elsewhere", created: "2026-12-06T12:00:00Z" }));
     });
+    await until(() => rows().length === 2, "the new run's row");
     expect(rows()).toEqual(["prod/newer executing", "prod/older succeeded"]);
     expect(root.querySelector('a[href="/runs/prod/newer/steps/approve"]')?.textContent).toBe("approve");
     expect(root.querySelector('[data-testid="run-row"][data-name="newer"] a[href="/apps/prod/shop"]')?.textContent).toBe("shop");
@@ -60,6 +61,32 @@ describe("run list", () => {
     });
     await until(() => t.hits.length === 2, "the list is loaded again");
     await until(() => rows().length === 0, "the deleted runs leave");
+  });
+
+  it("shows a page of runs at a time, and more on request", async () => {
+    history.replaceState(null, "", "/?namespace=many");
+    const runs: RunSummary[] = Array.from({ length: 250 }, (_, i) =>
+      run({ namespace: "many", name: `r${String(i).padStart(3, "0")}`, created: new Date(Date.UTC(2026, 11, 6, 0, 0, 250 - i)).toISOString() }),
+    );
+    const t = table(new Map([["/ui/api/runs?namespace=many", () => ({ items: runs })]]));
+    mount(new Api(() => "", t.f, FakeES as never));
+    await until(() => root.querySelectorAll("tbody tr").length > 0, "the list shows rows");
+    const shown = () => root.querySelector('[data-testid="runs-shown"]')?.textContent;
+    const more = () => root.querySelector<HTMLButtonElement>('[data-testid="more-runs"]');
+    expect(root.querySelectorAll("tbody tr")).toHaveLength(100);
+    expect(root.querySelector("tbody tr a")?.textContent).toBe("many/r000");
+    expect(shown()).toBe("100 of 250 runs");
+    expect(more()?.textContent).toBe("Show 100 more");
+    await act(() => more()?.click());
+    expect(root.querySelectorAll("tbody tr")).toHaveLength(200);
+    await act(() => more()?.click());
+    expect(root.querySelectorAll("tbody tr")).toHaveLength(250);
+    expect(shown()).toBe("250 of 250 runs");
+    expect(more()).toBeNull();
+    // A run that arrives live goes to the top of the list.
+    await act(() => FakeES.all[0].emit("run", run({ namespace: "many", name: "fresh", created: "2026-12-07T00:00:00Z" })));
+    await until(() => root.querySelector("tbody tr a")?.textContent === "many/fresh", "the new run on top");
+    expect(shown()).toBe("251 of 251 runs"); // three pages asked for: room for it
   });
 });
 

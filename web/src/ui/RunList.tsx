@@ -20,25 +20,49 @@ interface Props {
 
 type Live = "connecting" | "live" | "reconnecting";
 
+/** How many rows the list shows at first, and how many more each "Show more" adds. */
+export const PAGE = 100;
+
+/**
+ * How long events wait to be merged together: a stream opens with one event
+ * per run, and each merge re-renders the list, so a burst becomes one render.
+ */
+const BATCH_MS = 50;
+
 export function RunList({ api, search, go, askToken }: Props) {
   const filters = filtersFromQuery(search);
   const fkey = filtersToQuery(filters);
   const [runs, setRuns] = useState<RunSummary[] | undefined>(undefined);
   const [error, setError] = useState("");
   const [live, setLive] = useState<Live>("connecting");
+  const [shown, setShown] = useState(PAGE);
   const now = useNow(5000);
 
   useEffect(() => {
     const ac = new AbortController();
     setRuns(undefined);
+    setShown(PAGE);
     setError("");
     // While the list loads, events wait and are merged once it is there
-    // (a stale one is then dropped by its resourceVersion).
+    // (a stale one is then dropped by its resourceVersion); after that they
+    // are merged BATCH_MS at a time, in one render.
     let loaded: RunSummary[] | undefined;
     let pending: ((l: RunSummary[]) => RunSummary[])[] = [];
+    let batch: ((l: RunSummary[]) => RunSummary[])[] = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const flush = () => {
+      timer = undefined;
+      const fns = batch;
+      batch = [];
+      setRuns((l) => (l ? fns.reduce((l, fn) => fn(l), l) : l));
+    };
     const update = (fn: (l: RunSummary[]) => RunSummary[]) => {
-      if (!loaded) pending.push(fn);
-      else setRuns((l) => (l ? fn(l) : l));
+      if (!loaded) {
+        pending.push(fn);
+        return;
+      }
+      batch.push(fn);
+      timer ??= setTimeout(flush, BATCH_MS);
     };
     const reloader = coalesce(async () => {
       loaded = undefined;
@@ -78,6 +102,7 @@ export function RunList({ api, search, go, askToken }: Props) {
     });
     void reloader.request();
     return () => {
+      clearTimeout(timer);
       reloader.stop();
       ac.abort();
       close();
@@ -110,7 +135,7 @@ export function RunList({ api, search, go, askToken }: Props) {
             </tr>
           </thead>
           <tbody>
-            {runs.map((r) => (
+            {runs.slice(0, shown).map((r) => (
               <tr key={`${r.namespace}/${r.name}`} data-testid="run-row" data-name={r.name} data-namespace={r.namespace}>
                 <td>
                   <Link href={runPath(r.namespace, r.name)} go={go}>
@@ -150,6 +175,18 @@ export function RunList({ api, search, go, askToken }: Props) {
             ))}
           </tbody>
         </table>
+      )}
+      {runs !== undefined && runs.length > PAGE && (
+        <p class="more">
+          <span class="muted" data-testid="runs-shown">
+            {Math.min(shown, runs.length)} of {runs.length} runs
+          </span>{" "}
+          {shown < runs.length && (
+            <button type="button" data-testid="more-runs" onClick={() => setShown(shown + PAGE)}>
+              Show {Math.min(PAGE, runs.length - shown)} more
+            </button>
+          )}
+        </p>
       )}
     </section>
   );
