@@ -98,6 +98,13 @@ var _ = Describe("acting from the web UI", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(run.Status.Phase).To(Equal(v1alpha1.WorkflowRunSucceeded))
 		Expect(run.Annotations).To(HaveKeyWithValue(runop.AnnotationOperatedBy, "system:serviceaccount:"+ns+":"+operator), "the run says who resumed it")
+
+		By("opening the app's deploys from the run view: of the run's scope, with this run the rollback target now")
+		tab.click(`a[href^="/apps/` + ns + `/"]`)
+		tab.waitFor("this run, marked the rollback target", `document.querySelector('[data-testid="deploy-row"][data-name="gray-ui"]')?.dataset.target === "true"`)
+		Expect(run.Labels).To(HaveKeyWithValue("stepflow.dev/scope", Not(BeEmpty())))
+		Expect(eval[string](tab, `new URLSearchParams(location.search).get("scope")`)).To(Equal(run.Labels["stepflow.dev/scope"]))
+		Expect(eval[string](tab, `document.querySelector('[data-testid="deploy-row"][data-name="gray-ui"]').textContent`)).To(ContainSubstring("rollback target"))
 	})
 
 	It("6. launches a run from a definition's form, and sees it run", func(ctx SpecContext) {

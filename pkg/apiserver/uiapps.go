@@ -25,9 +25,13 @@ type Deploys struct {
 	// (app.Newer: runs still going, then by end time).
 	Items []RunSummary `json:"items"`
 	// RollbackTarget is the run a rollback returns to now: the newest
-	// succeeded DEPLOY run (app.RollbackTargets) of the scope of the newest
-	// DEPLOY run; null when there is none.
+	// succeeded DEPLOY run (app.RollbackTargets) of Scope; null when
+	// there is none.
 	RollbackTarget *RunRef `json:"rollbackTarget"`
+	// Scope is the scope (app.LabelScope) the target is chosen in: the
+	// one asked for (?scope=, which also keeps Items to it), else the
+	// newest DEPLOY run's; "" when there are no runs.
+	Scope string `json:"scope"`
 }
 
 // uiDeploys is GET /ui/api/apps/{namespace}/{appId}/deploys, once the
@@ -51,24 +55,28 @@ func (s *server) uiDeploys(r *http.Request, u User) (any, error) {
 		}
 	}
 	app.SortNewestFirst(runs)
-	out := Deploys{Items: make([]RunSummary, 0, len(runs))}
+	// A rollback returns to a run of its own scope: the one asked for, else
+	// the newest run's, the one a rollback would be decided in.
+	out := Deploys{Scope: r.URL.Query().Get("scope")}
+	if out.Scope == "" && len(runs) > 0 {
+		out.Scope = runs[0].Labels[app.LabelScope]
+	}
+	var same []*v1alpha1.WorkflowRun
+	for _, run := range runs {
+		if run.Labels[app.LabelScope] == out.Scope {
+			same = append(same, run)
+		}
+	}
+	if r.URL.Query().Has("scope") {
+		runs = same
+	}
+	out.Items = make([]RunSummary, 0, len(runs))
 	totals := s.stepTotals(ctx)
 	for _, run := range runs {
 		out.Items = append(out.Items, runSummary(run, totals(run), s.o.Now()))
 	}
-	if len(runs) > 0 {
-		// A rollback returns to a run of its own scope: the newest run's,
-		// the one a rollback would be decided in.
-		scope := runs[0].Labels[app.LabelScope]
-		var same []*v1alpha1.WorkflowRun
-		for _, run := range runs {
-			if run.Labels[app.LabelScope] == scope {
-				same = append(same, run)
-			}
-		}
-		if targets := app.RollbackTargets(same); len(targets) > 0 {
-			out.RollbackTarget = &RunRef{Namespace: targets[0].Namespace, Name: targets[0].Name}
-		}
+	if targets := app.RollbackTargets(same); len(targets) > 0 {
+		out.RollbackTarget = &RunRef{Namespace: targets[0].Namespace, Name: targets[0].Name}
 	}
 	return out, nil
 }

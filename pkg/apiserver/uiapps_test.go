@@ -53,17 +53,25 @@ func TestUIDeploys(t *testing.T) {
 		appID  string
 		items  []string
 		target *RunRef
+		scope  string // ?scope=; want: the scope answered
 	}{
 		// v4 is still going (a gray release waiting): the newest, and a
 		// rollback from it returns to v2, the newest succeeded DEPLOY run
 		// of its scope: not the ROLLBACK, not prod's.
-		{"shop", []string{"v4", "prod-v1", "v3", "v2", "v1"}, &RunRef{Namespace: ten.ns, Name: "v2"}},
-		{"cart", []string{"cart"}, &RunRef{Namespace: ten.ns, Name: "cart"}},
-		{"failing", []string{"failing"}, nil},
-		{"none", []string{}, nil},
+		{"shop", []string{"v4", "prod-v1", "v3", "v2", "v1"}, &RunRef{Namespace: ten.ns, Name: "v2"}, ""},
+		// Asked for prod: its runs only, and its own target.
+		{"shop", []string{"prod-v1"}, &RunRef{Namespace: ten.ns, Name: "prod-v1"}, "prod"},
+		{"shop", []string{}, nil, "staging"},
+		{"cart", []string{"cart"}, &RunRef{Namespace: ten.ns, Name: "cart"}, ""},
+		{"failing", []string{"failing"}, nil, ""},
+		{"none", []string{}, nil, ""},
 	} {
-		t.Run(tc.appID, func(t *testing.T) {
-			status, body := uiSend(t, http.MethodGet, srv.URL+"/ui/api/apps/"+ten.ns+"/"+tc.appID+"/deploys", ten.readerTok, "")
+		t.Run(tc.appID+"/"+tc.scope, func(t *testing.T) {
+			u := srv.URL + "/ui/api/apps/" + ten.ns + "/" + tc.appID + "/deploys"
+			if tc.scope != "" {
+				u += "?scope=" + tc.scope
+			}
+			status, body := uiSend(t, http.MethodGet, u, ten.readerTok, "")
 			if status != http.StatusOK {
 				t.Fatalf("%d %s", status, body)
 			}
@@ -81,6 +89,13 @@ func TestUIDeploys(t *testing.T) {
 			}
 			if d := cmp.Diff(tc.target, got.RollbackTarget); d != "" {
 				t.Errorf("rollback target (-want +got):\n%s", d)
+			}
+			wantScope := tc.scope
+			if wantScope == "" && len(tc.items) > 0 {
+				wantScope = "daily"
+			}
+			if got.Scope != wantScope {
+				t.Errorf("scope %q, want %q", got.Scope, wantScope)
 			}
 		})
 	}

@@ -122,7 +122,8 @@ func addUIPaths(doc *openapi3.T) error {
 			openapi3.NewResponse().WithDescription("The run created.").WithJSONSchemaRef(ref("Launched")),
 			[]int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}, http.StatusCreated},
 		{http.MethodGet, "/ui/api/apps/{namespace}/{appId}/deploys", "uiDeploys",
-			"The app's DEPLOY runs in the namespace, newest first, and the run a rollback returns to now.", nil, nil,
+			"The app's DEPLOY runs in the namespace, newest first, and the run a rollback returns to now.",
+			[]*openapi3.Parameter{query("scope", "Only the runs of this scope (stepflow.dev/scope), and the rollback target in it; default: every scope's runs, the target in the newest run's scope.", str())}, nil,
 			openapi3.NewResponse().WithDescription("The app's deploys.").WithJSONSchemaRef(ref("Deploys")),
 			nil, 0},
 	}

@@ -144,6 +144,7 @@ describe("Api", () => {
       "/ui/api/definitions": [200, '{"items":null}'],
       "/ui/api/workflows?namespace=prod": [200, '{"items":[{"name":"release","steps":3}]}'],
       "/ui/api/apps/prod/shop/deploys": [200, '{"items":null,"rollbackTarget":null}'],
+      "/ui/api/apps/prod/shop/deploys?scope=eu%20west": [200, '{"items":[],"rollbackTarget":{"namespace":"prod","name":"v1"},"scope":"eu west"}'],
     });
     const api = new Api(() => "", fetch, FakeES as never, s.base);
     const run = await api.launch({ namespace: "prod", definition: "deploy", properties: { replicas: 2 } });
@@ -153,7 +154,8 @@ describe("Api", () => {
     expect((await api.listDefinitions("prod")).map((d) => d.name)).toEqual(["deploy"]);
     expect(await api.listDefinitions("")).toEqual([]);
     expect((await api.listWorkflows("prod")).map((w) => w.steps)).toEqual([3]);
-    expect(await api.appDeploys("prod", "shop")).toEqual({ items: [], rollbackTarget: null });
+    expect(await api.appDeploys("prod", "shop")).toEqual({ items: [], rollbackTarget: null, scope: "" });
+    expect(await api.appDeploys("prod", "shop", "eu west")).toEqual({ items: [], rollbackTarget: { namespace: "prod", name: "v1" }, scope: "eu west" });
   });
 
   it("follows a step's logs with access_token and closes the stream at its end", () => {

@@ -145,9 +145,10 @@ export class Api {
   }
 
   /** An app's DEPLOY runs, newest first, and the one a rollback would return to. */
-  async appDeploys(namespace: string, appId: string, signal?: AbortSignal): Promise<Deploys> {
-    const d = await this.get<Deploys>(`/ui/api/apps/${encodeURIComponent(namespace)}/${encodeURIComponent(appId)}/deploys`, signal);
-    return { items: d.items ?? [], rollbackTarget: d.rollbackTarget ?? null };
+  async appDeploys(namespace: string, appId: string, scope = "", signal?: AbortSignal): Promise<Deploys> {
+    const q = scope ? `?scope=${encodeURIComponent(scope)}` : "";
+    const d = await this.get<Deploys>(`/ui/api/apps/${encodeURIComponent(namespace)}/${encodeURIComponent(appId)}/deploys${q}`, signal);
+    return { items: d.items ?? [], rollbackTarget: d.rollbackTarget ?? null, scope: d.scope ?? "" };
   }
 
   /**

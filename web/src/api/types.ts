@@ -179,6 +179,8 @@ export interface Deploys {
   /** Newest first. */
   items: RunSummary[];
   rollbackTarget: RunRef | null;
+  /** The scope the target is chosen in ("" when the app has no runs). */
+  scope: string;
 }
 
 /** The payload of an `event: deleted`. */

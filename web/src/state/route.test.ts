@@ -15,7 +15,8 @@ describe("parseRoute", () => {
     ["/definitions", "?namespace=prod", { view: "definitions", search: "?namespace=prod" }],
     ["/definitions/WorkflowStepDefinition/stepflow-system/deploy", "?namespace=prod", { view: "definition", kind: "WorkflowStepDefinition", namespace: "stepflow-system", name: "deploy", search: "?namespace=prod" }],
     ["/definitions/WorkflowStepDefinition/ns", "", { view: "notfound", path: "/definitions/WorkflowStepDefinition/ns" }],
-    ["/apps/prod/shop", "", { view: "app", namespace: "prod", appId: "shop" }],
+    ["/apps/prod/shop", "", { view: "app", namespace: "prod", appId: "shop", scope: "" }],
+    ["/apps/prod/shop", "?scope=daily", { view: "app", namespace: "prod", appId: "shop", scope: "daily" }],
     ["/apps/prod", "", { view: "notfound", path: "/apps/prod" }],
     ["/workflows", "", { view: "notfound", path: "/workflows" }],
   ])("%s%s", (path, search, want) => {
@@ -38,6 +39,9 @@ describe("parseRoute", () => {
     const d = definitionPath("ComponentDefinition", "n s", "we/b", "prod");
     const [path, search] = d.split("?");
     expect(parseRoute(path, `?${search}`)).toEqual({ view: "definition", kind: "ComponentDefinition", namespace: "n s", name: "we/b", search: "?namespace=prod" });
-    expect(parseRoute(appPath("prod", "a/b"))).toEqual({ view: "app", namespace: "prod", appId: "a/b" });
+    expect(parseRoute(appPath("prod", "a/b"))).toEqual({ view: "app", namespace: "prod", appId: "a/b", scope: "" });
+    const p = appPath("prod", "a/b", "eu west");
+    const q = p.indexOf("?");
+    expect(parseRoute(p.slice(0, q), p.slice(q))).toEqual({ view: "app", namespace: "prod", appId: "a/b", scope: "eu west" });
   });
 });

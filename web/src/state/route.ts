@@ -1,14 +1,15 @@
 // The page's routes, as deep links: "/" (the run list, filters in the
 // query), "/runs/NS/NAME", "/runs/NS/NAME/steps/STEP", "/definitions"
 // (the catalogue, ?namespace=), "/definitions/KIND/NS/NAME" (a definition
-// and its launch form) and "/apps/NS/APPID" (an app's DEPLOY runs).
+// and its launch form) and "/apps/NS/APPID" (an app's DEPLOY runs,
+// ?scope= those of one scope).
 
 export type Route =
   | { view: "list"; search: string }
   | { view: "run"; namespace: string; name: string; step: string }
   | { view: "definitions"; search: string }
   | { view: "definition"; kind: string; namespace: string; name: string; search: string }
-  | { view: "app"; namespace: string; appId: string }
+  | { view: "app"; namespace: string; appId: string; scope: string }
   | { view: "notfound"; path: string };
 
 /** Reads a route from a location's pathname and search. */
@@ -27,7 +28,9 @@ export function parseRoute(pathname: string, search = ""): Route {
   }
   if (seg[0] === "definitions" && n === 1) return { view: "definitions", search };
   if (seg[0] === "definitions" && n === 4) return { view: "definition", kind: seg[1], namespace: seg[2], name: seg[3], search };
-  if (seg[0] === "apps" && n === 3) return { view: "app", namespace: seg[1], appId: seg[2] };
+  if (seg[0] === "apps" && n === 3) {
+    return { view: "app", namespace: seg[1], appId: seg[2], scope: new URLSearchParams(search).get("scope") ?? "" };
+  }
   return { view: "notfound", path: pathname };
 }
 
@@ -48,7 +51,11 @@ export function definitionPath(kind: string, namespace: string, name: string, ru
   return runNamespace ? `${p}?namespace=${encodeURIComponent(runNamespace)}` : p;
 }
 
-/** An app's gray-release view. */
-export function appPath(namespace: string, appId: string): string {
-  return `/apps/${encodeURIComponent(namespace)}/${encodeURIComponent(appId)}`;
+/** The label of a run's scope: a rollback returns to a run of the same scope. */
+export const scopeLabel = "stepflow.dev/scope";
+
+/** An app's gray-release view, of one scope's runs when scope is set. */
+export function appPath(namespace: string, appId: string, scope = ""): string {
+  const p = `/apps/${encodeURIComponent(namespace)}/${encodeURIComponent(appId)}`;
+  return scope ? `${p}?scope=${encodeURIComponent(scope)}` : p;
 }

@@ -43,13 +43,13 @@ describe("run list", () => {
     expect(rows()).toEqual(["prod/older succeeded"]);
 
     await act(() => {
-      FakeES.all[0].emit("run", run({ namespace: "prod", name: "newer", phase: "executing", waitingOn: "approve", appId: "shop", created: "2026-12-06T11:00:00Z" }));
+      FakeES.all[0].emit("run", run({ namespace: "prod", name: "newer", phase: "executing", waitingOn: "approve", appId: "shop", labels: { "stepflow.dev/scope": "daily" }, created: "2026-12-06T11:00:00Z" }));
       FakeES.all[0].emit("run", run({ namespace: "other", name: "elsewhere", created: "2026-12-06T12:00:00Z" }));
     });
     await until(() => rows().length === 2, "the new run's row");
     expect(rows()).toEqual(["prod/newer executing", "prod/older succeeded"]);
     expect(root.querySelector('a[href="/runs/prod/newer/steps/approve"]')?.textContent).toBe("approve");
-    expect(root.querySelector('[data-testid="run-row"][data-name="newer"] a[href="/apps/prod/shop"]')?.textContent).toBe("shop");
+    expect(root.querySelector('[data-testid="run-row"][data-name="newer"] a[href="/apps/prod/shop?scope=daily"]')?.textContent).toBe("shop");
     expect(t.hits).toHaveLength(1); // live without reloading the list
 
     // A break in the stream: once it is open again the list is loaded again

@@ -102,10 +102,11 @@ export function App({ api, store, initialToken, onToken }: AppProps) {
         )}
         {route.view === "app" && (
           <AppDeploys
-            key={`app-${epoch}-${route.namespace}/${route.appId}`}
+            key={`app-${epoch}-${route.namespace}/${route.appId}?${route.scope}`}
             api={api}
             namespace={route.namespace}
             appId={route.appId}
+            scope={route.scope}
             go={go}
             askToken={() => setShowToken(true)}
           />

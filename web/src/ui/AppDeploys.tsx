@@ -7,7 +7,7 @@ import { type Api, ApiError } from "../api/client";
 import type { Deploys } from "../api/types";
 import { elapsedSeconds, formatDuration } from "../state/format";
 import { coalesce } from "../state/reload";
-import { runPath } from "../state/route";
+import { appPath, runPath } from "../state/route";
 import { ErrorNote, Link, Phase, When } from "./bits";
 import { useNow } from "./hooks";
 
@@ -15,11 +15,13 @@ interface Props {
   api: Api;
   namespace: string;
   appId: string;
+  /** Only this scope's runs ("" = every scope's). */
+  scope: string;
   go(href: string): void;
   askToken(): void;
 }
 
-export function AppDeploys({ api, namespace, appId, go, askToken }: Props) {
+export function AppDeploys({ api, namespace, appId, scope, go, askToken }: Props) {
   const [deploys, setDeploys] = useState<Deploys | undefined>(undefined);
   const [error, setError] = useState("");
   const now = useNow(5000);
@@ -28,7 +30,7 @@ export function AppDeploys({ api, namespace, appId, go, askToken }: Props) {
     const ac = new AbortController();
     const reloader = coalesce(async () => {
       try {
-        setDeploys(await api.appDeploys(namespace, appId, ac.signal));
+        setDeploys(await api.appDeploys(namespace, appId, scope, ac.signal));
         setError("");
       } catch (e) {
         if (ac.signal.aborted) return;
@@ -43,7 +45,7 @@ export function AppDeploys({ api, namespace, appId, go, askToken }: Props) {
       ac.abort();
       close();
     };
-  }, [api, namespace, appId]);
+  }, [api, namespace, appId, scope]);
 
   const target = deploys?.rollbackTarget;
   const isTarget = (ns: string, name: string) => target !== null && target !== undefined && target.namespace === ns && target.name === name;
@@ -59,6 +61,22 @@ export function AppDeploys({ api, namespace, appId, go, askToken }: Props) {
         <span class="muted">{namespace}/</span>
         {appId} <span class="muted">· deploys</span>
       </h1>
+      {deploys?.scope && (
+        <p class="muted" data-testid="deploy-scope">
+          Scope {deploys.scope}
+          {scope ? (
+            <>
+              {" "}
+              ·{" "}
+              <Link href={appPath(namespace, appId)} go={go}>
+                every scope's runs
+              </Link>
+            </>
+          ) : (
+            " (the newest run's), where a rollback returns"
+          )}
+        </p>
+      )}
       <ErrorNote error={error} />
       {!deploys && !error && <p class="muted">Loading…</p>}
       {deploys && (

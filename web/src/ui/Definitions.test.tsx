@@ -180,4 +180,21 @@ describe("gray-release view", () => {
     await act(() => FakeES.all[0].emit("run", run({ namespace: "prod", name: "shop-v3", phase: "succeeded" })));
     await until(() => rows()[0] === "shop-v3 (target)", "the new target is marked");
   });
+
+  it("keeps to one scope when the link names it, and says which", async () => {
+    history.replaceState(null, "", "/apps/prod/shop?scope=eu");
+    const t = table(
+      new Map([
+        [
+          "/ui/api/apps/prod/shop/deploys?scope=eu",
+          () => ({ items: [run({ namespace: "prod", name: "eu-v1", phase: "succeeded" })], rollbackTarget: { namespace: "prod", name: "eu-v1" }, scope: "eu" }),
+        ],
+      ]),
+    );
+    mount(root, new Api(() => "", t.f, FakeES as never));
+    await until(() => root.querySelector('[data-testid="deploy-row"]') !== null, "the scope's deploys are listed");
+    expect(t.gets()).toEqual(["/ui/api/apps/prod/shop/deploys?scope=eu"]);
+    expect(root.querySelector('[data-testid="deploy-scope"]')?.textContent).toContain("Scope eu");
+    expect(root.querySelector<HTMLAnchorElement>('[data-testid="deploy-scope"] a')?.getAttribute("href")).toBe("/apps/prod/shop");
+  });
 });

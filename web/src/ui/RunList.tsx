@@ -5,7 +5,7 @@ import { type Api, ApiError } from "../api/client";
 import type { RunSummary } from "../api/types";
 import { type Filters, filtersFromQuery, filtersToQuery, parseSelector } from "../state/filters";
 import { elapsedSeconds, formatDuration } from "../state/format";
-import { appPath, runPath } from "../state/route";
+import { appPath, runPath, scopeLabel } from "../state/route";
 import { coalesce } from "../state/reload";
 import { applyDeleted, applyRunEvent, sortRuns } from "../state/runlist";
 import { ErrorNote, Link, Phase, When } from "./bits";
@@ -163,7 +163,7 @@ export function RunList({ api, search, go, askToken }: Props) {
                 </td>
                 <td>
                   {r.appId ? (
-                    <Link href={appPath(r.namespace, r.appId)} go={go}>
+                    <Link href={appPath(r.namespace, r.appId, r.labels?.[scopeLabel] ?? "")} go={go}>
                       {r.appId}
                     </Link>
                   ) : (

@@ -9,7 +9,7 @@ import { elapsedSeconds, formatDuration, formatValue } from "../state/format";
 import { buildGraph, layoutGraph } from "../state/graph";
 import { phaseTone } from "../state/phase";
 import { coalesce, type Reloader } from "../state/reload";
-import { appPath, runPath } from "../state/route";
+import { appPath, runPath, scopeLabel } from "../state/route";
 import { ActionBar, useActions } from "./Actions";
 import { ErrorNote, Link, Phase, When } from "./bits";
 import { useNow } from "./hooks";
@@ -118,7 +118,7 @@ export function RunView({ api, namespace, name, step, go, askToken }: Props) {
             <>
               <dt>App</dt>
               <dd>
-                <Link href={appPath(namespace, r.appId)} go={go}>
+                <Link href={appPath(namespace, r.appId, r.labels?.[scopeLabel] ?? "")} go={go}>
                   {r.appId}
                 </Link>
                 {r.category && ` · ${r.category}`}
