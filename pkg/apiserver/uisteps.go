@@ -303,10 +303,10 @@ func (s *server) stepDefinition(ctx context.Context, ns, typ string) (*Definitio
 		if err != nil {
 			return nil, err
 		}
-		out := &DefinitionSource{Kind: string(definition.StepKind), Name: def.Name, Namespace: in, Source: "system",
+		out := &DefinitionSource{Kind: string(definition.StepKind), Name: def.Name, Namespace: in, Source: SourceSystem,
 			Description: src.Description, Template: src.Template}
 		if in == ns {
-			out.Source = "namespace"
+			out.Source = SourceNamespace
 		}
 		return out, nil
 	}
