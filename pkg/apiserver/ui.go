@@ -362,10 +362,8 @@ func nsName(ns string) string {
 	return "namespace " + ns
 }
 
-// uiRun is GET /ui/api/runs/{namespace}/{name}: the run, its steps with
-// their status and the edges between them, and its context.
-func (s *server) uiRun(r *http.Request, u User) (any, error) {
-	ctx := r.Context()
+// uiFind is the run the path names, once u may get it (from the cache).
+func (s *server) uiFind(ctx context.Context, u User, r *http.Request) (*v1alpha1.WorkflowRun, error) {
 	key := types.NamespacedName{Namespace: chi.URLParam(r, "namespace"), Name: chi.URLParam(r, "name")}
 	if err := s.o.Auth.Authorize(ctx, u, Access{Verb: "get", Namespace: key.Namespace}); err != nil {
 		return nil, err
@@ -374,24 +372,36 @@ func (s *server) uiRun(r *http.Request, u User) (any, error) {
 	if err := s.o.Client.Get(ctx, key, &run); err != nil {
 		return nil, fmt.Errorf("workflowrun %s: %w", key, err)
 	}
-	steps, mode, err := runop.Steps(ctx, s.o.Client, &run)
-	if err != nil {
-		return nil, fmt.Errorf("workflowrun %s: its steps: %w", key, err)
-	}
-	vars, err := runContext(ctx, s.o.Client, &run)
+	return &run, nil
+}
+
+// uiRun is GET /ui/api/runs/{namespace}/{name}: the run, its steps with
+// their status and the edges between them, and its context.
+func (s *server) uiRun(r *http.Request, u User) (any, error) {
+	ctx := r.Context()
+	run, err := s.uiFind(ctx, u, r)
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := stepNodes(&run, steps)
+	key := client.ObjectKeyFromObject(run)
+	steps, mode, err := runop.Steps(ctx, s.o.Client, run)
+	if err != nil {
+		return nil, fmt.Errorf("workflowrun %s: its steps: %w", key, err)
+	}
+	vars, err := runContext(ctx, s.o.Client, run)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := stepNodes(run, steps)
 	if err != nil {
 		return nil, err
 	}
 	return RunDetail{
-		Run:     runSummary(&run, len(steps), s.o.Now()),
+		Run:     runSummary(run, len(steps), s.o.Now()),
 		Steps:   nodes,
 		Edges:   stepEdges(steps, mode),
 		Context: vars,
-		Actions: s.actionsOf(ctx, u, &run, steps),
+		Actions: s.actionsOf(ctx, u, run, steps),
 	}, nil
 }
 

@@ -3,7 +3,6 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -66,37 +65,16 @@ func (c *countingInformer) RemoveEventHandler(r toolscache.ResourceEventHandlerR
 // decoded).
 func uiGet(t testing.TB, u, tok string, out any) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		t.Fatalf("GET %s: %d, Content-Type %q: %s", u, resp.StatusCode, resp.Header.Get("Content-Type"), b)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e uiError
-		if err := json.Unmarshal(b, &e); err != nil || e.Error == "" {
-			t.Fatalf("GET %s: %d without {\"error\": message}: %s", u, resp.StatusCode, b)
-		}
+	status, b, h := uiRequest(t, http.MethodGet, u, tok, "", "")
+	if !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+		t.Fatalf("GET %s: %d, Content-Type %q: %s", u, status, h.Get("Content-Type"), b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("GET %s: %v\n%s", u, err, b)
 		}
 	}
-	return resp.StatusCode
+	return status
 }
 
 // uiRunObj is a run named name in ns with steps, labels and, when appID is

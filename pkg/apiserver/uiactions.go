@@ -2,12 +2,10 @@ package apiserver
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/stepflow-dev/stepflow/api/v1alpha1"
 	"github.com/stepflow-dev/stepflow/pkg/runop"
@@ -125,17 +123,4 @@ func (s *server) uiAction(r *http.Request, u User) (any, error) {
 		return nil, refusal(op.verb, "run "+run.Namespace+"/"+run.Name, runPhase, err)
 	}
 	return ActionResult{Run: runSummary(done, s.stepTotals(ctx)(done), s.o.Now())}, nil
-}
-
-// uiFind is the run the path names, once u may get it (from the cache).
-func (s *server) uiFind(ctx context.Context, u User, r *http.Request) (*v1alpha1.WorkflowRun, error) {
-	key := types.NamespacedName{Namespace: chi.URLParam(r, "namespace"), Name: chi.URLParam(r, "name")}
-	if err := s.o.Auth.Authorize(ctx, u, Access{Verb: "get", Namespace: key.Namespace}); err != nil {
-		return nil, err
-	}
-	var run v1alpha1.WorkflowRun
-	if err := s.o.Client.Get(ctx, key, &run); err != nil {
-		return nil, fmt.Errorf("workflowrun %s: %w", key, err)
-	}
-	return &run, nil
 }

@@ -3,7 +3,6 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,38 +21,20 @@ import (
 // else the error message.
 func uiPost(t testing.TB, u, tok, body, ifMatch string, out any) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	if ifMatch != "" {
-		req.Header.Set("If-Match", ifMatch)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
+	status, b, _ := uiRequest(t, http.MethodPost, u, tok, body, ifMatch)
+	if status != http.StatusOK {
 		var e uiError
 		if err := json.Unmarshal(b, &e); err != nil || e.Error == "" {
-			t.Fatalf("POST %s: %d without {\"error\": message}: %s", u, resp.StatusCode, b)
+			t.Fatalf("POST %s: %d without {\"error\": message}: %s", u, status, b)
 		}
-		return resp.StatusCode, e.Error
+		return status, e.Error
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("POST %s: %v\n%s", u, err, b)
 		}
 	}
-	return resp.StatusCode, ""
+	return status, ""
 }
 
 // The actions a run allows follow its state, as the operations decide

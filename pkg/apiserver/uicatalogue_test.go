@@ -35,16 +35,31 @@ func conforms(t testing.TB, doc *openapi3.T, schema string, body []byte) {
 	}
 }
 
-// uiSend is method u with tok and a JSON body: its status and body.
+// uiSend is method u with tok and a JSON body: its status and body. An
+// answer that is not a success must be {"error": message}.
 func uiSend(t testing.TB, method, u, tok, body string) (int, []byte) {
+	t.Helper()
+	status, b, _ := uiRequest(t, method, u, tok, body, "")
+	return status, b
+}
+
+// uiRequest is method u with tok, a JSON body (none when "") and an
+// If-Match header (when set): its status, body and header. An answer that
+// is not a success must be {"error": message}.
+func uiRequest(t testing.TB, method, u, tok, body, ifMatch string) (int, []byte, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -61,7 +76,7 @@ func uiSend(t testing.TB, method, u, tok, body string) (int, []byte) {
 			t.Fatalf("%s %s: %d without {\"error\": message}: %s", method, u, resp.StatusCode, b)
 		}
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, b, resp.Header
 }
 
 // stepDef creates a step definition in ns; with schema set, its status
