@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -74,19 +73,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(fw.StartControlPlane()).To(Succeed())
 
 	By("installing the shipped step and component definitions into " + systemNamespace + " with stepflow def apply")
-	Expect(fw.CreateNamespace(ctx, systemNamespace)).To(Succeed())
-	defs, err := filepath.Glob(filepath.Join(root, "definitions", "*.cue"))
-	Expect(err).NotTo(HaveOccurred())
-	Expect(defs).NotTo(BeEmpty())
-	components, err := filepath.Glob(filepath.Join(root, "definitions", "components", "*.cue"))
-	Expect(err).NotTo(HaveOccurred())
-	Expect(components).NotTo(BeEmpty())
-	defs = append(defs, components...)
-	args := []string{"-n", systemNamespace, "def", "apply"}
-	for _, d := range defs {
-		args = append(args, "-f", d)
-	}
-	Expect(fw.Stepflow(args...).Err()).To(Succeed())
+	Expect(fw.InstallDefinitions(ctx, systemNamespace)).To(Succeed())
 
 	By("starting the controller as a process of its own")
 	Expect(fw.StartController()).To(Succeed())
@@ -127,16 +114,12 @@ func namespace(ctx context.Context, name string) string {
 // applies it with `stepflow run -f` in namespace ns.
 func runFile(ns, file, manifest string) {
 	GinkgoHelper()
-	path, err := fw.WriteFile(filepath.Join(ns, file), manifest)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(fw.Stepflow("-n", ns, "run", "-f", path).Err()).To(Succeed())
+	Expect(fw.ApplyFile(ns, file, manifest, "run")).To(Succeed())
 }
 
 // applyDefinition writes a step definition (CUE, `vela def` layout) to a
 // file and installs it with `stepflow def apply -f` in namespace ns.
 func applyDefinition(ns, file, cue string) {
 	GinkgoHelper()
-	path, err := fw.WriteFile(filepath.Join(ns, file), cue)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(fw.Stepflow("-n", ns, "def", "apply", "-f", path).Err()).To(Succeed())
+	Expect(fw.ApplyFile(ns, file, cue, "def", "apply")).To(Succeed())
 }

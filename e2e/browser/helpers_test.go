@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -65,18 +64,14 @@ func uiGet(token, path string, v any) {
 // `stepflow run -f`, as a user does.
 func runFile(ns, file, manifest string) {
 	GinkgoHelper()
-	path, err := fw.WriteFile(filepath.Join(ns, file), manifest)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(fw.Stepflow("-n", ns, "run", "-f", path).Err()).To(Succeed())
+	Expect(fw.ApplyFile(ns, file, manifest, "run")).To(Succeed())
 }
 
 // applyDefinition installs a step definition (CUE) in namespace ns with
 // `stepflow def apply -f`.
 func applyDefinition(ns, file, cue string) {
 	GinkgoHelper()
-	path, err := fw.WriteFile(filepath.Join(ns, file), cue)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(fw.Stepflow("-n", ns, "def", "apply", "-f", path).Err()).To(Succeed())
+	Expect(fw.ApplyFile(ns, file, cue, "def", "apply")).To(Succeed())
 }
 
 // messageRun is a run of one step that shows a message and succeeds.

@@ -90,19 +90,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(fw.StartControlPlane()).To(Succeed())
 
 	By("installing the shipped definitions into " + systemNamespace)
-	Expect(fw.CreateNamespace(ctx, systemNamespace)).To(Succeed())
-	var defs []string
-	for _, pattern := range []string{"definitions/*.cue", "definitions/components/*.cue"} {
-		found, err := filepath.Glob(filepath.Join(root, pattern))
-		Expect(err).NotTo(HaveOccurred())
-		Expect(found).NotTo(BeEmpty(), pattern)
-		defs = append(defs, found...)
-	}
-	args := []string{"-n", systemNamespace, "def", "apply"}
-	for _, d := range defs {
-		args = append(args, "-f", d)
-	}
-	Expect(fw.Stepflow(args...).Err()).To(Succeed())
+	Expect(fw.InstallDefinitions(ctx, systemNamespace)).To(Succeed())
 
 	By("starting the controller and stepflow server, each a process of its own")
 	Expect(fw.StartController()).To(Succeed())

@@ -34,7 +34,7 @@ func (f *Framework) StartCluster(name string) (*Cluster, error) {
 	env := &envtest.Environment{
 		BinaryAssetsDirectory:    assets,
 		ControlPlaneStartTimeout: time.Minute,
-		ControlPlaneStopTimeout:  30 * time.Second,
+		ControlPlaneStopTimeout:  time.Minute, // as internal/testenv: under make test other suites share the two cores
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -117,7 +117,7 @@ func (f *Framework) StartControlPlane() error {
 		CRDDirectoryPaths:        []string{filepath.Join(f.Root, "charts", "stepflow", "crds")},
 		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: time.Minute,
-		ControlPlaneStopTimeout:  30 * time.Second,
+		ControlPlaneStopTimeout:  time.Minute, // as internal/testenv: under make test other suites share the two cores
 	}
 	cfg, err := f.env.Start()
 	if err != nil {
@@ -181,6 +181,41 @@ func (f *Framework) WriteFile(name, content string) (string, error) {
 		return "", err
 	}
 	return path, os.WriteFile(path, []byte(content), 0o644)
+}
+
+// ApplyFile writes content to ns/file under Dir and runs
+// `stepflow -n ns VERB... -f path` on it: verb "run" for runs and
+// Workflows, "def", "apply" for a step definition.
+func (f *Framework) ApplyFile(ns, file, content string, verb ...string) error {
+	path, err := f.WriteFile(filepath.Join(ns, file), content)
+	if err != nil {
+		return err
+	}
+	args := append(append([]string{"-n", ns}, verb...), "-f", path)
+	return f.Stepflow(args...).Err()
+}
+
+// InstallDefinitions creates namespace ns and installs the shipped step
+// and component definitions (definitions/*.cue, definitions/components/
+// *.cue) into it with `stepflow def apply`, as a user does.
+func (f *Framework) InstallDefinitions(ctx context.Context, ns string) error {
+	if err := f.CreateNamespace(ctx, ns); err != nil {
+		return err
+	}
+	args := []string{"-n", ns, "def", "apply"}
+	for _, pattern := range []string{"*.cue", filepath.Join("components", "*.cue")} {
+		found, err := filepath.Glob(filepath.Join(f.Root, "definitions", pattern))
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return fmt.Errorf("no definitions match definitions/%s under %s", pattern, f.Root)
+		}
+		for _, d := range found {
+			args = append(args, "-f", d)
+		}
+	}
+	return f.Stepflow(args...).Err()
 }
 
 // Result is what one stepflow command did.

@@ -2,26 +2,17 @@
 // The run's actions: enabled only as RunDetail.actions says, confirmed in a
 // dialog (focus in it, Esc cancels, Tab stays in it), sent with If-Match,
 // a refusal shown inline, success reloads the run.
-import { render } from "preact";
 import { act } from "preact/test-utils";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Api } from "../api/client";
 import type { Actions, RunDetail } from "../api/types";
 import { run, step } from "../state/testdata";
-import { byTestId, click, FakeES, mount, table, type, until } from "./testkit";
+import { byTestId, click, FakeES, freshRoot, mount, table, type, until } from "./testkit";
 
 vi.setConfig({ testTimeout: 20_000 });
 
-let root: HTMLElement;
-beforeEach(() => {
-  FakeES.all = [];
-  root = document.createElement("div");
-  document.body.append(root);
-});
-afterEach(() => {
-  render(null, root);
-  root.remove();
-});
+let root!: HTMLElement;
+freshRoot((el) => (root = el));
 
 const none: Actions = { resume: false, suspend: false, terminate: false, retry: false, setContext: false, retryFrom: [] };
 

@@ -4,26 +4,17 @@
 // deep link and reloads on the run's event. (Helpers in testkit.tsx; the
 // actions, the step panel, the definitions and the app's deploys have
 // their own test files.)
-import { render } from "preact";
 import { act } from "preact/test-utils";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Api } from "../api/client";
 import type { RunDetail, RunSummary } from "../api/types";
 import { run, step } from "../state/testdata";
-import { FakeES, mount as mountIn, table, until } from "./testkit";
+import { FakeES, freshRoot, mount as mountIn, table, until } from "./testkit";
 
 vi.setConfig({ testTimeout: 20_000 });
 
-let root: HTMLElement;
-beforeEach(() => {
-  FakeES.all = [];
-  root = document.createElement("div");
-  document.body.append(root);
-});
-afterEach(() => {
-  render(null, root);
-  root.remove();
-});
+let root!: HTMLElement;
+freshRoot((el) => (root = el));
 
 const mount = (api: Api) => mountIn(root, api);
 

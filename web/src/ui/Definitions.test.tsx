@@ -4,26 +4,17 @@
 // the schema with required ones marked, messages before anything is sent,
 // and a launch that opens the new run; a Workflow launched with context;
 // the gray-release view with its rollback target.
-import { render } from "preact";
 import { act } from "preact/test-utils";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Api } from "../api/client";
 import type { DefinitionItem, RunDetail } from "../api/types";
 import { run } from "../state/testdata";
-import { byTestId, click, FakeES, mount, table, type, until } from "./testkit";
+import { byTestId, click, FakeES, freshRoot, mount, table, type, until } from "./testkit";
 
 vi.setConfig({ testTimeout: 20_000 });
 
-let root: HTMLElement;
-beforeEach(() => {
-  FakeES.all = [];
-  root = document.createElement("div");
-  document.body.append(root);
-});
-afterEach(() => {
-  render(null, root);
-  root.remove();
-});
+let root!: HTMLElement;
+freshRoot((el) => (root = el));
 
 const deploy: DefinitionItem = {
   kind: "WorkflowStepDefinition",

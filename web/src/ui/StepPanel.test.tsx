@@ -4,26 +4,17 @@
 // collapsible block, and #Log lines followed live on one stream that is
 // closed at its end, when the panel closes, and opened again when the run
 // shows the step still running after the stream's end.
-import { render } from "preact";
 import { act } from "preact/test-utils";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Api } from "../api/client";
 import type { RunDetail, StepDetail } from "../api/types";
 import { run, step } from "../state/testdata";
-import { byTestId, click, FakeES, mount, table, until } from "./testkit";
+import { byTestId, click, FakeES, freshRoot, mount, table, until } from "./testkit";
 
 vi.setConfig({ testTimeout: 20_000 });
 
-let root: HTMLElement;
-beforeEach(() => {
-  FakeES.all = [];
-  root = document.createElement("div");
-  document.body.append(root);
-});
-afterEach(() => {
-  render(null, root);
-  root.remove();
-});
+let root!: HTMLElement;
+freshRoot((el) => (root = el));
 
 const logsURL = "/ui/api/runs/prod/r1/steps/smoke/logs?follow=true";
 

@@ -4,6 +4,7 @@
 // tested against a real server in api/client.test.ts.)
 import { render } from "preact";
 import { act } from "preact/test-utils";
+import { afterEach, beforeEach } from "vitest";
 import { App } from "./App";
 import type { Api } from "../api/client";
 
@@ -99,4 +100,23 @@ export function type(el: Element | null, value: string, what: string) {
 
 export function byTestId(root: ParentNode, id: string): HTMLElement | null {
   return root.querySelector(`[data-testid="${id}"]`);
+}
+
+/**
+ * Gives each test of the file a fresh element in the document to render
+ * into (set receives it) and no open fake streams; the app is unmounted
+ * and the element removed after it.
+ */
+export function freshRoot(set: (root: HTMLElement) => void) {
+  let root: HTMLElement;
+  beforeEach(() => {
+    FakeES.all = [];
+    root = document.createElement("div");
+    document.body.append(root);
+    set(root);
+  });
+  afterEach(() => {
+    render(null, root);
+    root.remove();
+  });
 }
